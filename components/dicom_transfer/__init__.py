@@ -1,0 +1,84 @@
+"""Declarative Cloud Healthcare API DICOM import and export for Pulumi.
+
+Resources: :class:`DicomImport`, :class:`DicomExport` (dynamic resources, one long-running
+operation each), :class:`ServiceAgentGrants` (IAM for the Cloud Healthcare Service Agent) and
+:class:`DicomPipeline` (grants, imports and exports of one store, ordered).
+
+Names are imported on first use: the dynamic provider process, the emulator and the language
+host import submodules of this package and must not pay for pulumi-gcp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dicom_transfer.access import ServiceAgentGrants
+    from dicom_transfer.errors import (
+        ApiError,
+        DicomTransferError,
+        InvalidSpec,
+        NotFound,
+        OperationFailed,
+        OperationTimedOut,
+        PermissionDenied,
+        Transient,
+    )
+    from dicom_transfer.pipeline import DicomPipeline, ExportStep, ImportStep
+    from dicom_transfer.providers import DicomExportProvider, DicomImportProvider
+    from dicom_transfer.resources import (
+        BigQueryDestinationArgs,
+        DicomExport,
+        DicomImport,
+        GcsDestinationArgs,
+    )
+
+_HOMES = {
+    "ServiceAgentGrants": "access",
+    "ApiError": "errors",
+    "DicomTransferError": "errors",
+    "InvalidSpec": "errors",
+    "NotFound": "errors",
+    "OperationFailed": "errors",
+    "OperationTimedOut": "errors",
+    "PermissionDenied": "errors",
+    "Transient": "errors",
+    "DicomPipeline": "pipeline",
+    "ExportStep": "pipeline",
+    "ImportStep": "pipeline",
+    "DicomExportProvider": "providers",
+    "DicomImportProvider": "providers",
+    "BigQueryDestinationArgs": "resources",
+    "DicomExport": "resources",
+    "DicomImport": "resources",
+    "GcsDestinationArgs": "resources",
+}
+
+__all__ = [
+    "ApiError",
+    "BigQueryDestinationArgs",
+    "DicomExport",
+    "DicomExportProvider",
+    "DicomImport",
+    "DicomImportProvider",
+    "DicomPipeline",
+    "DicomTransferError",
+    "ExportStep",
+    "GcsDestinationArgs",
+    "ImportStep",
+    "InvalidSpec",
+    "NotFound",
+    "OperationFailed",
+    "OperationTimedOut",
+    "PermissionDenied",
+    "ServiceAgentGrants",
+    "Transient",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'dicom_transfer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dicom_transfer.{home}"), name)

@@ -1,0 +1,149 @@
+"""IAM grants that let the Cloud Healthcare Service Agent read and write the transfer's data.
+
+The agent (``service-{PROJECT_NUMBER}@gcp-sa-healthcare.iam.gserviceaccount.com``) may not
+exist until first needed, so the component asks pulumi-gcp's ``projects.ServiceIdentity`` for
+it, then adds non-authoritative IAM members: it never removes anybody else's access.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+HEALTHCARE_SERVICE = "healthcare.googleapis.com"
+IMPORT_BUCKET_ROLE = "roles/storage.objectViewer"
+FILTER_BUCKET_ROLE = "roles/storage.objectViewer"
+EXPORT_BUCKET_ROLE = "roles/storage.objectAdmin"
+BIGQUERY_DATASET_ROLE = "roles/bigquery.dataEditor"
+BIGQUERY_PROJECT_ROLE = "roles/bigquery.jobUser"
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """One IAM member to add: on which kind of target, which role, named after what."""
+
+    kind: str
+    role: str
+    target: pulumi.Input[str]
+    label: str
+
+
+def _labels(targets: Sequence[pulumi.Input[str]], prefix: str) -> list[str]:
+    """Stable child-name suffixes: the literal name when known, else the position.
+
+    A literal bucket name keeps its grant's name when the list is reordered; an Output has no
+    value at construction time, so its position is the only stable handle.
+    """
+    labels = []
+    for position, target in enumerate(targets):
+        if isinstance(target, str):
+            labels.append(f"{prefix}-{_NAME_UNSAFE.sub('-', target)}")
+        else:
+            labels.append(f"{prefix}-{position}")
+    return labels
+
+
+class ServiceAgentGrants(pulumi.ComponentResource):
+    """Grants the Cloud Healthcare Service Agent exactly the roles DICOM transfers need.
+
+    - ``roles/storage.objectViewer`` on every import-source bucket and filter-file bucket;
+    - ``roles/storage.objectAdmin`` on every Cloud Storage export bucket (objectCreator cannot
+      overwrite, and export overwrites);
+    - ``roles/bigquery.dataEditor`` on every BigQuery export dataset and
+      ``roles/bigquery.jobUser`` on the project, when any dataset is given.
+
+    Make transfers ``depends_on`` this component (or its ``members``) so that the grants exist
+    before the operation is submitted. IAM still takes minutes to propagate; the transfer
+    resources retry PERMISSION_DENIED for a bounded window for that reason.
+
+    Attributes:
+        agent_email: The service agent's email address.
+        agent_member: ``serviceAccount:{agent_email}``.
+        members: The IAM member resources, for ``depends_on``.
+    """
+
+    agent_email: pulumi.Output[str]
+    agent_member: pulumi.Output[str]
+    members: list[pulumi.CustomResource]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        project: pulumi.Input[str],
+        import_buckets: Sequence[pulumi.Input[str]] = (),
+        export_buckets: Sequence[pulumi.Input[str]] = (),
+        filter_buckets: Sequence[pulumi.Input[str]] = (),
+        bigquery_datasets: Sequence[pulumi.Input[str]] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declares the agent identity and its IAM members.
+
+        Args:
+            resource_name: The component's name; children are named ``{name}-{role}``.
+            project: The project ID of the DICOM store (and of the BigQuery datasets).
+            import_buckets: Bucket names the agent must read objects from.
+            export_buckets: Bucket names the agent must write (and overwrite) objects in.
+            filter_buckets: Bucket names holding export filter files.
+            bigquery_datasets: BigQuery dataset IDs (in ``project``) the agent exports to.
+            opts: Options for the component.
+        """
+        super().__init__("dicom-transfer:index:ServiceAgentGrants", resource_name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        identity = gcp.projects.ServiceIdentity(
+            f"{resource_name}-agent", project=project, service=HEALTHCARE_SERVICE, opts=child
+        )
+        self.agent_email = identity.email
+        self.agent_member = identity.email.apply(lambda email: f"serviceAccount:{email}")
+
+        grants: list[_Grant] = []
+        for kind, role, targets in (
+            ("import", IMPORT_BUCKET_ROLE, import_buckets),
+            ("export", EXPORT_BUCKET_ROLE, export_buckets),
+            ("filter", FILTER_BUCKET_ROLE, filter_buckets),
+        ):
+            for label, bucket in zip(_labels(targets, kind), targets, strict=True):
+                grants.append(_Grant("bucket", role, bucket, label))
+        for label, dataset in zip(_labels(bigquery_datasets, "bq"), bigquery_datasets, strict=True):
+            grants.append(_Grant("dataset", BIGQUERY_DATASET_ROLE, dataset, label))
+
+        self.members = [self._member(resource_name, grant, project, child) for grant in grants]
+        if bigquery_datasets:
+            self.members.append(
+                gcp.projects.IAMMember(
+                    f"{resource_name}-bq-jobuser",
+                    project=project,
+                    role=BIGQUERY_PROJECT_ROLE,
+                    member=self.agent_member,
+                    opts=child,
+                )
+            )
+        self.register_outputs({"agent_email": self.agent_email, "agent_member": self.agent_member})
+
+    def _member(
+        self,
+        resource_name: str,
+        grant: _Grant,
+        project: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> pulumi.CustomResource:
+        """Declares one non-authoritative IAM member for ``grant``."""
+        name = f"{resource_name}-{grant.label}"
+        if grant.kind == "dataset":
+            return gcp.bigquery.DatasetIamMember(
+                name,
+                project=project,
+                dataset_id=grant.target,
+                role=grant.role,
+                member=self.agent_member,
+                opts=opts,
+            )
+        return gcp.storage.BucketIAMMember(
+            name, bucket=grant.target, role=grant.role, member=self.agent_member, opts=opts
+        )

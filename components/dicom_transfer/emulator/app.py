@@ -1,0 +1,368 @@
+"""The emulator application: both servers, shared state, admin endpoints, in-process API.
+
+Two HTTP servers share one :class:`EmulatorContext`:
+
+* the Healthcare API server (``--port``): routes registered by
+  ``healthcare_api.register_routes(router, ctx)`` plus the admin endpoints below;
+* the Cloud Storage JSON API server (``--storage-port``): :mod:`.storage_api`.
+
+Admin endpoints (Healthcare port; never faulted, not in the request log)::
+
+    GET    /_emulator/health          {"healthcare": url, "storage": url}
+    POST   /_emulator/reset           forget all state, faults and the request log
+    GET    /_emulator/faults          active faults (see faults.FaultInjector.to_json)
+    POST   /_emulator/faults          add faults: {"spec": "POST:.*:import=503x2"} and more
+    DELETE /_emulator/faults          remove all faults
+    DELETE /_emulator/faults/{id}     remove one request-fault rule
+    GET    /_emulator/requests        {"requests": [{"api","method","path","query","status",…}]}
+                                      optional ?method=POST&path=REGEX&api=healthcare
+    DELETE /_emulator/requests        clear the request log
+
+In-process use (tests)::
+
+    with run_emulator() as emu:
+        emu.healthcare_url, emu.storage_url
+        emu.storage.create_bucket("b", "my-project")
+        emu.faults.fail_requests("POST", r":import$", 429)
+        emu.requests.count("POST", r":import$")
+        emu.reset()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import invalid_argument, not_found
+from .faults import FaultInjector
+from .http import (
+    DEFAULT_MAX_BODY_BYTES,
+    EmulatorHTTPServer,
+    Request,
+    RequestLog,
+    Response,
+    Router,
+)
+from .storage import StorageBackend
+from .storage_api import StorageApi
+
+HEALTHCARE_MODULE = "dicom_transfer.emulator.healthcare_api"
+
+
+@dataclass
+class EmulatorContext:
+    """Everything the Healthcare side (``healthcare_api.register_routes``) may use.
+
+    Attributes:
+        storage: The Cloud Storage backend (read/write objects, bucket IAM, ``role_granted``).
+        faults: Fault injector; the operation runner reads ``operation_seconds``,
+            ``instance_seconds`` and calls ``take_operation_failure()`` per operation.
+        requests: Log of served requests (both servers).
+        data_dir: Persistence directory (None: memory only). The Healthcare side keeps its
+            files under ``data_dir / "healthcare"`` (and BigQuery under ``data_dir /
+            "bigquery"``); Cloud Storage uses ``data_dir / "storage"``.
+        permission_checks: When True, import/export must check bucket IAM with
+            ``storage.role_granted`` (mutable: tests may flip it; ``reset()`` restores it).
+        clock: Wall clock (POSIX seconds) for timestamps and IAM propagation.
+        healthcare_url: ``http://host:port`` of the Healthcare server (for ``logsUrl``).
+        storage_url: ``http://host:port`` of the Cloud Storage server.
+    """
+
+    storage: StorageBackend
+    faults: FaultInjector
+    requests: RequestLog
+    data_dir: Path | None
+    permission_checks: bool
+    clock: Callable[[], float]
+    healthcare_url: str = ""
+    storage_url: str = ""
+    _reset_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _shutdown_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def propagation_delay_s(self) -> float:
+        """Seconds before a new bucket IAM grant counts (stored on the storage backend)."""
+        return self.storage.propagation_delay_s
+
+    @propagation_delay_s.setter
+    def propagation_delay_s(self, value: float) -> None:
+        self.storage.propagation_delay_s = value
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Register ``hook`` to run on every reset (forget Healthcare state, cancel runners)."""
+        self._reset_hooks.append(hook)
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """Register ``hook`` to run when the emulator stops (stop background threads)."""
+        self._shutdown_hooks.append(hook)
+
+    def run_reset_hooks(self) -> None:
+        """Run the reset hooks in registration order (called by :meth:`Emulator.reset`)."""
+        for hook in list(self._reset_hooks):
+            hook()
+
+    def run_shutdown_hooks(self) -> None:
+        """Run the shutdown hooks in reverse order (called by :meth:`Emulator.stop`)."""
+        for hook in reversed(self._shutdown_hooks):
+            with contextlib.suppress(Exception):
+                hook()
+
+
+def healthcare_available() -> bool:
+    """Whether the Healthcare API module (``healthcare_api.py``) is present."""
+    return importlib.util.find_spec(HEALTHCARE_MODULE) is not None
+
+
+class Emulator:
+    """The whole emulator: Healthcare server, Cloud Storage server, shared state.
+
+    Servers bind in the constructor (so real ports are known, port 0 picks free ones) and
+    serve once :meth:`start` is called; use it as a context manager or call :meth:`stop`.
+
+    Args:
+        host: Address both servers bind (loopback by default: the emulator has no auth).
+        port: Healthcare API port (0 = any free port).
+        storage_port: Cloud Storage JSON API port (0 = any free port).
+        data_dir: Persistence directory; None keeps all state in memory.
+        permission_checks: Emulate bucket IAM checks in import/export.
+        propagation_delay_s: Seconds before a new bucket IAM grant takes effect.
+        clock: Wall clock for timestamps and IAM propagation.
+        log_stream: Where one line per request goes (None: silent).
+        max_body_bytes: Largest request body accepted (larger: 413).
+        faults: Fault specs applied at start (text syntax of :mod:`.faults`).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        storage_port: int = 0,
+        data_dir: str | Path | None = None,
+        permission_checks: bool = False,
+        propagation_delay_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        log_stream: IO[str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        faults: Iterable[str] = (),
+    ) -> None:
+        self._defaults = (permission_checks, propagation_delay_s)
+        self._fault_specs = tuple(faults)
+        data_path = Path(data_dir) if data_dir is not None else None
+        if data_path is not None:
+            data_path.mkdir(parents=True, exist_ok=True)
+        self.storage = StorageBackend(
+            data_path, clock=clock, propagation_delay_s=propagation_delay_s
+        )
+        self.faults = FaultInjector()
+        self.requests = RequestLog()
+        for spec in self._fault_specs:
+            self.faults.add_spec(spec)
+        self.healthcare_router = Router()
+        self.storage_router = Router()
+        common: dict[str, Any] = {
+            "faults": self.faults,
+            "request_log": self.requests,
+            "max_body_bytes": max_body_bytes,
+            "log_stream": log_stream,
+        }
+        self._healthcare_server = EmulatorHTTPServer(
+            host, port, self.healthcare_router, api="healthcare", **common
+        )
+        try:
+            self._storage_server = EmulatorHTTPServer(
+                host, storage_port, self.storage_router, api="storage", **common
+            )
+        except BaseException:
+            self._healthcare_server.server_close()
+            raise
+        self.context = EmulatorContext(
+            storage=self.storage,
+            faults=self.faults,
+            requests=self.requests,
+            data_dir=data_path,
+            permission_checks=permission_checks,
+            clock=clock,
+            healthcare_url=self._healthcare_server.url,
+            storage_url=self._storage_server.url,
+        )
+        self.storage_api = StorageApi(self.storage)
+        self.storage_api.register_routes(self.storage_router)
+        self._register_admin_routes(self.healthcare_router)
+        self.healthcare_enabled = healthcare_available()
+        try:
+            if self.healthcare_enabled:
+                module = importlib.import_module(HEALTHCARE_MODULE)
+                module.register_routes(self.healthcare_router, self.context)
+        except BaseException:
+            self.context.run_shutdown_hooks()
+            self._healthcare_server.server_close()
+            self._storage_server.server_close()
+            raise
+        self._started = False
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    @property
+    def healthcare_url(self) -> str:
+        """``http://host:port`` of the Healthcare API (``/v1/…``, ``/v1beta1/…``)."""
+        return self._healthcare_server.url
+
+    @property
+    def storage_url(self) -> str:
+        """``http://host:port`` of the Cloud Storage JSON API (``STORAGE_EMULATOR_HOST``)."""
+        return self._storage_server.url
+
+    @property
+    def port(self) -> int:
+        """The Healthcare server's port."""
+        return self._healthcare_server.port
+
+    @property
+    def storage_port(self) -> int:
+        """The Cloud Storage server's port."""
+        return self._storage_server.port
+
+    @property
+    def permission_checks(self) -> bool:
+        """Whether import/export check bucket IAM (settable at run time)."""
+        return self.context.permission_checks
+
+    @permission_checks.setter
+    def permission_checks(self, value: bool) -> None:
+        self.context.permission_checks = value
+
+    def endpoints(self) -> dict[str, str]:
+        """Return ``{"healthcare": url, "storage": url}``."""
+        return {"healthcare": self.healthcare_url, "storage": self.storage_url}
+
+    def start(self) -> Emulator:
+        """Start serving both APIs in background threads; returns self."""
+        with self._lock:
+            if not self._started:
+                self._healthcare_server.start()
+                self._storage_server.start()
+                self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and the Healthcare side's background work (idempotent)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.context.run_shutdown_hooks()
+        self._healthcare_server.stop()
+        self._storage_server.stop()
+
+    def reset(self) -> None:
+        """Forget everything: buckets, objects, Healthcare state, faults, the request log,
+        pending uploads; restore the start-up permission settings and fault specs."""
+        self.faults.reset()
+        self.context.run_reset_hooks()
+        self.storage.reset()
+        self.storage_api.reset()
+        self.requests.clear()
+        self.context.permission_checks, self.context.propagation_delay_s = self._defaults
+        for spec in self._fault_specs:
+            self.faults.add_spec(spec)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- admin endpoints ------------------------------------------------------------------
+
+    def _register_admin_routes(self, router: Router) -> None:
+        router.add("GET", r"/_emulator/health", lambda _r: Response.json_response(self.endpoints()))
+        router.add("POST", r"/_emulator/reset", self._admin_reset)
+        router.add(
+            "GET", r"/_emulator/faults", lambda _r: Response.json_response(self.faults.to_json())
+        )
+        router.add("POST", r"/_emulator/faults", self._admin_add_faults)
+        router.add("DELETE", r"/_emulator/faults", self._admin_clear_faults)
+        router.add("DELETE", r"/_emulator/faults/(?P<rule_id>[0-9]+)", self._admin_remove_fault)
+        router.add("GET", r"/_emulator/requests", self._admin_requests)
+        router.add("DELETE", r"/_emulator/requests", self._admin_clear_requests)
+
+    def _admin_reset(self, _request: Request) -> Response:
+        self.reset()
+        return Response.json_response({})
+
+    def _admin_add_faults(self, request: Request) -> Response:
+        self.faults.apply_json(request.json())
+        return Response.json_response(self.faults.to_json())
+
+    def _admin_clear_faults(self, _request: Request) -> Response:
+        self.faults.reset()
+        return Response.json_response(self.faults.to_json())
+
+    def _admin_remove_fault(self, request: Request) -> Response:
+        if not self.faults.remove(int(request.params["rule_id"])):
+            raise not_found(f"No fault rule {request.params['rule_id']}.")
+        return Response.json_response(self.faults.to_json())
+
+    def _admin_requests(self, request: Request) -> Response:
+        path = request.arg("path")
+        if path is not None:
+            try:
+                re.compile(path)
+            except re.error as exc:
+                raise invalid_argument(f"Invalid path regex: {exc}") from None
+        records = self.requests.matching(request.arg("method"), path, request.arg("api"))
+        return Response.json_response({"requests": [r.to_json() for r in records]})
+
+    def _admin_clear_requests(self, _request: Request) -> Response:
+        self.requests.clear()
+        return Response.json_response({})
+
+
+@contextlib.contextmanager
+def run_emulator(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    storage_port: int = 0,
+    data_dir: str | Path | None = None,
+    permission_checks: bool = False,
+    propagation_delay_s: float = 0.0,
+    clock: Callable[[], float] = time.time,
+    log_stream: IO[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    faults: Iterable[str] = (),
+) -> Iterator[Emulator]:
+    """Run the emulator in this process for the duration of a ``with`` block.
+
+    Arguments are those of :class:`Emulator` (free ports by default).
+
+    Yields:
+        The running :class:`Emulator` (``healthcare_url``, ``storage_url``, ``reset()``,
+        ``requests``, ``faults``, ``storage``, ``context``).
+    """
+    emulator = Emulator(
+        host=host,
+        port=port,
+        storage_port=storage_port,
+        data_dir=data_dir,
+        permission_checks=permission_checks,
+        propagation_delay_s=propagation_delay_s,
+        clock=clock,
+        log_stream=log_stream,
+        max_body_bytes=max_body_bytes,
+        faults=faults,
+    )
+    with emulator:
+        yield emulator
+
+
+__all__ = ["Emulator", "EmulatorContext", "healthcare_available", "run_emulator"]

@@ -1,0 +1,231 @@
+"""Emulated BigQuery tables: the destination of ``dicomStores.export`` to BigQuery.
+
+Tables are addressed as ``project.dataset.table`` (the ``bq://`` URI without its scheme) and
+hold JSON rows. With a data directory each table is a JSON-lines file
+``{data_dir}/bigquery/{project}/{dataset}/{table}.jsonl``; otherwise they live in memory.
+BigQuery datasets are not modelled: writing to a table creates it (the real API needs the
+BigQuery dataset to exist already).
+
+Read a table from tests with :meth:`BigQueryTables.read_rows` or over HTTP at
+``GET /_emulator/bigquery/{project}.{dataset}.{table}`` on the Healthcare port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_TABLE_URI_LENGTH = 2000
+WRITE_DISPOSITIONS = ("WRITE_EMPTY", "WRITE_TRUNCATE", "WRITE_APPEND")
+
+_PROJECT_RE = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
+
+
+class TableNotEmpty(Exception):
+    """``WRITE_EMPTY`` was requested for a table that already has rows."""
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A BigQuery table: ``project.dataset.table``."""
+
+    project: str
+    dataset: str
+    table: str
+
+    @property
+    def id(self) -> str:
+        """``project.dataset.table``."""
+        return f"{self.project}.{self.dataset}.{self.table}"
+
+    @property
+    def uri(self) -> str:
+        """``bq://project.dataset.table``."""
+        return f"bq://{self.id}"
+
+
+def parse_table_id(value: str) -> TableRef:
+    """Parse ``project.dataset.table`` (a domain-scoped project may contain dots before ':').
+
+    Args:
+        value: the table id.
+
+    Returns:
+        The table reference.
+
+    Raises:
+        ValueError: the id is malformed.
+    """
+    head, sep, table = value.rpartition(".")
+    project, sep2, dataset = head.rpartition(".")
+    if not (sep and sep2) or not _PROJECT_RE.match(project):
+        raise ValueError(f"{value!r} is not of the form projectId.bqDatasetId.tableId")
+    if not _DATASET_RE.match(dataset):
+        raise ValueError(f"invalid BigQuery dataset id {dataset!r} in {value!r}")
+    if not _TABLE_RE.match(table):
+        raise ValueError(f"invalid BigQuery table id {table!r} in {value!r}")
+    return TableRef(project, dataset, table)
+
+
+def parse_table_uri(uri: str) -> TableRef:
+    """Validate a ``bigqueryDestination.tableUri``.
+
+    Args:
+        uri: ``bq://projectId.bqDatasetId.tableId``, at most 2000 characters.
+
+    Returns:
+        The table reference.
+
+    Raises:
+        ValueError: the URI is malformed or too long.
+    """
+    if len(uri) > MAX_TABLE_URI_LENGTH:
+        raise ValueError(f"tableUri is {len(uri)} characters long; at most 2000 are allowed")
+    if not uri.startswith("bq://"):
+        raise ValueError(f"tableUri {uri!r} must be of the form bq://projectId.bqDatasetId.tableId")
+    return parse_table_id(uri[len("bq://") :])
+
+
+def effective_disposition(write_disposition: str | None, force: bool | None) -> str:
+    """The write disposition an export uses.
+
+    ``force`` is deprecated and ignored when ``writeDisposition`` is set; ``force=false`` is
+    ``WRITE_EMPTY`` and ``force=true`` is ``WRITE_TRUNCATE``. Unset both: ``WRITE_EMPTY``.
+
+    Args:
+        write_disposition: the request's ``writeDisposition`` (may be unset/UNSPECIFIED).
+        force: the request's ``force``.
+
+    Returns:
+        One of :data:`WRITE_DISPOSITIONS`.
+
+    Raises:
+        ValueError: unknown disposition.
+    """
+    if write_disposition and write_disposition != "WRITE_DISPOSITION_UNSPECIFIED":
+        if write_disposition not in WRITE_DISPOSITIONS:
+            raise ValueError(
+                f"writeDisposition {write_disposition!r} is not one of "
+                + ", ".join(WRITE_DISPOSITIONS)
+            )
+        return write_disposition
+    return "WRITE_TRUNCATE" if force else "WRITE_EMPTY"
+
+
+class BigQueryTables:
+    """Thread-safe store of emulated BigQuery tables (memory or JSON lines on disk)."""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        """Create the store.
+
+        Args:
+            data_dir: the emulator's data directory; ``None`` keeps tables in memory.
+        """
+        self._root = Path(data_dir) / "bigquery" if data_dir is not None else None
+        self._memory: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, ref: TableRef) -> Path:
+        assert self._root is not None
+        return self._root / ref.project / ref.dataset / f"{ref.table}.jsonl"
+
+    def _count(self, ref: TableRef) -> int:
+        if self._root is None:
+            return len(self._memory.get(ref.id, []))
+        path = self._path(ref)
+        if not path.exists():
+            return 0
+        with path.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
+
+    def write_rows(
+        self, table: TableRef | str, rows: Iterable[dict[str, Any]], disposition: str
+    ) -> int:
+        """Write rows with BigQuery's write-disposition semantics.
+
+        Args:
+            table: the table (reference or ``project.dataset.table``).
+            rows: JSON-serialisable rows.
+            disposition: ``WRITE_EMPTY`` (fail when the table has rows), ``WRITE_TRUNCATE``
+                (replace) or ``WRITE_APPEND``.
+
+        Returns:
+            The number of rows written.
+
+        Raises:
+            TableNotEmpty: ``WRITE_EMPTY`` and the table already has rows.
+            ValueError: unknown disposition or malformed table id.
+        """
+        ref = parse_table_id(table) if isinstance(table, str) else table
+        if disposition not in WRITE_DISPOSITIONS:
+            raise ValueError(f"unknown write disposition {disposition!r}")
+        batch = list(rows)
+        with self._lock:
+            if disposition == "WRITE_EMPTY" and self._count(ref) > 0:
+                raise TableNotEmpty(f"table {ref.id} already contains data")
+            if self._root is None:
+                existing = [] if disposition == "WRITE_TRUNCATE" else self._memory.get(ref.id, [])
+                self._memory[ref.id] = [*existing, *(json.loads(json.dumps(r)) for r in batch)]
+                return len(batch)
+            path = self._path(ref)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            mode = "w" if disposition == "WRITE_TRUNCATE" else "a"
+            with path.open(mode, encoding="utf-8") as fh:
+                for row in batch:
+                    fh.write(json.dumps(row, sort_keys=True) + "\n")
+            return len(batch)
+
+    def read_rows(self, table: TableRef | str) -> list[dict[str, Any]]:
+        """All rows of a table in write order.
+
+        Args:
+            table: the table (reference or ``project.dataset.table``).
+
+        Returns:
+            The rows; an empty list when the table does not exist.
+        """
+        ref = parse_table_id(table) if isinstance(table, str) else table
+        with self._lock:
+            if self._root is None:
+                return [dict(r) for r in self._memory.get(ref.id, [])]
+            path = self._path(ref)
+            if not path.exists():
+                return []
+            with path.open(encoding="utf-8") as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+
+    def exists(self, table: TableRef | str) -> bool:
+        """Whether the table has been written (possibly with zero rows)."""
+        ref = parse_table_id(table) if isinstance(table, str) else table
+        with self._lock:
+            if self._root is None:
+                return ref.id in self._memory
+            return self._path(ref).exists()
+
+    def list_tables(self) -> list[str]:
+        """Ids (``project.dataset.table``) of all tables, sorted."""
+        with self._lock:
+            if self._root is None:
+                return sorted(self._memory)
+            if not self._root.exists():
+                return []
+            return sorted(
+                f"{p.parent.parent.name}.{p.parent.name}.{p.stem}"
+                for p in self._root.glob("*/*/*.jsonl")
+            )
+
+    def reset(self) -> None:
+        """Drop every table."""
+        with self._lock:
+            self._memory.clear()
+            if self._root is not None and self._root.exists():
+                shutil.rmtree(self._root)

@@ -1,0 +1,231 @@
+"""Exceptions raised by dicom_transfer.
+
+Every error says what happened and what the user can do about it::
+
+    DicomTransferError
+      InvalidSpec            (field, value, allowed form)
+      ApiError               (http_status, status, message)
+        PermissionDenied     403 / PERMISSION_DENIED (hint names the likely missing role)
+        NotFound             404 / NOT_FOUND
+        Transient            429, 5xx, connection reset/refused, socket timeout
+      OperationFailed        (operation name, code, message, counters, sample errors, logs URL)
+      OperationTimedOut      (operation name, elapsed seconds, how to resume)
+      JournalConflict        (fingerprint, journal file, how to clear it)
+
+All exceptions pickle and unpickle with their attributes (``__reduce__``), because Pulumi's
+dynamic provider machinery and multiprocessing-based test helpers may move them between
+processes. No message ever contains credentials or access tokens.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dicom_transfer.healthcare.operations import OperationResult
+
+__all__ = [
+    "ApiError",
+    "DicomTransferError",
+    "InvalidSpec",
+    "JournalConflict",
+    "NotFound",
+    "OperationFailed",
+    "OperationTimedOut",
+    "PermissionDenied",
+    "Transient",
+]
+
+_MAX_VALUE_REPR = 200
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    if len(text) > _MAX_VALUE_REPR:
+        return f"{text[:_MAX_VALUE_REPR]}... ({len(text)} characters)"
+    return text
+
+
+class DicomTransferError(Exception):
+    """Base class of every error raised by dicom_transfer."""
+
+
+class InvalidSpec(DicomTransferError, ValueError):
+    """An input does not have the form the API accepts.
+
+    Attributes:
+        field: Property path of the offending input, e.g. ``gcs_destination.mime_type`` or
+            ``filter_resource_paths[3]``.
+        value: The value given.
+        allowed: The allowed form, in words.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field}: got {_short_repr(value)}; expected {allowed}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.value, self.allowed))
+
+
+class ApiError(DicomTransferError):
+    """The Healthcare or Cloud Storage API answered with an error (or could not be reached).
+
+    Attributes:
+        http_status: HTTP status code; 0 when no response was received (connection error).
+        status: Canonical status string, e.g. ``PERMISSION_DENIED``, ``UNAVAILABLE``.
+        message: The server's message (or a description of the connection error).
+        hint: What the user can do about it; empty when there is nothing specific to say.
+    """
+
+    def __init__(self, http_status: int, status: str, message: str, hint: str = "") -> None:
+        self.http_status = http_status
+        self.status = status
+        self.message = message
+        self.hint = hint
+        text = f"HTTP {http_status} {status}: {message}" if http_status else f"{status}: {message}"
+        if hint:
+            text = f"{text}. {hint}"
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.http_status, self.status, self.message, self.hint))
+
+
+class PermissionDenied(ApiError):
+    """HTTP 403: the caller or the Cloud Healthcare Service Agent lacks a permission."""
+
+
+class NotFound(ApiError):
+    """HTTP 404: the store, operation, bucket or object does not exist."""
+
+
+class Transient(ApiError):
+    """A failure worth retrying: 429, 5xx, connection reset/refused, socket timeout.
+
+    Attributes:
+        request_sent: False when the request provably never reached the server (connection
+            refused) or the server rejected it before acting (429, 503); True when it may
+            have been acted upon (timeout or reset after sending, other 5xx). Only errors with
+            ``request_sent`` False make a submit safe to repeat.
+    """
+
+    def __init__(
+        self,
+        http_status: int,
+        status: str,
+        message: str,
+        hint: str = "",
+        *,
+        request_sent: bool = True,
+    ) -> None:
+        self.request_sent = request_sent
+        super().__init__(http_status, status, message, hint)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _make_transient,
+            (self.http_status, self.status, self.message, self.hint, self.request_sent),
+        )
+
+
+def _make_transient(
+    http_status: int, status: str, message: str, hint: str, request_sent: bool
+) -> Transient:
+    return Transient(http_status, status, message, hint, request_sent=request_sent)
+
+
+class OperationFailed(DicomTransferError):
+    """A long-running operation finished with an error the failure policy does not tolerate.
+
+    Attributes:
+        operation_name: Full operation name (``projects/.../operations/ID``).
+        code: ``google.rpc.Code`` of the operation error (3 = some instances failed,
+            1 = cancelled, 13 = internal, ...); 0 when the operation itself succeeded but
+            ``failure_count`` exceeded ``max_failures``.
+        message: The operation's error message.
+        result: The parsed operation (counters, times, sample errors).
+        logs_url: Cloud Logging URL with the per-instance errors, or None.
+    """
+
+    def __init__(
+        self,
+        operation_name: str,
+        code: int,
+        message: str,
+        result: OperationResult,
+        logs_url: str | None,
+    ) -> None:
+        self.operation_name = operation_name
+        self.code = code
+        self.message = message
+        self.result = result
+        self.logs_url = logs_url
+        parts = [
+            f"operation {operation_name} failed (code {code}): {message}",
+            f"counters: success={result.success_count} failure={result.failure_count}"
+            f" pending={result.pending_count}",
+        ]
+        if result.sample_errors:
+            parts.append("sample errors: " + "; ".join(result.sample_errors))
+        parts.append(f"logs: {logs_url}" if logs_url else "logs: (no logs URL reported)")
+        super().__init__(". ".join(parts))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.operation_name, self.code, self.message, self.result, self.logs_url),
+        )
+
+
+class OperationTimedOut(DicomTransferError):
+    """The provider's own deadline passed while the operation was still running.
+
+    The operation keeps running on the server; the journal keeps its name so that the next
+    create resumes waiting on it instead of submitting a second one.
+
+    Attributes:
+        operation_name: Full operation name.
+        elapsed_s: Seconds waited before giving up.
+        resume_hint: How to resume.
+    """
+
+    def __init__(self, operation_name: str, elapsed_s: float, resume_hint: str = "") -> None:
+        self.operation_name = operation_name
+        self.elapsed_s = elapsed_s
+        self.resume_hint = resume_hint or (
+            "the operation keeps running on the server; re-run `pulumi up`: "
+            f"the next create resumes {operation_name} (raise timeout_seconds to wait longer)"
+        )
+        super().__init__(
+            f"operation {operation_name} still running after {elapsed_s:.0f} s; {self.resume_hint}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.operation_name, self.elapsed_s, self.resume_hint))
+
+
+class JournalConflict(DicomTransferError):
+    """A submit was interrupted and the resulting operation cannot be identified safely.
+
+    Attributes:
+        fingerprint: Fingerprint of the request.
+        path: Journal file that records the interrupted submit.
+        detail: What was found (no or several candidate operations).
+    """
+
+    def __init__(self, fingerprint: str, path: str, detail: str) -> None:
+        self.fingerprint = fingerprint
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"an earlier submit of this request was interrupted before its operation name was "
+            f"recorded, and {detail}. To avoid starting a duplicate operation nothing was "
+            f"submitted. Check the dataset's operations (gcloud healthcare operations list), "
+            f"then delete the journal entry {path} to submit again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.fingerprint, self.path, self.detail))

@@ -1,0 +1,470 @@
+"""Clients for the Cloud Healthcare API and the Cloud Storage JSON API.
+
+Both are google-api-python-client resources built from the bundled (static) discovery
+documents, so building one needs no network. They are built lazily, one per thread (httplib2
+is not thread-safe), and never pickled: :class:`ApiConfig`, :class:`HealthcareApi` and
+:class:`StorageApi` pickle as plain configuration (``__getstate__`` drops the clients).
+
+Credentials: Application Default Credentials (``google.auth.default``), optionally
+impersonating a service account. With an endpoint override (argument, or the environment
+variables ``DICOM_TRANSFER_HEALTHCARE_ENDPOINT`` / ``STORAGE_EMULATOR_HOST``) the client talks
+to that endpoint with anonymous credentials, like python-storage does for its emulator.
+No credential or token ever appears in a message or a log record.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import google.auth
+import google_auth_httplib2
+import httplib2
+from google.auth import impersonated_credentials
+from google.auth.credentials import AnonymousCredentials, Credentials
+from googleapiclient import discovery
+from googleapiclient.discovery_cache import get_static_doc
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaIoBaseUpload
+
+from dicom_transfer.errors import ApiError, NotFound, PermissionDenied, Transient
+from dicom_transfer.healthcare.retrying import (
+    READ_RETRY,
+    SUBMIT_RETRY,
+    RetryPolicy,
+    call_with_retry,
+    is_retryable_read,
+    is_retryable_submit,
+)
+
+__all__ = [
+    "ENDPOINT_ENV",
+    "SCOPES",
+    "STORAGE_ENDPOINT_ENV",
+    "ApiConfig",
+    "HealthcareApi",
+    "StorageApi",
+    "api_error_from_exception",
+    "normalize_endpoint",
+    "validate_operation_name",
+]
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ENDPOINT_ENV = "DICOM_TRANSFER_HEALTHCARE_ENDPOINT"
+STORAGE_ENDPOINT_ENV = "STORAGE_EMULATOR_HOST"
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+
+_OPERATION_NAME_RE = re.compile(
+    r"projects/[^/?#%\s]+/locations/[^/?#%\s]+/datasets/[^/?#%\s]+/operations/[^/?#%\s]+"
+)
+_DATASET_NAME_RE = re.compile(r"projects/[^/?#%\s]+/locations/[^/?#%\s]+/datasets/[^/?#%\s]+")
+_STORE_NAME_RE = re.compile(rf"{_DATASET_NAME_RE.pattern}/dicomStores/[^/?#%\s]+")
+
+
+def normalize_endpoint(value: str) -> str:
+    """``host:port`` -> ``http://host:port/``; URLs keep their scheme; always a trailing ``/``.
+
+    Args:
+        value: An endpoint as given by a user or an environment variable.
+
+    Returns:
+        The endpoint URL ending in ``/``.
+    """
+    value = value.strip()
+    if "://" not in value:
+        value = f"http://{value}"
+    return value if value.endswith("/") else f"{value}/"
+
+
+def _checked_name(name: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(name) or any(part in (".", "..") for part in name.split("/")):
+        raise ValueError(f"not a valid {what} name: {name!r}")
+    return name
+
+
+def validate_operation_name(name: str) -> str:
+    """Return ``name`` if it is ``projects/P/locations/L/datasets/D/operations/ID``.
+
+    Guards names read back from state or the journal before they become URL paths.
+
+    Raises:
+        ValueError: Any other shape, a ``.``/``..`` segment, or URL-special characters.
+    """
+    return _checked_name(name, _OPERATION_NAME_RE, "operation")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Where and how to call the APIs (no credentials: those are looked up at call time).
+
+    Attributes:
+        endpoint: Healthcare API root, e.g. ``http://127.0.0.1:8080/``; None = Google's.
+        impersonate_service_account: Service account email to impersonate (real API only).
+        storage_endpoint: Cloud Storage JSON API root; None = Google's.
+        timeout_s: Socket timeout of each HTTP request.
+    """
+
+    endpoint: str | None = None
+    impersonate_service_account: str | None = None
+    storage_endpoint: str | None = None
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_env(
+        cls,
+        endpoint: str | None = None,
+        impersonate_service_account: str | None = None,
+        storage_endpoint: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ApiConfig:
+        """Arguments first, then ``DICOM_TRANSFER_HEALTHCARE_ENDPOINT`` / ``STORAGE_EMULATOR_HOST``.
+
+        Args:
+            endpoint: Healthcare endpoint override (``host:port`` gets ``http://``).
+            impersonate_service_account: Service account to impersonate.
+            storage_endpoint: Cloud Storage endpoint override.
+            environ: Environment to read (default ``os.environ``).
+
+        Returns:
+            The configuration.
+        """
+        env = os.environ if environ is None else environ
+        healthcare = endpoint or env.get(ENDPOINT_ENV) or None
+        storage = storage_endpoint or env.get(STORAGE_ENDPOINT_ENV) or None
+        return cls(
+            endpoint=normalize_endpoint(healthcare) if healthcare else None,
+            impersonate_service_account=impersonate_service_account or None,
+            storage_endpoint=normalize_endpoint(storage) if storage else None,
+        )
+
+    def credentials(self, endpoint: str | None) -> Credentials:
+        """Credentials for calls to ``endpoint`` (anonymous when it is an override)."""
+        if endpoint is not None:
+            return AnonymousCredentials()  # type: ignore[no-untyped-call]
+        credentials, _project = google.auth.default(scopes=list(SCOPES))
+        if self.impersonate_service_account:
+            credentials = impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
+                source_credentials=credentials,
+                target_principal=self.impersonate_service_account,
+                target_scopes=list(SCOPES),
+            )
+        return credentials
+
+    def authorized_http(self, endpoint: str | None) -> Any:
+        """A fresh ``AuthorizedHttp`` (one per thread: httplib2 is not thread-safe)."""
+        return google_auth_httplib2.AuthorizedHttp(
+            self.credentials(endpoint), http=httplib2.Http(timeout=self.timeout_s)
+        )
+
+
+def _error_fields(exc: HttpError) -> tuple[str, str]:
+    try:
+        payload = json.loads(exc.content.decode("utf-8", "replace"))
+        error = payload.get("error", {}) if isinstance(payload, dict) else {}
+        if isinstance(error, dict):
+            return str(error.get("status", "")), str(error.get("message", ""))
+        return "", str(error)
+    except (ValueError, AttributeError):
+        text = exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else ""
+        return "", text[:500]
+
+
+_DEFAULT_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    412: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def api_error_from_exception(exc: BaseException) -> ApiError | None:
+    """Map an HTTP or connection error to the :mod:`dicom_transfer.errors` tree.
+
+    ``Transient.request_sent`` is False only when the server provably did not act: a 429 or
+    503 response (rejected) or a refused / unresolvable connection (never sent).
+
+    Args:
+        exc: What ``HttpRequest.execute`` raised.
+
+    Returns:
+        The mapped error, or None when ``exc`` is not an HTTP/connection error.
+    """
+    if isinstance(exc, HttpError):
+        code = int(exc.resp.status)
+        status, message = _error_fields(exc)
+        status = status or _DEFAULT_STATUS.get(code, "UNKNOWN")
+        message = message or (exc.resp.reason or "")
+        if code == 403:
+            return PermissionDenied(code, status, message)
+        if code == 404:
+            return NotFound(code, status, message)
+        if code in (429, 503):
+            return Transient(code, status, message, request_sent=False)
+        if code >= 500 or code == 408:
+            return Transient(code, status, message, request_sent=True)
+        return ApiError(code, status, message)
+    if isinstance(exc, (ConnectionRefusedError, httplib2.ServerNotFoundError, socket.gaierror)):
+        return Transient(0, "UNAVAILABLE", f"connection failed: {exc}", request_sent=False)
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return Transient(0, "DEADLINE_EXCEEDED", f"socket timeout: {exc}", request_sent=True)
+    if isinstance(exc, (OSError, http.client.HTTPException)):
+        return Transient(0, "UNAVAILABLE", f"connection error: {exc!r}", request_sent=True)
+    return None
+
+
+class _ThreadLocalClients:
+    """Lazily built per-thread clients; the pickled form holds only configuration."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _service(self) -> Any:
+        service = getattr(self._local, "service", None)
+        if service is None:
+            service = self._build()
+            self._local.service = service
+        return service
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def _once(self, make_request: Callable[[Any], Any]) -> Any:
+        try:
+            return make_request(self._service()).execute(num_retries=0)
+        except Exception as exc:
+            mapped = api_error_from_exception(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+
+class HealthcareApi(_ThreadLocalClients):
+    """The Healthcare API calls dicom_transfer needs, with transient-error retries.
+
+    Args:
+        config: Endpoint and identity.
+        api_version: ``v1`` or ``v1beta1``.
+        http_factory: Builds the HTTP object for a thread's client (tests pass a
+            ``googleapiclient.http.HttpMockSequence``); default: an ``AuthorizedHttp``.
+        read_retry: Policy for idempotent calls.
+        submit_retry: Policy for import/export submits (only provably-not-sent errors).
+        sleep: Sleep used between retries.
+        clock: Monotonic clock used for retry deadlines.
+    """
+
+    def __init__(
+        self,
+        config: ApiConfig,
+        api_version: str = "v1",
+        *,
+        http_factory: Callable[[], Any] | None = None,
+        read_retry: RetryPolicy = READ_RETRY,
+        submit_retry: RetryPolicy = SUBMIT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        if api_version not in ("v1", "v1beta1"):
+            raise ValueError(f"api_version: got {api_version!r}; expected v1|v1beta1")
+        self.config = config
+        self.api_version = api_version
+        self.http_factory = http_factory
+        self.read_retry = read_retry
+        self.submit_retry = submit_retry
+        self.sleep = sleep
+        self.clock = clock
+
+    def _build(self) -> Any:
+        http = (
+            self.http_factory()
+            if self.http_factory
+            else self.config.authorized_http(self.config.endpoint)
+        )
+        options = {"api_endpoint": self.config.endpoint} if self.config.endpoint else None
+        return discovery.build(
+            "healthcare",
+            self.api_version,
+            http=http,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options=options,
+        )
+
+    def _datasets(self, service: Any) -> Any:
+        return service.projects().locations().datasets()
+
+    def _read(self, make_request: Callable[[Any], Any]) -> Any:
+        return call_with_retry(
+            lambda: self._once(make_request),
+            retryable=is_retryable_read,
+            policy=self.read_retry,
+            sleep=self.sleep,
+            clock=self.clock,
+            on_retry=_log_retry,
+        )
+
+    def _submit(self, make_request: Callable[[Any], Any]) -> str:
+        operation = call_with_retry(
+            lambda: self._once(make_request),
+            retryable=is_retryable_submit,
+            policy=self.submit_retry,
+            sleep=self.sleep,
+            clock=self.clock,
+            on_retry=_log_retry,
+        )
+        name = operation.get("name") if isinstance(operation, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ApiError(200, "UNKNOWN", f"submit answered without an operation: {operation}")
+        return validate_operation_name(name)
+
+    def submit_import(self, store_name: str, body: Mapping[str, Any]) -> str:
+        """POST ``{store}:import``; returns the operation name."""
+        _checked_name(store_name, _STORE_NAME_RE, "DICOM store")
+        return self._submit(
+            lambda s: self._datasets(s).dicomStores().import_(name=store_name, body=dict(body))
+        )
+
+    def submit_export(self, store_name: str, body: Mapping[str, Any]) -> str:
+        """POST ``{store}:export``; returns the operation name."""
+        _checked_name(store_name, _STORE_NAME_RE, "DICOM store")
+        return self._submit(
+            lambda s: self._datasets(s).dicomStores().export(name=store_name, body=dict(body))
+        )
+
+    def get_operation(self, name: str) -> dict[str, Any]:
+        """GET an operation (raises :class:`NotFound` once the API forgot it)."""
+        validate_operation_name(name)
+        result: dict[str, Any] = self._read(lambda s: self._datasets(s).operations().get(name=name))
+        return result
+
+    def list_operations(self, dataset_name: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every operation of a dataset, following page tokens."""
+        _checked_name(dataset_name, _DATASET_NAME_RE, "dataset")
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"name": dataset_name, "pageSize": page_size}
+            if token:
+                kwargs["pageToken"] = token
+
+            def list_page(service: Any, kwargs: dict[str, Any] = kwargs) -> Any:
+                return self._datasets(service).operations().list(**kwargs)
+
+            page = self._read(list_page)
+            yield from page.get("operations", []) or []
+            token = page.get("nextPageToken") or None
+            if not token:
+                return
+
+    def get_dicom_store(self, name: str) -> dict[str, Any]:
+        """GET a DICOM store."""
+        _checked_name(name, _STORE_NAME_RE, "DICOM store")
+        result: dict[str, Any] = self._read(
+            lambda s: self._datasets(s).dicomStores().get(name=name)
+        )
+        return result
+
+
+class StorageApi(_ThreadLocalClients):
+    """The Cloud Storage JSON API calls dicom_transfer needs (filter-file staging).
+
+    Args:
+        config: Endpoint and identity (``storage_endpoint`` overrides Google's).
+        http_factory: Builds a thread's HTTP object (tests); default ``AuthorizedHttp``.
+        retry: Policy for every call (all are idempotent: uploads are content-addressed and
+            conditional on the object not existing).
+        sleep: Sleep used between retries.
+        clock: Monotonic clock used for retry deadlines.
+    """
+
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        http_factory: Callable[[], Any] | None = None,
+        retry: RetryPolicy = READ_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.http_factory = http_factory
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+
+    def _build(self) -> Any:
+        endpoint = self.config.storage_endpoint
+        http = self.http_factory() if self.http_factory else self.config.authorized_http(endpoint)
+        document = json.loads(get_static_doc("storage", "v1"))
+        if endpoint:
+            # The media (upload) URL is derived from rootUrl and keeps its https scheme with
+            # client_options.api_endpoint; rewriting rootUrl serves plain-http emulators too.
+            document["rootUrl"] = endpoint
+            document["baseUrl"] = f"{endpoint}storage/v1/"
+        return discovery.build_from_document(document, http=http)
+
+    def _call(self, make_request: Callable[[Any], Any]) -> Any:
+        return call_with_retry(
+            lambda: self._once(make_request),
+            retryable=is_retryable_read,
+            policy=self.retry,
+            sleep=self.sleep,
+            clock=self.clock,
+            on_retry=_log_retry,
+        )
+
+    def exists(self, bucket: str, name: str) -> bool:
+        """Whether object ``name`` exists in ``bucket``."""
+        try:
+            self._call(lambda s: s.objects().get(bucket=bucket, object=name))
+        except NotFound:
+            return False
+        return True
+
+    def upload(self, bucket: str, object_name: str, data: bytes, content_type: str) -> None:
+        """Create ``object_name`` unless it exists (``ifGenerationMatch=0``; 412 = exists)."""
+
+        def insert(service: Any) -> Any:
+            media = MediaIoBaseUpload(io.BytesIO(data), mimetype=content_type, resumable=False)
+            return service.objects().insert(
+                bucket=bucket, name=object_name, ifGenerationMatch="0", media_body=media
+            )
+
+        try:
+            self._call(insert)
+        except ApiError as exc:
+            if exc.http_status != 412:
+                raise
+
+
+def _log_retry(error: BaseException, delay: float) -> None:
+    _log.info("transient error, retrying in %.1f s: %s", delay, error)

@@ -1,0 +1,207 @@
+"""On-disk journal of in-flight operations, so an interrupted create never submits twice.
+
+One JSON file per request fingerprint in the journal directory:
+``$DICOM_TRANSFER_STATE_DIR`` or ``${XDG_STATE_HOME:-~/.local/state}/dicom-transfer/journal``.
+
+Lifecycle of a record (see :func:`dicom_transfer.healthcare.transfer.run_transfer`):
+
+1. written *before* the submit with ``operation_name=None`` ("submitting": if the process dies
+   between sending and the response, the next run knows a submit may have happened);
+2. rewritten with the operation name as soon as the API answers;
+3. removed once the operation finished (success or failure) or the submit provably created
+   nothing; kept when the deadline passed, so the next run resumes the same operation.
+
+Writes are atomic (temporary file in the same directory, then ``os.replace``); the "submitting"
+record is created exclusively (``os.link``), so two processes or threads cannot both claim the
+same fingerprint. A file that cannot be parsed counts as an unnamed record (fail safe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["STATE_DIR_ENV", "Journal", "JournalRecord", "default_journal_dir"]
+
+STATE_DIR_ENV = "DICOM_TRANSFER_STATE_DIR"
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{16,128}")
+
+
+def default_journal_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The journal directory.
+
+    ``$DICOM_TRANSFER_STATE_DIR``, else
+    ``${XDG_STATE_HOME:-~/.local/state}/dicom-transfer/journal``.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    state_home = env.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    return Path(state_home) / "dicom-transfer" / "journal"
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One in-flight request.
+
+    Attributes:
+        fingerprint: sha256 of the request (see ``specs.import_fingerprint``).
+        kind: ``import`` or ``export``.
+        store: The DICOM store's resource name.
+        submitted_at: Wall-clock time (epoch seconds) just before the first submit attempt.
+        operation_name: The operation, or None while submitting (unknown outcome).
+    """
+
+    fingerprint: str
+    kind: str
+    store: str
+    submitted_at: float
+    operation_name: str | None = None
+
+    @property
+    def submitted_at_iso(self) -> str:
+        """``submitted_at`` as RFC 3339 UTC."""
+        return _iso(self.submitted_at)
+
+    def with_operation(self, name: str) -> JournalRecord:
+        """The same record with an operation name."""
+        return replace(self, operation_name=name)
+
+    def to_json(self) -> str:
+        """Serialized form (with a human-readable time)."""
+        data: dict[str, Any] = asdict(self)
+        data["submitted_at_iso"] = self.submitted_at_iso
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, fingerprint: str) -> JournalRecord:
+        """Parse a journal file; anything unreadable becomes an unnamed record."""
+        try:
+            data = json.loads(text)
+            name = data.get("operation_name")
+            return cls(
+                fingerprint=fingerprint,
+                kind=str(data["kind"]),
+                store=str(data["store"]),
+                submitted_at=float(data["submitted_at"]),
+                operation_name=name if isinstance(name, str) and name else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls(fingerprint, "unknown", "unknown", 0.0, None)
+
+
+class Journal:
+    """The journal directory. Cheap to create; pickles as its path.
+
+    Args:
+        directory: Where records live; default :func:`default_journal_dir`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_journal_dir()
+
+    @classmethod
+    def default(cls) -> Journal:
+        """The journal in the default directory (environment read now)."""
+        return cls(default_journal_dir())
+
+    def path_for(self, fingerprint: str) -> Path:
+        """File of ``fingerprint``'s record."""
+        if not _FINGERPRINT_RE.fullmatch(fingerprint):
+            raise ValueError(f"not a fingerprint (lowercase hex): {fingerprint!r}")
+        return self.directory / f"{fingerprint}.json"
+
+    def get(self, fingerprint: str) -> JournalRecord | None:
+        """The record of ``fingerprint``, or None."""
+        try:
+            text = self.path_for(fingerprint).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return JournalRecord.from_json(text, fingerprint)
+
+    def _temp_file(self, record: JournalRecord) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(
+            dir=self.directory, prefix=f".{record.fingerprint[:16]}.", suffix=".tmp"
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(record.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        return temp
+
+    def put(self, record: JournalRecord) -> None:
+        """Write (or overwrite) ``record`` atomically."""
+        target = self.path_for(record.fingerprint)
+        temp = self._temp_file(record)
+        try:
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+    def claim(self, record: JournalRecord) -> bool:
+        """Write ``record`` only if no record exists for its fingerprint (atomic).
+
+        Returns:
+            True when written; False when another record already exists.
+        """
+        target = self.path_for(record.fingerprint)
+        temp = self._temp_file(record)
+        try:
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                return False
+            except OSError:
+                # Filesystems without hard links: check-then-replace (a narrow race).
+                if target.exists():
+                    return False
+                os.replace(temp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        return True
+
+    def remove(self, fingerprint: str) -> None:
+        """Delete the record of ``fingerprint`` (no error when absent)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(fingerprint).unlink()
+
+    def records(self) -> Iterator[JournalRecord]:
+        """Every record in the journal."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            fingerprint = path.stem
+            if not _FINGERPRINT_RE.fullmatch(fingerprint):
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+            yield JournalRecord.from_json(text, fingerprint)
+
+    def new_record(
+        self, fingerprint: str, kind: str, store: str, now: float | None = None
+    ) -> JournalRecord:
+        """A "submitting" record stamped with the current wall-clock time."""
+        return JournalRecord(fingerprint, kind, store, time.time() if now is None else now)
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.directory)!r})"

@@ -1,0 +1,417 @@
+"""Submit an import/export at most once, resume it after an interruption, wait for it.
+
+:func:`run_transfer` is what a dynamic provider's ``create`` calls:
+
+1. **Journal first.** If the journal has a record for the request's fingerprint:
+   * with an operation name: resume waiting on that operation (if the API no longer knows it,
+     the record is dropped and the request submitted again -- and the progress says so);
+   * without one ("submitting": the previous run died between sending and the answer): list the
+     dataset's operations and adopt the one with the same ``apiMethodName`` created within the
+     submit window, if exactly one matches (and no other journal record owns it); otherwise
+     raise :class:`~dicom_transfer.errors.JournalConflict`, which says how to clear the record.
+2. **Submit.** Claim a "submitting" record, submit (transient retries only for errors that
+   provably created nothing; PERMISSION_DENIED retried for ``permission_retry_seconds``),
+   record the operation name. A submit that failed without creating anything drops the record;
+   an ambiguous one (timeout, reset, 5xx after sending) keeps it and tries to adopt at once.
+3. **Wait** until done or the deadline (``timeout_seconds`` for the whole call). When finished
+   -- success or failure -- the record is removed; on timeout it stays, so the next run resumes.
+
+:func:`stage_filter_file` writes an inline filter list to its content-addressed object.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from dicom_transfer.errors import (
+    ApiError,
+    JournalConflict,
+    NotFound,
+    OperationTimedOut,
+    PermissionDenied,
+    Transient,
+)
+from dicom_transfer.healthcare.client import HealthcareApi, StorageApi
+from dicom_transfer.healthcare.journal import Journal, JournalRecord
+from dicom_transfer.healthcare.operations import (
+    OperationResult,
+    PollPolicy,
+    apply_failure_policy,
+    parse_operation,
+    wait_for_operation,
+)
+from dicom_transfer.healthcare.retrying import (
+    PERMISSION_RETRY,
+    PermissionRetryPolicy,
+    permission_hint,
+    retry_permission_denied,
+)
+from dicom_transfer.specs import (
+    ExportSpec,
+    WaitPolicy,
+    filter_file_content,
+    parse_gcs_uri,
+    staged_filter_uri,
+)
+
+__all__ = [
+    "ADOPT_CLOCK_SKEW_S",
+    "ADOPT_WINDOW_S",
+    "Progress",
+    "find_interrupted_operation",
+    "run_transfer",
+    "stage_filter_file",
+]
+
+Progress = Callable[[str], None]
+"""Receives one human-readable line (the providers print it to stderr)."""
+
+ADOPT_CLOCK_SKEW_S = 120.0
+"""An adoptable operation may look created this long before the local submit time."""
+ADOPT_WINDOW_S = 900.0
+"""... and up to this long after it (covers submit retries and permission retries)."""
+
+_METHOD_SUFFIX = {
+    "import": "DicomService.ImportDicomData",
+    "export": "DicomService.ExportDicomData",
+}
+_FRACTION_RE = re.compile(r"\.(\d+)")
+
+
+def _parse_time(value: str | None) -> float | None:
+    """RFC 3339 (nanosecond fractions allowed) to epoch seconds."""
+    if not value:
+        return None
+    text = _FRACTION_RE.sub(lambda m: "." + m.group(1)[:6], value.strip(), count=1)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def find_interrupted_operation(
+    operations: Iterable[Mapping[str, Any]],
+    record: JournalRecord,
+    *,
+    exclude: Iterable[str] = (),
+) -> list[OperationResult]:
+    """Operations that an interrupted submit (``record``) may have created.
+
+    Same ``apiMethodName`` (import vs export) and a ``createTime`` within
+    ``[submitted_at - ADOPT_CLOCK_SKEW_S, submitted_at + ADOPT_WINDOW_S]``; names in
+    ``exclude`` (owned by other journal records) are skipped.
+
+    Returns:
+        The candidates (adopt only if there is exactly one).
+    """
+    suffix = _METHOD_SUFFIX.get(record.kind)
+    if suffix is None:
+        return []
+    excluded = set(exclude)
+    low = record.submitted_at - ADOPT_CLOCK_SKEW_S
+    high = record.submitted_at + ADOPT_WINDOW_S
+    found = []
+    for operation in operations:
+        result = parse_operation(operation)
+        created = _parse_time(result.create_time)
+        if (
+            result.name
+            and result.name not in excluded
+            and (result.api_method_name or "").endswith(suffix)
+            and created is not None
+            and low <= created <= high
+        ):
+            found.append(result)
+    return found
+
+
+class _Run:
+    """One run_transfer call: its clocks, deadline and messages."""
+
+    def __init__(
+        self,
+        api: HealthcareApi,
+        kind: Literal["import", "export"],
+        store_name: str,
+        body: Mapping[str, Any],
+        fingerprint: str,
+        policy: WaitPolicy,
+        journal: Journal,
+        progress: Progress | None,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        poll_policy: PollPolicy | None,
+        permission_retry: PermissionRetryPolicy,
+    ) -> None:
+        self.api = api
+        self.kind = kind
+        self.store_name = store_name
+        self.body = body
+        self.fingerprint = fingerprint
+        self.policy = policy
+        self.journal = journal
+        self.progress = progress
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.sleep = sleep
+        self.poll_policy = poll_policy
+        self.permission_retry = permission_retry
+        self.start = clock()
+
+    def say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
+
+    def remaining(self) -> float:
+        return self.policy.timeout_seconds - (self.clock() - self.start)
+
+    @property
+    def journal_path(self) -> str:
+        return str(self.journal.path_for(self.fingerprint))
+
+    def dataset_name(self) -> str:
+        return self.store_name.rsplit("/dicomStores/", 1)[0]
+
+    # --- resume ------------------------------------------------------------------------------
+
+    def operation_from_journal(self) -> str | None:
+        record = self.journal.get(self.fingerprint)
+        if record is None:
+            return None
+        if record.operation_name is not None:
+            try:
+                self.api.get_operation(record.operation_name)
+            except NotFound:
+                self.say(
+                    f"journal names {record.operation_name}, which the API no longer knows "
+                    "(operations expire about 30 days after they finish); treating the "
+                    "request as not submitted and submitting it again"
+                )
+                self.journal.remove(self.fingerprint)
+                return None
+            self.say(f"resuming {record.operation_name} (from journal {self.journal_path})")
+            return record.operation_name
+        return self.adopt(record, after_interrupted_run=True)
+
+    def adopt(self, record: JournalRecord, *, after_interrupted_run: bool) -> str:
+        owned = {
+            r.operation_name
+            for r in self.journal.records()
+            if r.operation_name and r.fingerprint != self.fingerprint
+        }
+        candidates = (
+            find_interrupted_operation(
+                self.api.list_operations(self.dataset_name()), record, exclude=owned
+            )
+            if record.kind == self.kind and record.store == self.store_name
+            else []
+        )
+        if len(candidates) == 1:
+            name = candidates[0].name
+            self.journal.put(record.with_operation(name))
+            when = "an earlier run" if after_interrupted_run else "this run"
+            self.say(
+                f"adopted {name}: the submit of {when} was interrupted before its answer "
+                f"(matched by method and create time around {record.submitted_at_iso})"
+            )
+            return name
+        if candidates:
+            detail = (
+                f"{len(candidates)} {self.kind} operations of {self.dataset_name()} were created "
+                f"around {record.submitted_at_iso} (" + ", ".join(c.name for c in candidates) + ")"
+            )
+        else:
+            detail = (
+                f"no {self.kind} operation of {self.dataset_name()} created around "
+                f"{record.submitted_at_iso} was found"
+            )
+        raise JournalConflict(self.fingerprint, self.journal_path, detail)
+
+    # --- submit ------------------------------------------------------------------------------
+
+    def submit_once(self) -> str:
+        call = self.api.submit_import if self.kind == "import" else self.api.submit_export
+        hint = permission_hint(self.kind, self.store_name, self.body)
+
+        def on_permission_retry(_error: BaseException, delay: float) -> None:
+            self.say(
+                f"PERMISSION_DENIED on submit (a fresh IAM grant may still be propagating); "
+                f"retrying in {delay:.0f} s"
+            )
+
+        return retry_permission_denied(
+            lambda: call(self.store_name, self.body),
+            window_s=max(min(self.policy.permission_retry_seconds, self.remaining()), 0.0),
+            hint=hint,
+            policy=self.permission_retry,
+            sleep=self.sleep,
+            clock=self.clock,
+            on_retry=on_permission_retry,
+        )
+
+    def submit(self) -> str:
+        record = self.journal.new_record(
+            self.fingerprint, self.kind, self.store_name, now=self.wall_clock()
+        )
+        if not self.journal.claim(record):
+            # Another record appeared since we looked: resume through it instead.
+            name = self.operation_from_journal()
+            if name is not None:
+                return name
+            self.journal.claim(record)
+        try:
+            name = self.submit_once()
+        except Transient as exc:
+            if not exc.request_sent:
+                self.journal.remove(self.fingerprint)
+                raise
+            self.say(f"submit outcome unknown ({exc}); looking for an operation it created")
+            try:
+                return self.adopt(record, after_interrupted_run=False)
+            except JournalConflict as conflict:
+                raise Transient(
+                    exc.http_status,
+                    exc.status,
+                    exc.message,
+                    f"The submit may or may not have created an operation. {conflict}",
+                    request_sent=True,
+                ) from exc
+        except (ApiError, ValueError):
+            # The server refused (4xx, or permission still denied): nothing was created.
+            self.journal.remove(self.fingerprint)
+            raise
+        self.journal.put(record.with_operation(name))
+        self.say(f"submitted {name}")
+        return name
+
+    # --- wait --------------------------------------------------------------------------------
+
+    def wait(self, name: str) -> OperationResult:
+        def report(result: OperationResult, _elapsed: float) -> None:
+            self.say(result.progress_line(self.clock() - self.start))
+
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise OperationTimedOut(name, self.clock() - self.start)
+        try:
+            result = wait_for_operation(
+                lambda: self.api.get_operation(name),
+                deadline_s=remaining,
+                clock=self.clock,
+                sleep=self.sleep,
+                on_progress=report,
+                policy=self.poll_policy,
+                operation_name=name,
+            )
+        except OperationTimedOut as exc:
+            raise OperationTimedOut(exc.operation_name or name, self.clock() - self.start) from None
+        self.journal.remove(self.fingerprint)
+        return apply_failure_policy(
+            result,
+            self.policy.max_failures,
+            permission_hint(self.kind, self.store_name, self.body),
+        )
+
+
+def run_transfer(
+    api: HealthcareApi,
+    kind: Literal["import", "export"],
+    store_name: str,
+    body: Mapping[str, Any],
+    fingerprint: str,
+    policy: WaitPolicy,
+    journal: Journal,
+    progress: Progress | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_policy: PollPolicy | None = None,
+    permission_retry: PermissionRetryPolicy = PERMISSION_RETRY,
+) -> OperationResult:
+    """Submit (at most once) or resume an import/export, and wait for it.
+
+    Args:
+        api: Healthcare API client.
+        kind: ``import`` or ``export``.
+        store_name: The DICOM store's resource name.
+        body: The request body (``ImportSpec.request_body()`` / ``ExportSpec.request_body()``).
+        fingerprint: Identity of the request (``specs.import_fingerprint`` / ``export_...``).
+        policy: Deadline (whole call), failure tolerance, permission retry window.
+        journal: Where in-flight operations are recorded.
+        progress: Receives one-line progress messages.
+        clock: Monotonic clock.
+        wall_clock: Epoch-seconds clock (journal timestamps vs. operation create times).
+        sleep: Sleep function.
+        poll_policy: Poll schedule (default :class:`PollPolicy`).
+        permission_retry: Backoff while PERMISSION_DENIED.
+
+    Returns:
+        The finished operation, accepted by the failure policy.
+
+    Raises:
+        OperationFailed: Finished with an error the policy does not tolerate.
+        OperationTimedOut: Still running at the deadline (the journal keeps it for resuming).
+        JournalConflict: An interrupted submit cannot be matched to exactly one operation.
+        PermissionDenied: Still denied after the permission window.
+        ApiError: Other API errors (after retries).
+    """
+    if kind not in _METHOD_SUFFIX:
+        raise ValueError(f"kind: got {kind!r}; expected import|export")
+    run = _Run(
+        api,
+        kind,
+        store_name,
+        body,
+        fingerprint,
+        policy,
+        journal,
+        progress,
+        clock,
+        wall_clock,
+        sleep,
+        poll_policy,
+        permission_retry,
+    )
+    name = run.operation_from_journal() or run.submit()
+    return run.wait(name)
+
+
+def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:
+    """Upload ``spec.filter_resource_paths`` as a filter file; return its ``gs://`` URI.
+
+    The object is ``{filter_staging_uri}/{sha256 of the content}.txt`` (one path per line,
+    ``\\n``), so identical lists share one object and the upload is skipped when it exists.
+
+    Args:
+        storage: Cloud Storage client.
+        spec: An export spec with ``filter_resource_paths``.
+
+    Returns:
+        The filter file's URI (pass it to ``spec.request_body``).
+
+    Raises:
+        ValueError: The spec has no inline filter paths.
+        PermissionDenied: The caller cannot write to the staging bucket.
+    """
+    uri = staged_filter_uri(spec)
+    location = parse_gcs_uri(uri, "filter_staging_uri", kind="object")
+    if storage.exists(location.bucket, location.path):
+        return uri
+    content = filter_file_content(spec.filter_resource_paths or ())
+    try:
+        storage.upload(location.bucket, location.path, content, "text/plain")
+    except PermissionDenied as exc:
+        raise PermissionDenied(
+            exc.http_status,
+            exc.status,
+            exc.message,
+            f"the credentials running Pulumi need roles/storage.objectCreator on bucket "
+            f"{location.bucket} to stage the filter file {uri}",
+        ) from exc
+    return uri

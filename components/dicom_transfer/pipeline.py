@@ -1,0 +1,252 @@
+"""``DicomPipeline``: grants, imports and exports of one DICOM store in one block.
+
+Order is wired for the user: the service agent's grants before any transfer, and every
+import before every export of the same store (an export should see what was imported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from dicom_transfer.access import ServiceAgentGrants
+from dicom_transfer.resources import (
+    DEFAULT_TIMEOUT_SECONDS,
+    BigQueryDestinationArgs,
+    DicomExport,
+    DicomImport,
+    GcsDestinationArgs,
+)
+from dicom_transfer.specs import parse_gcs_uri
+
+__all__ = ["DicomPipeline", "ExportStep", "ImportStep"]
+
+
+@dataclass
+class ImportStep:
+    """One import of the pipeline; its resource is named ``{pipeline}-{name}``."""
+
+    name: str
+    """Short name of the step."""
+    gcs_uri: pulumi.Input[str]
+    """``gs://BUCKET/PATH`` with wildcards."""
+    blob_storage_class: pulumi.Input[str] | None = None
+    """STANDARD, NEARLINE, COLDLINE or ARCHIVE (v1beta1)."""
+    max_failures: pulumi.Input[int] | None = 0
+    """Failed files tolerated; None = any."""
+    timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS
+    """Deadline for submit + wait."""
+    triggers: Any = None
+    """Changing these re-runs the import."""
+
+
+@dataclass
+class ExportStep:
+    """One export of the pipeline; its resource is named ``{pipeline}-{name}``."""
+
+    name: str
+    """Short name of the step."""
+    gcs_destination: GcsDestinationArgs | None = None
+    """``{"uri_prefix", "mime_type"}``."""
+    bigquery_destination: BigQueryDestinationArgs | None = None
+    """``{"table_uri", "write_disposition", ...}``."""
+    filter_gcs_uri: pulumi.Input[str] | None = None
+    """An existing filter file."""
+    filter_resource_paths: Sequence[pulumi.Input[str]] | None = None
+    """Inline study/series/instance paths."""
+    filter_staging_uri: pulumi.Input[str] | None = None
+    """Where the inline filter file is written."""
+    max_failures: pulumi.Input[int] | None = 0
+    """Failed instances tolerated; None = any."""
+    timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS
+    """Deadline for submit + wait."""
+    triggers: Any = None
+    """Changing these re-runs the export."""
+
+
+@dataclass
+class _Buckets:
+    """Bucket names (or Outputs of them) by the role they need, de-duplicated when literal."""
+
+    imports: list[pulumi.Input[str]] = field(default_factory=list)
+    exports: list[pulumi.Input[str]] = field(default_factory=list)
+    filters: list[pulumi.Input[str]] = field(default_factory=list)
+    datasets: list[pulumi.Input[str]] = field(default_factory=list)
+
+    @staticmethod
+    def add(target: list[pulumi.Input[str]], value: pulumi.Input[str]) -> None:
+        if isinstance(value, str) and value in target:
+            return
+        target.append(value)
+
+
+def _later(value: pulumi.Input[str]) -> pulumi.Output[str]:
+    return pulumi.Output.from_input(value)
+
+
+def bucket_of(uri: pulumi.Input[str]) -> pulumi.Input[str]:
+    """The bucket of a ``gs://`` URI (computed later when the URI is an Output)."""
+    if isinstance(uri, str):
+        return _bucket(uri)
+    return _later(uri).apply(_bucket)
+
+
+def _bucket(uri: str) -> str:
+    return parse_gcs_uri(uri, "gcs_uri", kind="pattern" if "*" in uri else "prefix").bucket
+
+
+def bigquery_dataset_of(table_uri: pulumi.Input[str]) -> pulumi.Input[str]:
+    """The dataset ID of ``bq://PROJECT.DATASET.TABLE``."""
+    if isinstance(table_uri, str):
+        return _dataset(table_uri)
+    return _later(table_uri).apply(_dataset)
+
+
+def _dataset(table_uri: str) -> str:
+    parts = table_uri.removeprefix("bq://").split(".")
+    if len(parts) != 3:
+        raise ValueError(f"bigquery_destination.table_uri: got {table_uri!r}; expected bq://P.D.T")
+    return parts[1]
+
+
+def _buckets_needed(imports: Sequence[ImportStep], exports: Sequence[ExportStep]) -> _Buckets:
+    buckets = _Buckets()
+    for step in imports:
+        buckets.add(buckets.imports, bucket_of(step.gcs_uri))
+    for export in exports:
+        gcs = export.gcs_destination
+        if gcs is not None and "uri_prefix" in gcs:
+            buckets.add(buckets.exports, bucket_of(gcs["uri_prefix"]))
+        bigquery = export.bigquery_destination
+        if bigquery is not None and "table_uri" in bigquery:
+            buckets.add(buckets.datasets, bigquery_dataset_of(bigquery["table_uri"]))
+        for filter_uri in (export.filter_gcs_uri, export.filter_staging_uri):
+            if filter_uri is not None:
+                buckets.add(buckets.filters, bucket_of(filter_uri))
+    return buckets
+
+
+def _declared_dependencies(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    depends_on = opts.depends_on if opts is not None else None
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    if isinstance(depends_on, Sequence):
+        return [dep for dep in depends_on if isinstance(dep, pulumi.Resource)]
+    return []
+
+
+class DicomPipeline(pulumi.ComponentResource):
+    """Grants, imports and exports for one DICOM store, ordered for you.
+
+    Attributes:
+        grants: The :class:`ServiceAgentGrants`, or None with ``manage_grants=False``.
+        imports: The :class:`DicomImport` resources by step name.
+        exports: The :class:`DicomExport` resources by step name.
+    """
+
+    grants: ServiceAgentGrants | None
+    imports: dict[str, DicomImport]
+    exports: dict[str, DicomExport]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        project: pulumi.Input[str],
+        dicom_store: pulumi.Input[str],
+        imports: Sequence[ImportStep] = (),
+        exports: Sequence[ExportStep] = (),
+        manage_grants: bool = True,
+        api_version: pulumi.Input[str] = "v1",
+        endpoint: pulumi.Input[str] | None = None,
+        storage_endpoint: pulumi.Input[str] | None = None,
+        impersonate_service_account: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declares the pipeline.
+
+        Args:
+            resource_name: The component's name; children are ``{name}-{step}``.
+            project: The DICOM store's project ID.
+            dicom_store: The store's full name (or a pulumi-gcp ``DicomStore.id``).
+            imports: Import steps, run before any export.
+            exports: Export steps.
+            manage_grants: Grant the service agent what the steps need (pulumi-gcp). Turn
+                off when the grants are managed elsewhere (or offline, against the emulator).
+            api_version: ``v1`` or ``v1beta1`` for every transfer.
+            endpoint: Healthcare API endpoint override for every transfer.
+            storage_endpoint: Cloud Storage endpoint override for every transfer.
+            impersonate_service_account: Service account every transfer impersonates.
+            opts: Options for the component.
+        """
+        super().__init__("dicom-transfer:index:DicomPipeline", resource_name, None, opts)
+        names = [step.name for step in imports] + [step.name for step in exports]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"DicomPipeline {resource_name}: step names repeat: {duplicates}")
+
+        self.grants = None
+        # A component's depends_on does not reach the children it creates; pass it down so
+        # transfers also wait for what the user said the pipeline waits for (its buckets).
+        after: list[pulumi.Resource] = _declared_dependencies(opts)
+        if manage_grants:
+            needed = _buckets_needed(imports, exports)
+            self.grants = ServiceAgentGrants(
+                f"{resource_name}-grants",
+                project=project,
+                import_buckets=needed.imports,
+                export_buckets=needed.exports,
+                filter_buckets=needed.filters,
+                bigquery_datasets=needed.datasets,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            after = [*after, self.grants, *self.grants.members]
+
+        common: Mapping[str, Any] = {
+            "dicom_store": dicom_store,
+            "api_version": api_version,
+            "endpoint": endpoint,
+            "storage_endpoint": storage_endpoint,
+            "impersonate_service_account": impersonate_service_account,
+        }
+        self.imports = {
+            step.name: DicomImport(
+                f"{resource_name}-{step.name}",
+                gcs_uri=step.gcs_uri,
+                blob_storage_class=step.blob_storage_class,
+                max_failures=step.max_failures,
+                timeout_seconds=step.timeout_seconds,
+                triggers=step.triggers,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                **common,
+            )
+            for step in imports
+        }
+        export_after = [*after, *self.imports.values()]
+        self.exports = {
+            step.name: DicomExport(
+                f"{resource_name}-{step.name}",
+                gcs_destination=step.gcs_destination,
+                bigquery_destination=step.bigquery_destination,
+                filter_gcs_uri=step.filter_gcs_uri,
+                filter_resource_paths=step.filter_resource_paths,
+                filter_staging_uri=step.filter_staging_uri,
+                max_failures=step.max_failures,
+                timeout_seconds=step.timeout_seconds,
+                triggers=step.triggers,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=export_after),
+                **common,
+            )
+            for step in exports
+        }
+        self.register_outputs(
+            {
+                "imports": {name: r.operation_name for name, r in self.imports.items()},
+                "exports": {name: r.operation_name for name, r in self.exports.items()},
+            }
+        )

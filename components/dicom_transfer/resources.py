@@ -1,0 +1,252 @@
+"""``DicomImport`` and ``DicomExport``: DICOM transfers as Pulumi resources.
+
+Each resource is one long-running operation: ``pulumi up`` submits it and waits for it,
+and its counters become outputs. Changing what the request asks for re-runs it (replace);
+changing only how long or how tolerantly to wait does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from dicom_transfer.providers import DicomExportProvider, DicomImportProvider
+from dicom_transfer.specs import MAX_FAILURES_UNLIMITED
+
+__all__ = ["BigQueryDestinationArgs", "DicomExport", "DicomImport", "GcsDestinationArgs"]
+
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+DEFAULT_PERMISSION_RETRY_SECONDS = 600.0
+
+
+class GcsDestinationArgs(TypedDict, total=False):
+    """Export to Cloud Storage."""
+
+    uri_prefix: pulumi.Input[str]
+    """``gs://BUCKET[/DIR]``: objects land at ``{prefix}/{study}/{series}/{instance}.{ext}``."""
+    mime_type: pulumi.Input[str]
+    """e.g. ``application/dicom; transfer-syntax=1.2.840.10008.1.2.1``; unset = as stored."""
+
+
+class BigQueryDestinationArgs(TypedDict, total=False):
+    """Export DICOM metadata to BigQuery."""
+
+    table_uri: pulumi.Input[str]
+    """``bq://PROJECT.DATASET.TABLE`` in the DICOM store's project."""
+    write_disposition: pulumi.Input[str]
+    """``WRITE_EMPTY`` (default), ``WRITE_TRUNCATE`` or ``WRITE_APPEND``."""
+    force: pulumi.Input[bool]
+    """Deprecated: false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored with write_disposition."""
+    include_source_store: pulumi.Input[bool]
+    """Add a column naming the source store."""
+    schema_flattened: pulumi.Input[bool]
+    """Use the flattened schema."""
+
+
+def _max_failures_prop(value: pulumi.Input[int] | None) -> pulumi.Input[Any]:
+    # Pulumi drops top-level inputs whose value is None, so "tolerate all" needs a spelling.
+    if value is None:
+        return MAX_FAILURES_UNLIMITED
+    if isinstance(value, int):
+        return value
+    return _later(value).apply(
+        lambda resolved: MAX_FAILURES_UNLIMITED if resolved is None else resolved
+    )
+
+
+def _later(value: pulumi.Input[int]) -> pulumi.Output[int]:
+    return pulumi.Output.from_input(value)
+
+
+def _common_props(
+    resource_name: str,
+    *,
+    dicom_store: pulumi.Input[str],
+    api_version: pulumi.Input[str],
+    timeout_seconds: pulumi.Input[float],
+    max_failures: pulumi.Input[int] | None,
+    permission_retry_seconds: pulumi.Input[float],
+    triggers: pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None,
+    endpoint: pulumi.Input[str] | None,
+    storage_endpoint: pulumi.Input[str] | None,
+    impersonate_service_account: pulumi.Input[str] | None,
+) -> dict[str, Any]:
+    return {
+        "resource_name": resource_name,
+        "dicom_store": dicom_store,
+        "api_version": api_version,
+        "timeout_seconds": timeout_seconds,
+        "max_failures": _max_failures_prop(max_failures),
+        "permission_retry_seconds": permission_retry_seconds,
+        "triggers": triggers,
+        "endpoint": endpoint,
+        "storage_endpoint": storage_endpoint,
+        "impersonate_service_account": impersonate_service_account,
+        # Outputs: declared here so that the engine exposes them.
+        "operation_name": None,
+        "success_count": None,
+        "failure_count": None,
+        "create_time": None,
+        "end_time": None,
+        "logs_url": None,
+    }
+
+
+class DicomImport(Resource):
+    """Imports DICOM files from Cloud Storage into a DICOM store (``dicomStores.import``).
+
+    Outputs:
+        operation_name: Full name of the long-running operation (also the resource ID).
+        success_count: Instances imported (duplicates the store already had count here too).
+        failure_count: Files that could not be imported.
+        create_time / end_time: RFC 3339 times of the operation.
+        logs_url: Cloud Logging URL of the per-file errors.
+    """
+
+    operation_name: pulumi.Output[str]
+    success_count: pulumi.Output[int]
+    failure_count: pulumi.Output[int]
+    create_time: pulumi.Output[str]
+    end_time: pulumi.Output[str]
+    logs_url: pulumi.Output[str]
+    dicom_store: pulumi.Output[str]
+    gcs_uri: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        dicom_store: pulumi.Input[str],
+        gcs_uri: pulumi.Input[str],
+        blob_storage_class: pulumi.Input[str] | None = None,
+        api_version: pulumi.Input[str] = "v1",
+        timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS,
+        max_failures: pulumi.Input[int] | None = 0,
+        permission_retry_seconds: pulumi.Input[float] = DEFAULT_PERMISSION_RETRY_SECONDS,
+        triggers: pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None = None,
+        endpoint: pulumi.Input[str] | None = None,
+        storage_endpoint: pulumi.Input[str] | None = None,
+        impersonate_service_account: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declares an import.
+
+        Args:
+            resource_name: The resource's name.
+            dicom_store: ``projects/P/locations/L/datasets/D/dicomStores/S`` (a pulumi-gcp
+                ``DicomStore.id`` works too).
+            gcs_uri: ``gs://BUCKET/PATH`` with ``*``, ``?`` or a trailing ``**`` wildcard.
+            blob_storage_class: STANDARD, NEARLINE, COLDLINE or ARCHIVE (v1beta1 setting).
+            api_version: ``v1`` or ``v1beta1``.
+            timeout_seconds: Deadline for submit + wait, enforced by the provider.
+            max_failures: Failed files tolerated before the resource fails; None = any.
+            permission_retry_seconds: How long PERMISSION_DENIED is retried after fresh grants.
+            triggers: Any values; changing them re-runs the import.
+            endpoint: Healthcare API endpoint override (e.g. the local emulator).
+            storage_endpoint: Cloud Storage endpoint override.
+            impersonate_service_account: Service account to impersonate with ADC.
+            opts: Resource options.
+        """
+        props = _common_props(
+            resource_name,
+            dicom_store=dicom_store,
+            api_version=api_version,
+            timeout_seconds=timeout_seconds,
+            max_failures=max_failures,
+            permission_retry_seconds=permission_retry_seconds,
+            triggers=triggers,
+            endpoint=endpoint,
+            storage_endpoint=storage_endpoint,
+            impersonate_service_account=impersonate_service_account,
+        )
+        props.update({"gcs_uri": gcs_uri, "blob_storage_class": blob_storage_class})
+        super().__init__(DicomImportProvider(), resource_name, props, opts)
+
+
+class DicomExport(Resource):
+    """Exports a DICOM store to Cloud Storage or BigQuery (``dicomStores.export``).
+
+    Outputs:
+        operation_name: Full name of the long-running operation (also the resource ID).
+        success_count / failure_count: Instances exported / not exported.
+        create_time / end_time: RFC 3339 times of the operation.
+        logs_url: Cloud Logging URL of the per-instance errors.
+        filter_uri: The filter file the export used (the staged one for inline paths).
+    """
+
+    operation_name: pulumi.Output[str]
+    success_count: pulumi.Output[int]
+    failure_count: pulumi.Output[int]
+    create_time: pulumi.Output[str]
+    end_time: pulumi.Output[str]
+    logs_url: pulumi.Output[str]
+    filter_uri: pulumi.Output[str | None]
+    dicom_store: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        dicom_store: pulumi.Input[str],
+        gcs_destination: pulumi.Input[GcsDestinationArgs] | None = None,
+        bigquery_destination: pulumi.Input[BigQueryDestinationArgs] | None = None,
+        filter_gcs_uri: pulumi.Input[str] | None = None,
+        filter_resource_paths: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        filter_staging_uri: pulumi.Input[str] | None = None,
+        api_version: pulumi.Input[str] = "v1",
+        timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS,
+        max_failures: pulumi.Input[int] | None = 0,
+        permission_retry_seconds: pulumi.Input[float] = DEFAULT_PERMISSION_RETRY_SECONDS,
+        triggers: pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None = None,
+        endpoint: pulumi.Input[str] | None = None,
+        storage_endpoint: pulumi.Input[str] | None = None,
+        impersonate_service_account: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declares an export; give exactly one of the two destinations.
+
+        Args:
+            resource_name: The resource's name.
+            dicom_store: The source DICOM store's full name.
+            gcs_destination: ``{"uri_prefix", "mime_type"}``.
+            bigquery_destination: ``{"table_uri", "write_disposition", "force", ...}``.
+            filter_gcs_uri: ``gs://`` URI of an existing filter file.
+            filter_resource_paths: Inline ``/studies/…[/series/…[/instances/…]]`` paths; the
+                provider writes them to a content-addressed file under ``filter_staging_uri``.
+            filter_staging_uri: ``gs://BUCKET[/DIR]`` for the inline filter file.
+            api_version: ``v1`` or ``v1beta1``.
+            timeout_seconds: Deadline for submit + wait, enforced by the provider.
+            max_failures: Failed instances tolerated before the resource fails; None = any.
+            permission_retry_seconds: How long PERMISSION_DENIED is retried after fresh grants.
+            triggers: Any values; changing them re-runs the export.
+            endpoint: Healthcare API endpoint override (e.g. the local emulator).
+            storage_endpoint: Cloud Storage endpoint override (filter staging).
+            impersonate_service_account: Service account to impersonate with ADC.
+            opts: Resource options.
+        """
+        props = _common_props(
+            resource_name,
+            dicom_store=dicom_store,
+            api_version=api_version,
+            timeout_seconds=timeout_seconds,
+            max_failures=max_failures,
+            permission_retry_seconds=permission_retry_seconds,
+            triggers=triggers,
+            endpoint=endpoint,
+            storage_endpoint=storage_endpoint,
+            impersonate_service_account=impersonate_service_account,
+        )
+        props.update(
+            {
+                "gcs_destination": gcs_destination,
+                "bigquery_destination": bigquery_destination,
+                "filter_gcs_uri": filter_gcs_uri,
+                "filter_resource_paths": filter_resource_paths,
+                "filter_staging_uri": filter_staging_uri,
+                "filter_uri": None,
+            }
+        )
+        super().__init__(DicomExportProvider(), resource_name, props, opts)

@@ -1,0 +1,175 @@
+"""ServiceAgentGrants and DicomPipeline under Pulumi mocks: resources, roles, parents, order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dicom_transfer import (
+    DicomExport,
+    DicomImport,
+    DicomPipeline,
+    ExportStep,
+    ImportStep,
+    ServiceAgentGrants,
+)
+from mock_stack import SERVICE_AGENT, Stack, run_under_mocks
+
+DYNAMIC = "pulumi-python:dynamic:Resource"
+BUCKET_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
+DATASET_MEMBER = "gcp:bigquery/datasetIamMember:DatasetIamMember"
+PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
+IDENTITY = "gcp:projects/serviceIdentity:ServiceIdentity"
+STORE = "projects/demo-project/locations/us-central1/datasets/imaging/dicomStores/archive"
+AGENT_MEMBER = f"serviceAccount:{SERVICE_AGENT}"
+
+
+def _roles(stack: Stack) -> set[tuple[str, str, str]]:
+    """(type, target, role) of every IAM member, all granted to the service agent."""
+    found = set()
+    for r in stack.resources:
+        if r.type in (BUCKET_MEMBER, DATASET_MEMBER, PROJECT_MEMBER):
+            assert r.inputs["member"] == AGENT_MEMBER, r.name
+            target = r.inputs.get("bucket") or r.inputs.get("datasetId") or r.inputs["project"]
+            found.add((r.type, target, r.inputs["role"]))
+    return found
+
+
+def test_grants_give_each_bucket_exactly_the_role_its_job_needs() -> None:
+    def program() -> None:
+        ServiceAgentGrants(
+            "agent",
+            project="demo-project",
+            import_buckets=["raw"],
+            export_buckets=["out"],
+            filter_buckets=["filters"],
+            bigquery_datasets=["meta"],
+        )
+
+    stack = run_under_mocks(program)
+    identity = stack.named("agent-agent")
+    assert identity.type == IDENTITY
+    assert identity.inputs == {"project": "demo-project", "service": "healthcare.googleapis.com"}
+    assert _roles(stack) == {
+        (BUCKET_MEMBER, "raw", "roles/storage.objectViewer"),
+        (BUCKET_MEMBER, "out", "roles/storage.objectAdmin"),
+        (BUCKET_MEMBER, "filters", "roles/storage.objectViewer"),
+        (DATASET_MEMBER, "meta", "roles/bigquery.dataEditor"),
+        (PROJECT_MEMBER, "demo-project", "roles/bigquery.jobUser"),
+    }
+    component = stack.named("agent")
+    assert component.type == "dicom-transfer:index:ServiceAgentGrants"
+    for r in stack.resources:
+        if r is not component:
+            assert r.parent == component.urn, f"{r.name} is not parented to the component"
+
+
+def test_grants_without_bigquery_grant_no_bigquery_roles() -> None:
+    stack = run_under_mocks(
+        lambda: ServiceAgentGrants("agent", project="demo-project", import_buckets=["raw"])
+    )
+    assert _roles(stack) == {(BUCKET_MEMBER, "raw", "roles/storage.objectViewer")}
+
+
+def _pipeline(manage_grants: bool = True) -> None:
+    DicomPipeline(
+        "env",
+        project="demo-project",
+        dicom_store=STORE,
+        imports=[ImportStep("load", gcs_uri="gs://raw/incoming/**.dcm")],
+        exports=[
+            ExportStep(
+                "copy",
+                gcs_destination={"uri_prefix": "gs://out/copy", "mime_type": "image/png"},
+                filter_resource_paths=["/studies/1.2.3"],
+                filter_staging_uri="gs://scratch/filters",
+            ),
+            ExportStep(
+                "meta",
+                bigquery_destination={
+                    "table_uri": "bq://demo-project.meta.instances",
+                    "write_disposition": "WRITE_APPEND",
+                },
+            ),
+        ],
+        manage_grants=manage_grants,
+    )
+
+
+def test_pipeline_grants_what_its_steps_touch() -> None:
+    stack = run_under_mocks(_pipeline)
+    assert _roles(stack) == {
+        (BUCKET_MEMBER, "raw", "roles/storage.objectViewer"),
+        (BUCKET_MEMBER, "out", "roles/storage.objectAdmin"),
+        (BUCKET_MEMBER, "scratch", "roles/storage.objectViewer"),
+        (DATASET_MEMBER, "meta", "roles/bigquery.dataEditor"),
+        (PROJECT_MEMBER, "demo-project", "roles/bigquery.jobUser"),
+    }
+
+
+def test_pipeline_orders_grants_then_imports_then_exports() -> None:
+    stack = run_under_mocks(_pipeline)
+    component = stack.named("env")
+    grants = stack.named("env-grants")
+    members = [
+        r.urn for r in stack.resources if r.type in (BUCKET_MEMBER, DATASET_MEMBER, PROJECT_MEMBER)
+    ]
+    load = stack.named("env-load")
+    copy = stack.named("env-copy")
+    meta = stack.named("env-meta")
+    assert {load.type, copy.type, meta.type} == {DYNAMIC}
+    for transfer in (load, copy, meta):
+        assert transfer.parent == component.urn
+        assert set(members) <= set(transfer.dependencies), (
+            f"{transfer.name} may run before its grants"
+        )
+    assert grants.parent == component.urn
+    for export in (copy, meta):
+        assert load.urn in export.dependencies, f"{export.name} may run before the import"
+    assert copy.urn not in load.dependencies
+
+
+def test_pipeline_passes_step_inputs_to_the_transfers() -> None:
+    stack = run_under_mocks(_pipeline)
+    load = stack.named("env-load").inputs
+    assert load["dicom_store"] == STORE
+    assert load["gcs_uri"] == "gs://raw/incoming/**.dcm"
+    assert load["max_failures"] == 0
+    copy = stack.named("env-copy").inputs
+    assert copy["gcs_destination"] == {"uri_prefix": "gs://out/copy", "mime_type": "image/png"}
+    assert copy["filter_resource_paths"] == ["/studies/1.2.3"]
+    assert "__provider" in copy
+
+
+def test_pipeline_without_grants_declares_no_iam() -> None:
+    stack = run_under_mocks(lambda: _pipeline(manage_grants=False))
+    assert _roles(stack) == set()
+    assert not stack.of_type(IDENTITY)
+    assert len(stack.of_type(DYNAMIC)) == 3
+
+
+def test_pipeline_refuses_repeated_step_names() -> None:
+    def program() -> None:
+        DicomPipeline(
+            "env",
+            project="demo-project",
+            dicom_store=STORE,
+            imports=[ImportStep("x", gcs_uri="gs://raw/a/*.dcm")],
+            exports=[ExportStep("x", gcs_destination={"uri_prefix": "gs://out/x"})],
+        )
+
+    with pytest.raises(ValueError, match="step names repeat"):
+        run_under_mocks(program)
+
+
+def test_max_failures_none_means_tolerate_all() -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        DicomImport("lenient", dicom_store=STORE, gcs_uri="gs://raw/*.dcm", max_failures=None)
+        DicomExport("strict", dicom_store=STORE, gcs_destination={"uri_prefix": "gs://out/x"})
+
+    stack = run_under_mocks(program)
+    seen["lenient"] = stack.named("lenient").inputs["max_failures"]
+    seen["strict"] = stack.named("strict").inputs["max_failures"]
+    assert seen == {"lenient": "unlimited", "strict": 0}

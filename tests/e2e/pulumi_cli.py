@@ -1,0 +1,114 @@
+"""Drive the real Pulumi CLI offline from end-to-end tests.
+
+The environment comes from ``scripts/pulumi-env.sh --format json``, exactly as a Makefile gets
+it: the script locates or builds the CLI (``scripts/install-pulumi-cli.sh``) and the test fails
+with the script's own message when no CLI can be had. ``PulumiCli`` runs commands in one project
+directory against a private state directory (file backend, ``PULUMI_HOME``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PULUMI_ENV_SCRIPT = REPO / "scripts" / "pulumi-env.sh"
+# Ambient settings that would send the CLI to a real backend or change the secrets provider.
+_DROPPED = ("PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE")
+
+
+def offline_env(state_dir: Path) -> dict[str, str]:
+    """Full environment for ``pulumi`` with state under ``state_dir``; fail the test if no CLI.
+
+    Args:
+        state_dir: Private directory for the file backend and ``PULUMI_HOME``.
+
+    Returns:
+        ``os.environ`` plus the offline settings.
+    """
+    base = {name: value for name, value in os.environ.items() if name not in _DROPPED}
+    base["DICOM_TRANSFER_PULUMI_STATE"] = str(state_dir)
+    base["DICOM_TRANSFER_PYTHON"] = sys.executable
+    result = subprocess.run(
+        [str(PULUMI_ENV_SCRIPT), "--format", "json"],
+        env=base,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{PULUMI_ENV_SCRIPT.name} could not provide a Pulumi CLI "
+            f"(exit {result.returncode}):\n{result.stderr.strip()}",
+            pytrace=False,
+        )
+    variables: dict[str, str] = json.loads(result.stdout)
+    return {**base, **variables}
+
+
+@dataclass
+class PulumiCli:
+    """The ``pulumi`` command bound to one project directory and one private state directory."""
+
+    project_dir: Path
+    state_dir: Path
+    python_path: Sequence[Path] = ()
+    """Directories put on PYTHONPATH of the program and of the dynamic-provider process."""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    _env: dict[str, str] | None = field(default=None, init=False, repr=False)
+
+    def env(self) -> dict[str, str]:
+        """The full environment of every ``pulumi`` command (computed once)."""
+        if self._env is None:
+            self._env = offline_env(self.state_dir)
+        env = dict(self._env)
+        if self.python_path:
+            env["PYTHONPATH"] = os.pathsep.join(str(path) for path in self.python_path)
+        env.update(self.extra_env)
+        return env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``pulumi ARGS`` non-interactively; fail the test with its output if it fails.
+
+        Args:
+            *args: Arguments after ``pulumi``.
+            check: Fail the test on a non-zero exit.
+
+        Returns:
+            The completed process (text stdout and stderr).
+        """
+        result = subprocess.run(
+            ["pulumi", *args, "--non-interactive", "--color", "never"],
+            cwd=self.project_dir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"`pulumi {' '.join(args)}` exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}",
+                pytrace=False,
+            )
+        return result
+
+    def stack_outputs(self) -> dict[str, Any]:
+        """``pulumi stack output --json --show-secrets`` as a dict."""
+        outputs: dict[str, Any] = json.loads(
+            self.run("stack", "output", "--json", "--show-secrets").stdout
+        )
+        return outputs
+
+    def export(self) -> dict[str, Any]:
+        """``pulumi stack export`` as a dict."""
+        state: dict[str, Any] = json.loads(self.run("stack", "export").stdout)
+        return state

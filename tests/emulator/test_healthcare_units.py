@@ -1,0 +1,174 @@
+"""Unit tests of the Healthcare side's building blocks (no HTTP)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_transfer.emulator.bigquery import (
+    BigQueryTables,
+    TableNotEmpty,
+    effective_disposition,
+    parse_table_uri,
+)
+from dicom_transfer.emulator.dicom import (
+    DicomParseError,
+    RenderError,
+    instance_row,
+    parse_export_format,
+    parse_instance,
+    render_instance,
+)
+from dicom_transfer.emulator.state import AddResult, AlreadyExists, HealthcareState, NotFound
+from healthcare_support import corpus_bytes, fresh_copy
+
+LE = "1.2.840.10008.1.2.1"
+
+
+@pytest.mark.parametrize(
+    ("value", "mime", "syntax", "ext"),
+    [
+        (None, "application/dicom", None, ".dcm"),
+        ("", "application/dicom", None, ".dcm"),
+        ("application/dicom; transfer-syntax=", "application/dicom", None, ".dcm"),
+        ("application/dicom; transfer-syntax=*", "application/dicom", None, ".dcm"),
+        (f"Application/DICOM;transfer-syntax={LE}", "application/dicom", LE, ".dcm"),
+        ("application/octet-stream", "application/octet-stream", None, ""),
+        (f"application/octet-stream; transfer-syntax={LE}", "application/octet-stream", LE, ""),
+        ("image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50", "image/jpeg",
+         "1.2.840.10008.1.2.4.50", ".jpg"),
+        ("image/png", "image/png", None, ".png"),
+    ],
+)
+def test_export_formats(value: str | None, mime: str, syntax: str | None, ext: str) -> None:
+    fmt = parse_export_format(value)
+    assert (fmt.mime_type, fmt.transfer_syntax, fmt.extension) == (mime, syntax, ext)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["image/gif", "image/png; transfer-syntax=1.2.840.10008.1.2.1", "application/dicom; q=1",
+     "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50"],
+)
+def test_unsupported_export_formats(value: str) -> None:
+    with pytest.raises(ValueError):
+        parse_export_format(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("MR_truncated.dcm", "truncated"),
+        ("rtplan_truncated.dcm", "truncated"),
+        ("no_meta.dcm", "Part 10"),
+        ("README.txt", "Part 10"),
+        ("empty_charset_LEI.dcm", "StudyInstanceUID"),
+    ],
+)
+def test_unreadable_instances(name: str, reason: str) -> None:
+    with pytest.raises(DicomParseError, match=reason):
+        parse_instance(corpus_bytes(name))
+
+
+def test_parse_instance_reads_identifiers() -> None:
+    parsed = parse_instance(corpus_bytes("rtdose.dcm"))
+    ds = pydicom.dcmread(io.BytesIO(corpus_bytes("rtdose.dcm")))
+    assert parsed.study_uid == ds.StudyInstanceUID
+    assert parsed.sop_instance_uid == ds.SOPInstanceUID
+    assert parsed.number_of_frames == 15
+    assert parsed.transfer_syntax_uid == "1.2.840.10008.1.2"
+
+
+@pytest.mark.parametrize(
+    "name", ["MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm",
+             "SC_rgb_small_odd_big_endian.dcm", "rtdose_expb.dcm", "image_dfl.dcm"],
+)
+def test_transcode_to_explicit_little_endian_keeps_pixels(name: str) -> None:
+    source = pydicom.dcmread(io.BytesIO(corpus_bytes(name)))
+    (out,) = render_instance(corpus_bytes(name), parse_export_format(
+        f"application/dicom; transfer-syntax={LE}"))
+    result = pydicom.dcmread(io.BytesIO(out.data))
+    assert result.file_meta.TransferSyntaxUID == LE
+    assert np.array_equal(result.pixel_array, source.pixel_array)
+
+
+def test_render_errors_are_explicit() -> None:
+    with pytest.raises(RenderError, match="no pixel data"):
+        render_instance(corpus_bytes("test-SR.dcm"), parse_export_format("image/png"))
+    with pytest.raises(RenderError, match="JPEG-LS"):
+        render_instance(corpus_bytes("MR_small_jpeg_ls_lossless.dcm"),
+                        parse_export_format("image/jpeg"))
+    with pytest.raises(RenderError, match="not supported"):
+        render_instance(corpus_bytes("CT_small.dcm"), parse_export_format(
+            "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"))
+    # Already in the requested syntax: the original bytes.
+    jpeg = corpus_bytes("SC_rgb_jpeg_dcmtk.dcm")
+    (same,) = render_instance(jpeg, parse_export_format(
+        "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"))
+    assert same.data == jpeg
+
+
+def test_multiframe_octet_stream_frames() -> None:
+    data = corpus_bytes("SC_rgb_rle_2frame.dcm")
+    frames = render_instance(data, parse_export_format("application/octet-stream"))
+    assert [f.frame for f in frames] == [1, 2]
+    uncompressed = parse_export_format(f"application/octet-stream; transfer-syntax={LE}")
+    raw = render_instance(data, uncompressed)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    assert b"".join(f.data for f in raw) == ds.pixel_array.tobytes()
+
+
+def test_instance_row() -> None:
+    row = instance_row(corpus_bytes("CT_small.dcm"))
+    assert row["Modality"] == "CT" and row["Rows"] == 128
+    assert "PixelData" not in row
+    assert isinstance(row["PatientName"], str)
+
+
+def test_table_uri_and_dispositions(tmp_path: Path) -> None:
+    ref = parse_table_uri("bq://example.com:proj-1.ds_1.tab-1")
+    assert (ref.project, ref.dataset, ref.table) == ("example.com:proj-1", "ds_1", "tab-1")
+    for bad in ("bq://p.d.t", "gs://proj-1.d.t", "bq://proj-1.d", "bq://proj-1." + "d" * 2000):
+        with pytest.raises(ValueError):
+            parse_table_uri(bad)
+    assert effective_disposition(None, None) == "WRITE_EMPTY"
+    assert effective_disposition(None, True) == "WRITE_TRUNCATE"
+    assert effective_disposition("WRITE_APPEND", True) == "WRITE_APPEND"
+    assert effective_disposition("WRITE_DISPOSITION_UNSPECIFIED", True) == "WRITE_TRUNCATE"
+    for tables in (BigQueryTables(), BigQueryTables(tmp_path)):
+        tables.write_rows(ref, [{"a": 1}], "WRITE_EMPTY")
+        with pytest.raises(TableNotEmpty):
+            tables.write_rows(ref, [{"a": 2}], "WRITE_EMPTY")
+        tables.write_rows(ref, [{"a": 2}], "WRITE_APPEND")
+        assert tables.read_rows(ref) == [{"a": 1}, {"a": 2}]
+        tables.write_rows(ref, [{"a": 3}], "WRITE_TRUNCATE")
+        assert tables.read_rows(ref.id) == [{"a": 3}]
+        assert tables.list_tables() == [ref.id]
+        tables.reset()
+        assert tables.read_rows(ref) == [] and not tables.exists(ref)
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_state_instances_and_duplicates(tmp_path: Path, persist: bool) -> None:
+    state = HealthcareState(tmp_path if persist else None)
+    dataset = "projects/p-roject/locations/l/datasets/d"
+    store = f"{dataset}/dicomStores/s"
+    with pytest.raises(NotFound):
+        state.create_store(store, {})
+    state.create_dataset(dataset, {})
+    state.create_store(store, {})
+    with pytest.raises(AlreadyExists):
+        state.create_store(store, {})
+    data = fresh_copy("CT_small.dcm")
+    parsed = parse_instance(data)
+    assert state.add_instance(store, parsed, data) is AddResult.ADDED
+    assert state.add_instance(store, parsed, b"other") is AddResult.DUPLICATE
+    moved = type(parsed)(**{**parsed.__dict__, "series_uid": "1.2.3"})
+    assert state.add_instance(store, moved, b"other") is AddResult.CONFLICT
+    assert state.read_instance(store, parsed.sop_instance_uid) == data
+    state.delete_dataset(dataset)
+    with pytest.raises(NotFound):
+        state.list_instances(store)

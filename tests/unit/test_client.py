@@ -1,0 +1,293 @@
+"""Client construction: endpoints, credentials, static discovery, per-thread clients, pickling."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+from typing import Any
+
+import httplib2
+import pytest
+from dicom_transfer.errors import ApiError, NotFound, PermissionDenied, Transient
+from dicom_transfer.healthcare import client as client_module
+from dicom_transfer.healthcare.client import (
+    ENDPOINT_ENV,
+    STORAGE_ENDPOINT_ENV,
+    ApiConfig,
+    HealthcareApi,
+    StorageApi,
+    api_error_from_exception,
+    normalize_endpoint,
+    validate_operation_name,
+)
+from google.auth.credentials import AnonymousCredentials
+from googleapiclient.errors import HttpError
+from googleapiclient.http import HttpMockSequence
+
+DATASET = "projects/my-project/locations/us/datasets/d"
+STORE = f"{DATASET}/dicomStores/s"
+OP = f"{DATASET}/operations/7"
+
+
+class Recorder(HttpMockSequence):  # type: ignore[misc]
+    def __init__(self, iterable: list[tuple[dict[str, str], Any]]) -> None:
+        super().__init__(iterable)
+        self.requests: list[tuple[str, str, Any, dict[str, str]]] = []
+
+    def request(
+        self, uri: str, method: str = "GET", body: Any = None, headers: Any = None, **kw: Any
+    ) -> Any:
+        self.requests.append((method, uri, body, dict(headers or {})))
+        return super().request(uri, method, body, headers, **kw)
+
+
+def ok(body: dict[str, Any]) -> tuple[dict[str, str], str]:
+    return ({"status": "200"}, json.dumps(body))
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ("localhost:9023/", "http://localhost:9023/"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ("https://healthcare.example.com/", "https://healthcare.example.com/"),
+    ],
+)
+def test_normalize_endpoint(given: str, expected: str) -> None:
+    assert normalize_endpoint(given) == expected
+
+
+def test_from_env_arguments_win_over_environment() -> None:
+    env = {ENDPOINT_ENV: "127.0.0.1:8080", STORAGE_ENDPOINT_ENV: "http://127.0.0.1:9023"}
+    config = ApiConfig.from_env(environ=env)
+    assert config.endpoint == "http://127.0.0.1:8080/"
+    assert config.storage_endpoint == "http://127.0.0.1:9023/"
+    config = ApiConfig.from_env(endpoint="http://10.0.0.1:1", environ=env)
+    assert config.endpoint == "http://10.0.0.1:1/"
+    assert ApiConfig.from_env(environ={}) == ApiConfig()
+
+
+def test_endpoint_override_uses_anonymous_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_adc(**_kwargs: Any) -> Any:
+        raise AssertionError("ADC must not be consulted with an endpoint override")
+
+    monkeypatch.setattr(client_module.google.auth, "default", no_adc)
+    config = ApiConfig(endpoint="http://127.0.0.1:1/")
+    assert isinstance(config.credentials(config.endpoint), AnonymousCredentials)
+
+
+def test_adc_and_impersonation(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = AnonymousCredentials()
+    seen: dict[str, Any] = {}
+
+    def fake_default(scopes: list[str]) -> tuple[Any, str]:
+        seen["scopes"] = scopes
+        return source, "proj"
+
+    monkeypatch.setattr(client_module.google.auth, "default", fake_default)
+    plain = ApiConfig().credentials(None)
+    assert plain is source and seen["scopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
+    impersonated = ApiConfig(impersonate_service_account="deployer@p.iam.gserviceaccount.com")
+    creds = impersonated.credentials(None)
+    assert type(creds).__module__ == "google.auth.impersonated_credentials"
+    assert creds.service_account_email == "deployer@p.iam.gserviceaccount.com"
+
+
+# --- Healthcare client ---------------------------------------------------------------------------
+
+
+def test_requests_go_to_the_endpoint_with_the_version() -> None:
+    http = Recorder([ok({"name": OP}), ok({"name": OP, "done": True})])
+    api = HealthcareApi(
+        ApiConfig(endpoint="http://127.0.0.1:8080/"), "v1beta1", http_factory=lambda: http
+    )
+    assert api.submit_export(STORE, {"gcsDestination": {"uriPrefix": "gs://b"}}) == OP
+    assert api.get_operation(OP)["done"] is True
+    (method, uri, body, headers), (method2, uri2, _, _) = http.requests
+    assert method == "POST"
+    assert uri.startswith(f"http://127.0.0.1:8080/v1beta1/{STORE}:export")
+    assert json.loads(body) == {"gcsDestination": {"uriPrefix": "gs://b"}}
+    assert method2 == "GET" and uri2.startswith(f"http://127.0.0.1:8080/v1beta1/{OP}?")
+    assert "authorization" not in {k.lower() for k in headers}
+
+
+def test_list_operations_follows_pages() -> None:
+    http = Recorder(
+        [
+            ok({"operations": [{"name": f"{DATASET}/operations/1"}], "nextPageToken": "t2"}),
+            ok({"operations": [{"name": f"{DATASET}/operations/2"}]}),
+        ]
+    )
+    api = HealthcareApi(ApiConfig(endpoint="http://h:1/"), http_factory=lambda: http)
+    names = [op["name"] for op in api.list_operations(DATASET)]
+    assert names == [f"{DATASET}/operations/1", f"{DATASET}/operations/2"]
+    assert "pageToken=t2" in http.requests[1][1]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{DATASET}/operations/../../x",
+        f"{DATASET}/operations/1?alt=media",
+        f"{DATASET}/operations/a%2Fb",
+        "projects/p/operations/1",
+        f"{DATASET}/operations/",
+    ],
+)
+def test_operation_names_are_checked_before_use(name: str) -> None:
+    with pytest.raises(ValueError, match="not a valid operation name"):
+        validate_operation_name(name)
+
+
+def test_store_name_checked_before_submit() -> None:
+    api = HealthcareApi(ApiConfig(endpoint="http://h:1/"), http_factory=lambda: Recorder([]))
+    with pytest.raises(ValueError, match="DICOM store"):
+        api.submit_import(f"{DATASET}/dicomStores/..", {})
+
+
+def test_bad_api_version() -> None:
+    with pytest.raises(ValueError, match=r"v1\|v1beta1"):
+        HealthcareApi(ApiConfig(), "v2")
+
+
+def test_one_client_per_thread_built_lazily() -> None:
+    built: list[int] = []
+
+    def factory() -> Any:
+        built.append(threading.get_ident())
+        return Recorder([ok({"name": OP})] * 3)
+
+    api = HealthcareApi(ApiConfig(endpoint="http://h:1/"), http_factory=factory)
+    assert built == []
+    api.get_operation(OP)
+    api.get_operation(OP)
+    assert len(built) == 1
+    thread = threading.Thread(target=api.get_operation, args=(OP,))
+    thread.start()
+    thread.join()
+    assert len(built) == 2 and built[0] != built[1]
+
+
+def test_pickles_small_without_client() -> None:
+    api = HealthcareApi(ApiConfig(endpoint="http://127.0.0.1:8080/"), "v1")
+    api._service()  # build the (anonymous, endpoint) client for this thread
+    payload = pickle.dumps(api)
+    assert len(payload) < 2000
+    for forbidden in (b"httplib2", b"googleapiclient", b"Credentials", b"token"):
+        assert forbidden not in payload
+    copy = pickle.loads(payload)
+    assert copy.config == api.config and copy.api_version == "v1"
+    assert getattr(copy._local, "service", None) is None
+    config_payload = pickle.dumps(ApiConfig(endpoint="http://h:1/"))
+    assert len(config_payload) < 500
+
+
+def test_storage_pickles_without_client() -> None:
+    storage = StorageApi(ApiConfig(storage_endpoint="http://127.0.0.1:9023/"))
+    storage._service()
+    payload = pickle.dumps(storage)
+    assert b"httplib2" not in payload and len(payload) < 2000
+
+
+# --- Storage client ------------------------------------------------------------------------------
+
+
+def test_storage_upload_and_exists_use_the_emulator_endpoint() -> None:
+    http = Recorder(
+        [
+            ({"status": "404"}, json.dumps({"error": {"code": 404, "message": "No such object"}})),
+            ok({"name": "filters/abc.txt", "bucket": "stage"}),
+            ok({"name": "filters/abc.txt"}),
+        ]
+    )
+    storage = StorageApi(
+        ApiConfig(storage_endpoint="http://127.0.0.1:9023/"), http_factory=lambda: http
+    )
+    assert storage.exists("stage", "filters/abc.txt") is False
+    storage.upload("stage", "filters/abc.txt", b"/studies/1.2\n", "text/plain")
+    assert storage.exists("stage", "filters/abc.txt") is True
+    (_, get_uri, _, _), (method, upload_uri, body, headers), _ = http.requests
+    assert get_uri.startswith("http://127.0.0.1:9023/storage/v1/b/stage/o/filters%2Fabc.txt")
+    assert method == "POST"
+    assert upload_uri.startswith("http://127.0.0.1:9023/upload/storage/v1/b/stage/o?")
+    assert "ifGenerationMatch=0" in upload_uri and "uploadType=media" in upload_uri
+    assert body == b"/studies/1.2\n" and headers["content-type"] == "text/plain"
+
+
+def test_storage_upload_precondition_failed_means_exists() -> None:
+    http = Recorder([({"status": "412"}, json.dumps({"error": {"code": 412, "message": "x"}}))])
+    storage = StorageApi(ApiConfig(storage_endpoint="http://h:1/"), http_factory=lambda: http)
+    storage.upload("stage", "f.txt", b"x", "text/plain")
+
+
+def test_storage_default_endpoint_is_google() -> None:
+    http = Recorder([ok({"name": "x"})])
+    storage = StorageApi(ApiConfig(), http_factory=lambda: http)
+    storage.exists("b", "o")
+    assert http.requests[0][1].startswith("https://storage.googleapis.com/storage/v1/b/b/o/o")
+
+
+# --- error mapping -------------------------------------------------------------------------------
+
+
+def http_error(code: int, payload: Any) -> HttpError:
+    response = httplib2.Response({"status": str(code)})
+    response.reason = "Reason"
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return HttpError(response, content, uri="http://h/v1/x")
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "request_sent"),
+    [
+        (
+            http_error(403, {"error": {"status": "PERMISSION_DENIED", "message": "no"}}),
+            PermissionDenied,
+            None,
+        ),
+        (http_error(404, {"error": {"message": "gone"}}), NotFound, None),
+        (http_error(429, {"error": {"message": "slow down"}}), Transient, False),
+        (http_error(503, b"<html>unavailable</html>"), Transient, False),
+        (http_error(500, {"error": {"message": "oops"}}), Transient, True),
+        (http_error(504, {"error": {"message": "late"}}), Transient, True),
+        (http_error(400, {"error": {"message": "bad"}}), ApiError, None),
+        (ConnectionRefusedError("refused"), Transient, False),
+        (httplib2.ServerNotFoundError("dns"), Transient, False),
+        (ConnectionResetError("reset"), Transient, True),
+        (TimeoutError("timed out"), Transient, True),
+        (TimeoutError("timed out"), Transient, True),
+    ],
+)
+def test_error_mapping(exc: BaseException, kind: type[ApiError], request_sent: bool | None) -> None:
+    mapped = api_error_from_exception(exc)
+    assert type(mapped) is kind
+    if request_sent is not None:
+        assert isinstance(mapped, Transient) and mapped.request_sent is request_sent
+
+
+def test_error_mapping_reads_google_error_shape() -> None:
+    mapped = api_error_from_exception(
+        http_error(
+            403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "denied x"}}
+        )
+    )
+    assert mapped is not None
+    assert (mapped.http_status, mapped.status, mapped.message) == (
+        403,
+        "PERMISSION_DENIED",
+        "denied x",
+    )
+    assert api_error_from_exception(ValueError("not http")) is None
+
+
+def test_errors_pickle() -> None:
+    error = Transient(429, "RESOURCE_EXHAUSTED", "m", "hint", request_sent=False)
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, Transient) and copy.request_sent is False and str(copy) == str(error)
+    denied = pickle.loads(pickle.dumps(PermissionDenied(403, "PERMISSION_DENIED", "m", "grant x")))
+    assert denied.hint == "grant x"

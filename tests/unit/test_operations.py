@@ -1,0 +1,306 @@
+"""Operation parsing, the poll schedule (fake clock), deadline, progress and failure policy."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from dicom_transfer.errors import OperationFailed, OperationTimedOut
+from dicom_transfer.healthcare.operations import (
+    OperationResult,
+    PollPolicy,
+    apply_failure_policy,
+    parse_operation,
+    wait_for_operation,
+)
+
+NAME = "projects/p/locations/l/datasets/d/operations/42"
+IMPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData"
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def operation(
+    *,
+    done: bool = False,
+    success: str | None = None,
+    failure: str | None = None,
+    pending: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    counter = {
+        k: v for k, v in (("success", success), ("failure", failure), ("pending", pending)) if v
+    }
+    op: dict[str, Any] = {
+        "name": NAME,
+        "metadata": {
+            "@type": "type.googleapis.com/google.cloud.healthcare.v1.OperationMetadata",
+            "apiMethodName": IMPORT_METHOD,
+            "createTime": "2024-05-01T10:00:00.123456789Z",
+            "logsUrl": "https://console.cloud.google.com/logs/query/x",
+            "counter": counter,
+        },
+    }
+    if done:
+        op["done"] = True
+        op["metadata"]["endTime"] = "2024-05-01T10:05:00Z"
+        if error is None:
+            op["response"] = {"@type": "..."}
+    if error is not None:
+        op["error"] = error
+    return op
+
+
+def test_parse_operation_counters_are_digit_strings_absent_is_zero() -> None:
+    result = parse_operation(operation(success="12", failure="3"))
+    assert (result.success_count, result.failure_count, result.pending_count) == (12, 3, 0)
+    assert result.name == NAME and not result.done
+    assert result.api_method_name == IMPORT_METHOD
+    assert result.create_time == "2024-05-01T10:00:00.123456789Z"
+    assert result.logs_url == "https://console.cloud.google.com/logs/query/x"
+    assert result.error_code is None and result.end_time is None
+    empty = parse_operation({"name": NAME})
+    assert (empty.success_count, empty.failure_count, empty.pending_count) == (0, 0, 0)
+    assert (
+        parse_operation({"name": NAME, "metadata": {"counter": {"success": 7}}}).success_count == 7
+    )
+
+
+def test_parse_operation_error_and_sample_errors() -> None:
+    error = {
+        "code": 3,
+        "message": "some files failed, see logs",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.cloud.healthcare.v1.ImportErrors",
+                "sampleErrors": [
+                    {"resource": "gs://b/x.txt", "error": {"code": 3, "message": "not DICOM"}}
+                ],
+            }
+        ],
+    }
+    result = parse_operation(operation(done=True, success="9", failure="1", error=error))
+    assert result.done and result.error_code == 3
+    assert result.error_message == "some files failed, see logs"
+    assert result.sample_errors == ("gs://b/x.txt: not DICOM (code 3)",)
+    assert result.end_time == "2024-05-01T10:05:00Z"
+
+
+def run_wait(
+    responses: list[dict[str, Any]] | Callable[[FakeTime], dict[str, Any]],
+    *,
+    deadline_s: float = 3600.0,
+    policy: PollPolicy | None = None,
+    progress: list[tuple[OperationResult, float]] | None = None,
+) -> tuple[OperationResult, FakeTime, int]:
+    fake = FakeTime()
+    calls = 0
+
+    def get() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if callable(responses):
+            return responses(fake)
+        return responses[min(calls - 1, len(responses) - 1)]
+
+    result = wait_for_operation(
+        get,
+        deadline_s=deadline_s,
+        clock=fake.clock,
+        sleep=fake.sleep,
+        on_progress=(lambda r, e: progress.append((r, e))) if progress is not None else None,
+        policy=policy,
+        rand=lambda: 0.0,
+    )
+    return result, fake, calls
+
+
+def test_backoff_schedule_without_counters() -> None:
+    responses = [operation()] * 12 + [operation(done=True, success="5")]
+    result, fake, calls = run_wait(responses)
+    assert result.done and result.success_count == 5
+    assert calls == 13
+    expected = [min(1.0 * 1.5**i, 30.0) for i in range(12)]
+    assert fake.sleeps == pytest.approx(expected)
+    assert max(fake.sleeps) == 30.0
+
+
+def test_jitter_only_shortens_sleeps() -> None:
+    fake = FakeTime()
+    responses = iter([operation()] * 5 + [operation(done=True)])
+    wait_for_operation(
+        lambda: next(responses),
+        deadline_s=100,
+        clock=fake.clock,
+        sleep=fake.sleep,
+        rand=lambda: 0.999,
+    )
+    for got, nominal in zip(fake.sleeps, [1.0, 1.5, 2.25, 3.375, 5.0625], strict=True):
+        assert nominal * 0.9 <= got <= nominal
+
+
+def test_done_on_first_get_does_not_sleep() -> None:
+    result, fake, calls = run_wait([operation(done=True, success="1")])
+    assert calls == 1 and fake.sleeps == [] and result.done
+
+
+def test_deadline_raises_with_name_and_resume_hint() -> None:
+    with pytest.raises(OperationTimedOut) as info:
+        run_wait([operation()], deadline_s=10.0)
+    error = info.value
+    assert error.operation_name == NAME
+    assert error.elapsed_s == pytest.approx(10.0)
+    assert "pulumi up" in str(error) and NAME in str(error)
+
+
+def test_last_sleep_is_cut_to_the_deadline() -> None:
+    fake_holder: list[FakeTime] = []
+
+    def responses(fake: FakeTime) -> dict[str, Any]:
+        fake_holder.append(fake)
+        return operation()
+
+    with pytest.raises(OperationTimedOut):
+        run_wait(responses, deadline_s=4.0)
+    fake = fake_holder[0]
+    # 1 + 1.5 = 2.5, then 2.25 would overshoot: cut to 1.5 so the final GET is at 4.0.
+    assert fake.sleeps == pytest.approx([1.0, 1.5, 1.5])
+
+
+def test_progress_reports_at_growing_intervals_and_at_the_end() -> None:
+    progress: list[tuple[OperationResult, float]] = []
+    total = 600.0
+
+    def responses(fake: FakeTime) -> dict[str, Any]:
+        elapsed = fake.now - 1000.0
+        if elapsed >= total:
+            return operation(done=True, success="600")
+        return operation(success=str(int(elapsed)))
+
+    result, _fake, _calls = run_wait(responses, progress=progress)
+    assert result.done
+    times = [elapsed for _, elapsed in progress]
+    gaps = [b - a for a, b in itertools.pairwise(times[:-1])]
+    assert times[0] >= 10.0
+    assert all(later >= earlier for earlier, later in itertools.pairwise(gaps))
+    assert progress[-1][0].done
+    assert len(progress) <= 10
+    assert progress[0][0].success_count > 0
+
+
+def test_counter_rate_predicts_completion() -> None:
+    """An operation processing 10 instances/s with 1000 instances: done at t=100 s."""
+
+    def responses(fake: FakeTime) -> dict[str, Any]:
+        elapsed = fake.now - 1000.0
+        processed = min(int(elapsed * 10), 1000)
+        if elapsed >= 100.0:
+            return operation(done=True, success="1000")
+        return operation(success=str(processed), pending=str(1000 - processed))
+
+    result, fake, calls = run_wait(responses)
+    finished_seen_at = fake.now - 1000.0
+    lag = finished_seen_at - 100.0
+    assert result.done
+    assert lag <= 2.0, f"lag {lag:.1f}s, sleeps {fake.sleeps}"
+    assert calls <= 20
+
+    # Without counters the same operation is seen later (plain backoff).
+    plain, plain_fake, _ = run_wait(
+        lambda f: operation(done=True) if f.now - 1000.0 >= 100.0 else operation()
+    )
+    assert plain.done and plain_fake.now - 1000.0 - 100.0 > lag
+
+
+def test_pending_dropping_to_zero_polls_quickly() -> None:
+    def responses(fake: FakeTime) -> dict[str, Any]:
+        elapsed = fake.now - 1000.0
+        if elapsed < 50:
+            return operation(success=str(int(elapsed)), pending=str(50 - int(elapsed)))
+        if elapsed < 53:
+            return operation(success="50", pending=None)
+        return operation(done=True, success="50")
+
+    result, fake, _ = run_wait(responses, policy=PollPolicy(max_s=30.0))
+    assert result.done
+    assert fake.now - 1000.0 - 53.0 <= 1.0
+
+
+# --- failure policy ------------------------------------------------------------------------------
+
+
+def finished(
+    failure: int, code: int | None, success: int = 10, message: str | None = "m"
+) -> OperationResult:
+    return OperationResult(
+        name=NAME,
+        done=True,
+        success_count=success,
+        failure_count=failure,
+        logs_url="https://logs/x",
+        error_code=code,
+        error_message=message if code is not None else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "max_failures", "ok"),
+    [
+        (0, None, 0, True),
+        (0, None, None, True),
+        (1, 3, 0, False),
+        (1, 3, 1, True),
+        (2, 3, 1, False),
+        (500, 3, None, True),
+        (0, 3, 0, False),  # code 3 with no failed instance: a request-level error
+        (0, 3, None, False),
+        (0, 1, None, False),  # cancelled
+        (0, 13, None, False),  # internal
+        (3, 7, None, False),  # permission denied
+        (2, None, 1, False),  # no error but too many failures (defensive)
+    ],
+)
+def test_failure_policy(failure: int, code: int | None, max_failures: int | None, ok: bool) -> None:
+    result = finished(failure, code)
+    if ok:
+        assert apply_failure_policy(result, max_failures) is result
+        return
+    with pytest.raises(OperationFailed) as info:
+        apply_failure_policy(result, max_failures)
+    error = info.value
+    assert error.operation_name == NAME
+    assert error.code == (code or 0)
+    assert error.logs_url == "https://logs/x"
+    text = str(error)
+    assert NAME in text and "https://logs/x" in text
+    assert f"failure={failure}" in text and "success=10" in text
+
+
+def test_permission_failure_carries_hint() -> None:
+    with pytest.raises(OperationFailed, match=r"roles/storage\.objectViewer"):
+        apply_failure_policy(finished(0, 7), None, "grant roles/storage.objectViewer on b")
+
+
+def test_operation_failed_pickles() -> None:
+    import pickle
+
+    with pytest.raises(OperationFailed) as info:
+        apply_failure_policy(finished(2, 3), 0)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert str(copy) == str(info.value) and copy.result == info.value.result

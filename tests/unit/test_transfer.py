@@ -1,0 +1,440 @@
+"""run_transfer: submit once, resume from the journal, adopt interrupted submits, deadlines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dicom_transfer.errors import (
+    JournalConflict,
+    NotFound,
+    OperationFailed,
+    OperationTimedOut,
+    PermissionDenied,
+    Transient,
+)
+from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
+from dicom_transfer.healthcare.journal import Journal, JournalRecord
+from dicom_transfer.healthcare.transfer import (
+    find_interrupted_operation,
+    run_transfer,
+    stage_filter_file,
+)
+from dicom_transfer.specs import ExportSpec, WaitPolicy
+from googleapiclient.http import HttpMockSequence
+
+DATASET = "projects/my-project/locations/us/datasets/d"
+STORE = f"{DATASET}/dicomStores/s"
+OP = f"{DATASET}/operations/100"
+FP = "cd" * 32
+BODY = {"gcsSource": {"uri": "gs://raw-images/in/**.dcm"}}
+IMPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData"
+EXPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ExportDicomData"
+SUBMITTED_AT = 1_714_557_600.0  # 2024-05-01T10:00:00Z
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return SUBMITTED_AT + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def op(
+    name: str = OP,
+    *,
+    done: bool = False,
+    success: int = 0,
+    failure: int = 0,
+    error: dict[str, Any] | None = None,
+    method: str = IMPORT_METHOD,
+    created: str = "2024-05-01T10:00:01.5Z",
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "name": name,
+        "metadata": {
+            "apiMethodName": method,
+            "createTime": created,
+            "logsUrl": "https://logs/q",
+            "counter": {"success": str(success), "failure": str(failure)},
+        },
+    }
+    if done:
+        result["done"] = True
+    if error:
+        result["error"] = error
+    return result
+
+
+class FakeApi:
+    """Duck-typed HealthcareApi: scripted submits, operations and listings."""
+
+    def __init__(
+        self,
+        *,
+        submits: list[Any] | None = None,
+        operations: dict[str, list[dict[str, Any]]] | None = None,
+        listing: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.submit_script = list(submits or [])
+        self.operations = operations or {}
+        self.listing = listing or []
+        self.submitted: list[tuple[str, dict[str, Any]]] = []
+        self.gets: list[str] = []
+
+    def _submit(self, store: str, body: dict[str, Any]) -> str:
+        self.submitted.append((store, body))
+        outcome = self.submit_script.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return str(outcome)
+
+    submit_import = _submit
+    submit_export = _submit
+
+    def get_operation(self, name: str) -> dict[str, Any]:
+        self.gets.append(name)
+        if name not in self.operations:
+            raise NotFound(404, "NOT_FOUND", f"{name} not found")
+        states = self.operations[name]
+        return states.pop(0) if len(states) > 1 else states[0]
+
+    def list_operations(self, dataset_name: str) -> Iterator[dict[str, Any]]:
+        assert dataset_name == DATASET
+        yield from self.listing
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "journal")
+
+
+def run(
+    api: Any,
+    journal: Journal,
+    fake: FakeTime,
+    *,
+    policy: WaitPolicy | None = None,
+    kind: str = "import",
+    body: dict[str, Any] | None = None,
+) -> tuple[Any, list[str]]:
+    lines: list[str] = []
+    result = run_transfer(
+        api,
+        kind,  # type: ignore[arg-type]
+        STORE,
+        body or BODY,
+        FP,
+        policy or WaitPolicy(),
+        journal,
+        lines.append,
+        clock=fake.clock,
+        wall_clock=fake.wall,
+        sleep=fake.sleep,
+    )
+    return result, lines
+
+
+def test_fresh_submit_waits_and_clears_the_journal(journal: Journal) -> None:
+    fake = FakeTime()
+    api = FakeApi(submits=[OP], operations={OP: [op(), op(success=5), op(done=True, success=10)]})
+    result, lines = run(api, journal, fake)
+    assert result.success_count == 10 and result.done
+    assert len(api.submitted) == 1 and api.submitted[0] == (STORE, BODY)
+    assert journal.get(FP) is None
+    assert lines[0] == f"submitted {OP}"
+    assert "success=10" in lines[-1] and "done" in lines[-1]
+
+
+def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
+    fake = FakeTime()
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, OP))
+    api = FakeApi(operations={OP: [op(success=3), op(done=True, success=9)]})
+    result, lines = run(api, journal, fake)
+    assert api.submitted == []
+    assert result.success_count == 9
+    assert any(line.startswith(f"resuming {OP}") for line in lines)
+    assert journal.get(FP) is None
+
+
+def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> None:
+    fake = FakeTime()
+    old = f"{DATASET}/operations/1"
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT - 40 * 86400, old))
+    api = FakeApi(submits=[OP], operations={OP: [op(done=True, success=1)]})
+    result, lines = run(api, journal, fake)
+    assert len(api.submitted) == 1 and result.name == OP
+    assert any("no longer knows" in line for line in lines)
+
+
+def test_interrupted_submit_adopts_the_single_matching_operation(journal: Journal) -> None:
+    fake = FakeTime()
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
+    listing = [
+        op(f"{DATASET}/operations/1", created="2024-04-30T10:00:00Z"),  # too old
+        op(f"{DATASET}/operations/2", method=EXPORT_METHOD),  # other method
+        op(OP, created="2024-05-01T10:00:02.123456789Z"),
+    ]
+    api = FakeApi(listing=listing, operations={OP: [op(done=True, success=4)]})
+    result, lines = run(api, journal, fake)
+    assert api.submitted == []
+    assert result.name == OP and result.success_count == 4
+    assert any(line.startswith(f"adopted {OP}") for line in lines)
+    assert journal.get(FP) is None
+
+
+def test_operation_owned_by_another_record_is_not_adopted(journal: Journal) -> None:
+    fake = FakeTime()
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
+    journal.put(JournalRecord("ef" * 32, "import", STORE, SUBMITTED_AT, OP))
+    api = FakeApi(listing=[op(OP)])
+    with pytest.raises(JournalConflict):
+        run(api, journal, fake)
+    assert api.submitted == []
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_interrupted_submit_without_unique_match_fails_safe(journal: Journal, count: int) -> None:
+    fake = FakeTime()
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
+    listing = [op(f"{DATASET}/operations/{i}") for i in range(count)]
+    api = FakeApi(listing=listing)
+    with pytest.raises(JournalConflict) as info:
+        run(api, journal, fake)
+    assert api.submitted == []
+    message = str(info.value)
+    assert str(journal.path_for(FP)) in message and "delete the journal entry" in message
+    assert journal.get(FP) is not None
+
+
+def test_timeout_keeps_the_record_and_next_run_resumes(journal: Journal) -> None:
+    fake = FakeTime()
+    api = FakeApi(submits=[OP], operations={OP: [op(success=1)]})
+    with pytest.raises(OperationTimedOut) as info:
+        run(api, journal, fake, policy=WaitPolicy(timeout_seconds=60))
+    assert info.value.operation_name == OP
+    assert "re-run `pulumi up`" in str(info.value)
+    assert fake.now == pytest.approx(60.0)
+    record = journal.get(FP)
+    assert record is not None and record.operation_name == OP
+
+    api.operations[OP] = [op(done=True, success=7)]
+    result, _ = run(api, journal, FakeTime())
+    assert result.success_count == 7
+    assert len(api.submitted) == 1  # no second submit
+    assert journal.get(FP) is None
+
+
+def test_partial_failure_policy(journal: Journal) -> None:
+    error = {"code": 3, "message": "some instances failed; see logs"}
+    finished = op(done=True, success=8, failure=2, error=error)
+    api = FakeApi(submits=[OP], operations={OP: [finished]})
+    with pytest.raises(OperationFailed) as info:
+        run(api, journal, FakeTime(), policy=WaitPolicy(max_failures=1))
+    assert info.value.code == 3 and info.value.logs_url == "https://logs/q"
+    assert journal.get(FP) is None  # finished: never resumed
+
+    api = FakeApi(submits=[OP], operations={OP: [finished]})
+    result, _ = run(api, journal, FakeTime(), policy=WaitPolicy(max_failures=None))
+    assert result.failure_count == 2
+
+
+def test_cancelled_operation_fails_even_when_tolerating_failures(journal: Journal) -> None:
+    api = FakeApi(
+        submits=[OP], operations={OP: [op(done=True, error={"code": 1, "message": "cancelled"})]}
+    )
+    with pytest.raises(OperationFailed, match="code 1"):
+        run(api, journal, FakeTime(), policy=WaitPolicy(max_failures=None))
+
+
+def test_refused_submit_clears_the_record(journal: Journal) -> None:
+    api = FakeApi(submits=[Transient(429, "RESOURCE_EXHAUSTED", "quota", request_sent=False)])
+    with pytest.raises(Transient):
+        run(api, journal, FakeTime())
+    assert journal.get(FP) is None
+
+
+def test_ambiguous_submit_adopts_at_once_or_keeps_the_record(journal: Journal) -> None:
+    fake = FakeTime()
+    reset = Transient(0, "UNAVAILABLE", "connection reset", request_sent=True)
+    api = FakeApi(
+        submits=[reset],
+        listing=[op(OP, created="2024-05-01T10:00:00.5Z")],
+        operations={OP: [op(done=True, success=2)]},
+    )
+    result, lines = run(api, journal, fake)
+    assert result.name == OP and len(api.submitted) == 1
+    assert any("adopted" in line for line in lines)
+
+    api = FakeApi(submits=[reset], listing=[])
+    with pytest.raises(Transient) as info:
+        run(api, journal, FakeTime())
+    assert "may or may not have created" in str(info.value)
+    record = journal.get(FP)
+    assert record is not None and record.operation_name is None
+    api.submit_script = [OP]
+    with pytest.raises(JournalConflict):
+        run(api, journal, FakeTime())
+    assert len(api.submitted) == 1  # the next run did not submit blindly
+
+
+def test_permission_window_is_bounded_by_the_deadline(journal: Journal) -> None:
+    fake = FakeTime()
+    denied = PermissionDenied(403, "PERMISSION_DENIED", "denied")
+    api = FakeApi(submits=[denied] * 100)
+    with pytest.raises(PermissionDenied) as info:
+        run(
+            api,
+            journal,
+            fake,
+            policy=WaitPolicy(timeout_seconds=90, permission_retry_seconds=600),
+        )
+    assert fake.now == pytest.approx(90.0)
+    assert "roles/storage.objectViewer on bucket raw-images" in str(info.value)
+    assert journal.get(FP) is None
+
+
+# --- through HttpMockSequence --------------------------------------------------------------------
+
+
+def response(code: int, body: dict[str, Any]) -> tuple[dict[str, str], str]:
+    return ({"status": str(code)}, json.dumps(body))
+
+
+def test_http_permission_denied_then_success_then_503_on_poll(journal: Journal) -> None:
+    fake = FakeTime()
+    denied = {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "no access"}}
+    unavailable = {"error": {"code": 503, "status": "UNAVAILABLE", "message": "later"}}
+    http = HttpMockSequence(
+        [
+            response(403, denied),
+            response(403, denied),
+            response(503, unavailable),
+            response(200, {"name": OP}),
+            response(503, unavailable),
+            response(200, op(success=1)),
+            response(200, op(done=True, success=3)),
+        ]
+    )
+    api = HealthcareApi(
+        ApiConfig(endpoint="http://127.0.0.1:1/"),
+        http_factory=lambda: http,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    result, lines = run(api, journal, fake)
+    assert result.success_count == 3
+    assert sum("PERMISSION_DENIED on submit" in line for line in lines) == 2
+    assert http._iterable == []
+
+
+def test_http_export_with_failure_over_limit(journal: Journal) -> None:
+    fake = FakeTime()
+    finished = op(
+        done=True,
+        success=1,
+        failure=4,
+        method=EXPORT_METHOD,
+        error={"code": 3, "message": "4 failed"},
+    )
+    http = HttpMockSequence([response(200, {"name": OP}), response(200, finished)])
+    api = HealthcareApi(ApiConfig(endpoint="http://h:1/"), http_factory=lambda: http)
+    with pytest.raises(OperationFailed) as info:
+        run(
+            api,
+            journal,
+            fake,
+            kind="export",
+            body={"gcsDestination": {"uriPrefix": "gs://out"}},
+            policy=WaitPolicy(max_failures=3),
+        )
+    assert "failure=4" in str(info.value) and "https://logs/q" in str(info.value)
+
+
+# --- adoption matching and filter staging --------------------------------------------------------
+
+
+def test_find_interrupted_operation_window() -> None:
+    record = JournalRecord(FP, "export", STORE, SUBMITTED_AT, None)
+    ops = [
+        op("a", method=EXPORT_METHOD, created="2024-05-01T09:58:30Z"),  # skew allowance
+        op("b", method=EXPORT_METHOD, created="2024-05-01T09:50:00Z"),  # too early
+        op("c", method=EXPORT_METHOD, created="2024-05-01T10:14:00Z"),  # within window
+        op("d", method=EXPORT_METHOD, created="2024-05-01T10:30:00Z"),  # too late
+        op("e", method=IMPORT_METHOD),
+        op("f", method=EXPORT_METHOD, created="garbage"),
+    ]
+    assert [r.name for r in find_interrupted_operation(ops, record)] == ["a", "c"]
+    assert [r.name for r in find_interrupted_operation(ops, record, exclude=["a"])] == ["c"]
+
+
+class FakeStorage:
+    def __init__(self, existing: set[tuple[str, str]] | None = None) -> None:
+        self.objects = {key: b"" for key in existing or set()}
+        self.uploads: list[tuple[str, str, bytes, str]] = []
+
+    def exists(self, bucket: str, name: str) -> bool:
+        return (bucket, name) in self.objects
+
+    def upload(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
+        self.uploads.append((bucket, name, data, content_type))
+        self.objects[(bucket, name)] = data
+
+
+def export_spec() -> ExportSpec:
+    return ExportSpec.from_props(
+        {
+            "dicom_store": STORE,
+            "gcs_destination": {"uri_prefix": "gs://out-bucket/x"},
+            "filter_resource_paths": ["/studies/1.2", "/studies/1.3/series/4.5"],
+            "filter_staging_uri": "gs://stage-bucket/filters",
+        }
+    )
+
+
+def test_stage_filter_file_uploads_once() -> None:
+    storage = FakeStorage()
+    spec = export_spec()
+    uri = stage_filter_file(storage, spec)  # type: ignore[arg-type]
+    assert uri.startswith("gs://stage-bucket/filters/") and uri.endswith(".txt")
+    bucket, name, data, content_type = storage.uploads[0]
+    assert (bucket, f"gs://{bucket}/{name}") == ("stage-bucket", uri)
+    assert data == b"/studies/1.2\n/studies/1.3/series/4.5\n" and content_type == "text/plain"
+    assert stage_filter_file(storage, spec) == uri  # type: ignore[arg-type]
+    assert len(storage.uploads) == 1
+    assert spec.request_body(uri)["filterConfig"] == {"resourcePathsGcsUri": uri}
+
+
+def test_stage_filter_file_permission_message() -> None:
+    class Denied(FakeStorage):
+        def upload(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
+            raise PermissionDenied(403, "PERMISSION_DENIED", "no write")
+
+    with pytest.raises(PermissionDenied, match="objectCreator on bucket stage-bucket"):
+        stage_filter_file(Denied(), export_spec())  # type: ignore[arg-type]
+
+
+def test_stage_filter_file_over_http() -> None:
+    http = HttpMockSequence(
+        [
+            response(404, {"error": {"code": 404, "message": "No such object"}}),
+            response(200, {"name": "x"}),
+        ]
+    )
+    storage = StorageApi(
+        ApiConfig(storage_endpoint="http://127.0.0.1:2/"), http_factory=lambda: http
+    )
+    assert stage_filter_file(storage, export_spec()).startswith("gs://stage-bucket/filters/")
+    assert http._iterable == []
