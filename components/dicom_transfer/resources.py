@@ -14,6 +14,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from dicom_transfer.providers import DicomExportProvider, DicomImportProvider
+from dicom_transfer.sharding import provider_options
 from dicom_transfer.specs import MAX_FAILURES_UNLIMITED
 
 __all__ = ["BigQueryDestinationArgs", "DicomExport", "DicomImport", "GcsDestinationArgs"]
@@ -163,7 +164,7 @@ class DicomImport(Resource):
             impersonate_service_account=impersonate_service_account,
         )
         props.update({"gcs_uri": gcs_uri, "blob_storage_class": blob_storage_class})
-        super().__init__(DicomImportProvider(), resource_name, props, opts)
+        super().__init__(DicomImportProvider(), resource_name, props, provider_options(opts))
 
 
 class DicomExport(Resource):
@@ -249,4 +250,4 @@ class DicomExport(Resource):
                 "filter_uri": None,
             }
         )
-        super().__init__(DicomExportProvider(), resource_name, props, opts)
+        super().__init__(DicomExportProvider(), resource_name, props, provider_options(opts))

@@ -24,6 +24,7 @@ class Registered:
     inputs: dict[str, Any]
     parent: str
     dependencies: list[str]
+    provider: str
 
 
 @dataclass
@@ -90,6 +91,7 @@ class _RecordingMonitor(MockMonitor):
                     inputs=inputs,
                     parent=request.parent,
                     dependencies=list(request.dependencies),
+                    provider=request.provider,
                 )
             )
         return response

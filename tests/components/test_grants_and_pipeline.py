@@ -173,3 +173,50 @@ def test_max_failures_none_means_tolerate_all() -> None:
     seen["lenient"] = stack.named("lenient").inputs["max_failures"]
     seen["strict"] = stack.named("strict").inputs["max_failures"]
     assert seen == {"lenient": "unlimited", "strict": 0}
+
+
+PROVIDER = "pulumi:providers:pulumi-python"
+
+
+def test_transfers_are_spread_round_robin_over_shard_provider_processes() -> None:
+    def program() -> None:
+        for index in range(9):
+            DicomImport(f"load-{index}", dicom_store=STORE, gcs_uri=f"gs://raw/{index}/*.dcm")
+
+    stack = run_under_mocks(program)
+    shards = {r.urn: r.name for r in stack.of_type(PROVIDER)}
+    assert sorted(shards.values()) == [f"dicom-transfer-shard-{i}" for i in range(4)]
+    per_shard: dict[str, list[str]] = {}
+    for transfer in stack.of_type(DYNAMIC):
+        provider_urn = transfer.provider.rsplit("::", 1)[0]
+        per_shard.setdefault(shards[provider_urn], []).append(transfer.name)
+    assert {name: len(members) for name, members in per_shard.items()} == {
+        "dicom-transfer-shard-0": 3,
+        "dicom-transfer-shard-1": 2,
+        "dicom-transfer-shard-2": 2,
+        "dicom-transfer-shard-3": 2,
+    }
+
+
+def test_an_explicit_provider_is_kept_and_one_shard_means_no_sharding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pulumi
+
+    def program() -> None:
+        mine = pulumi.ProviderResource("pulumi-python", "mine", {})
+        DicomImport(
+            "a",
+            dicom_store=STORE,
+            gcs_uri="gs://raw/a/*.dcm",
+            opts=pulumi.ResourceOptions(provider=mine),
+        )
+
+    stack = run_under_mocks(program)
+    assert [r.name for r in stack.of_type(PROVIDER)] == ["mine"]
+    assert stack.named("a").provider.rsplit("::", 1)[0] == stack.named("mine").urn
+
+    monkeypatch.setenv("DICOM_TRANSFER_PROVIDER_SHARDS", "1")
+    stack = run_under_mocks(lambda: DicomImport("b", dicom_store=STORE, gcs_uri="gs://raw/b/*.dcm"))
+    assert stack.of_type(PROVIDER) == []
+    assert stack.named("b").provider == ""

@@ -164,7 +164,7 @@ def test_object_naming_and_overwrite(emulator: Emulator, prefix: str, object_pre
 def test_unsupported_mime_type_is_rejected(emulator: Emulator) -> None:
     hc = client(emulator)
     store = make_store(hc)
-    for body in (
+    bodies: list[dict[str, Any]] = [
         {"gcsDestination": {"uriPrefix": "gs://out/x", "mimeType": "image/gif"}},
         {"gcsDestination": {"uriPrefix": "gs://out/x",
                             "mimeType": "application/dicom; transfer-syntax=1.2.3"}},
@@ -173,7 +173,8 @@ def test_unsupported_mime_type_is_rejected(emulator: Emulator) -> None:
         {},
         {"gcsDestination": {"uriPrefix": "gs://out/x"},
          "bigqueryDestination": {"tableUri": "bq://test-project.d.t"}},
-    ):
+    ]
+    for body in bodies:
         with pytest.raises(HttpError) as exc:
             datasets(hc).dicomStores().export(name=store, body=body).execute()
         assert exc.value.resp.status == 400, body

@@ -1,0 +1,229 @@
+"""Shared helpers of the benchmarks: corpus copies, emulator set-up, clients, process memory.
+
+Everything here talks to the emulator the way a user's tools do (Cloud Storage JSON API,
+Healthcare REST through googleapiclient) plus its documented admin endpoints
+(``/_emulator/faults``, ``/_emulator/requests``).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pydicom
+from dicom_transfer.emulator.seed import corpus_files
+from google.auth.credentials import AnonymousCredentials
+from googleapiclient import discovery
+from pydicom.uid import generate_uid
+
+PROJECT = "bench-project"
+LOCATION = "us-central1"
+DATASET = "bench"
+PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+
+
+@dataclass(frozen=True)
+class DicomCopy:
+    """One corpus file rewritten with fresh UIDs.
+
+    Attributes:
+        name: Object name (without bucket or prefix).
+        data: The file's bytes.
+        sop_instance_uid: Its new SOP Instance UID.
+    """
+
+    name: str
+    data: bytes
+    sop_instance_uid: str
+
+
+def fresh_copies(count: int) -> list[DicomCopy]:
+    """``count`` copies of pydicom's bundled corpus (cycled), each with new UIDs.
+
+    Every copy gets a fresh Study, Series and SOP Instance UID (and the matching
+    MediaStorageSOPInstanceUID), so importing them all into one store stores every one.
+
+    Args:
+        count: How many files to make.
+
+    Returns:
+        The copies, named ``00000_<corpus name>.dcm`` and so on.
+    """
+    sources = corpus_files()
+    copies: list[DicomCopy] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the corpus' odd encodings
+        for index, source in zip(range(count), itertools.cycle(sources), strict=False):
+            ds = pydicom.dcmread(source.path)
+            ds.StudyInstanceUID = generate_uid()
+            ds.SeriesInstanceUID = generate_uid()
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            out = io.BytesIO()
+            ds.save_as(out)
+            copies.append(
+                DicomCopy(f"{index:05d}_{source.path.name}", out.getvalue(), ds.SOPInstanceUID)
+            )
+    return copies
+
+
+class RawHttp:
+    """A keep-alive HTTP/1.1 connection to one emulator server (admin calls, uploads)."""
+
+    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+        """Remembers the server; connects lazily.
+
+        Args:
+            base_url: ``http://host:port``.
+            timeout_s: Socket timeout.
+        """
+        parts = urlsplit(base_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._timeout_s = timeout_s
+        self._conn: HTTPConnection | None = None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """Sends one request and returns the decoded JSON answer.
+
+        Raises:
+            RuntimeError: The answer is not 2xx.
+        """
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        headers = {"Content-Type": content_type} if data is not None else {}
+        if self._conn is None:
+            self._conn = HTTPConnection(self._host, self._port, timeout=self._timeout_s)
+        try:
+            self._conn.request(method, path, body=data, headers=headers)
+            response = self._conn.getresponse()
+            payload = response.read()
+        except Exception:
+            self.close()
+            raise
+        if not 200 <= response.status < 300:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status}: {payload[:300]!r}")
+        return json.loads(payload) if payload else {}
+
+    def close(self) -> None:
+        """Closes the connection (the next call reconnects)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def upload_objects(
+    storage_url: str, bucket: str, prefix: str, copies: list[DicomCopy]
+) -> list[str]:
+    """Creates ``bucket`` and uploads the copies under ``prefix`` (Cloud Storage JSON API).
+
+    Returns:
+        The object names.
+    """
+    http = RawHttp(storage_url)
+    try:
+        http.call("POST", f"/storage/v1/b?project={PROJECT}", {"name": bucket})
+        names = []
+        for copy in copies:
+            name = f"{prefix.rstrip('/')}/{copy.name}"
+            http.call(
+                "POST",
+                f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
+                copy.data,
+                content_type="application/dicom",
+            )
+            names.append(name)
+        return names
+    finally:
+        http.close()
+
+
+def healthcare_client(healthcare_url: str) -> Any:
+    """googleapiclient Healthcare v1 client (bundled discovery document) for the emulator."""
+    return discovery.build(
+        "healthcare",
+        "v1",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        static_discovery=True,
+        client_options={"api_endpoint": healthcare_url.rstrip("/") + "/"},
+        cache_discovery=False,
+    )
+
+
+def datasets(client: Any) -> Any:
+    """The ``projects.locations.datasets`` resource of a Healthcare client."""
+    return client.projects().locations().datasets()
+
+
+def create_dataset(client: Any, dataset: str = DATASET) -> str:
+    """Creates a dataset; returns its name."""
+    datasets(client).create(parent=PARENT, datasetId=dataset, body={}).execute()
+    return f"{PARENT}/datasets/{dataset}"
+
+
+def create_store(client: Any, store: str, dataset: str = DATASET) -> str:
+    """Creates a DICOM store in ``dataset``; returns its name."""
+    parent = f"{PARENT}/datasets/{dataset}"
+    datasets(client).dicomStores().create(parent=parent, dicomStoreId=store, body={}).execute()
+    return f"{parent}/dicomStores/{store}"
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set size (``VmHWM``), in MiB."""
+    return _status_kib(pid, "VmHWM") / 1024
+
+
+def rss_mb(pid: int) -> float:
+    """A process's current resident set size (``VmRSS``), in MiB."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def gcloud_environment(healthcare_url: str, storage_url: str, config_dir: Path) -> dict[str, str]:
+    """An environment in which ``gcloud`` talks to the emulator only (no credentials).
+
+    Args:
+        healthcare_url: The emulator's Healthcare endpoint.
+        storage_url: The emulator's Cloud Storage endpoint.
+        config_dir: A private, empty gcloud configuration directory (CLOUDSDK_CONFIG).
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CLOUDSDK_", "GOOGLE_", "STORAGE_EMULATOR"))
+    }
+    env.update(
+        {
+            "CLOUDSDK_CONFIG": str(config_dir),
+            "CLOUDSDK_CORE_PROJECT": PROJECT,
+            "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{storage_url.rstrip('/')}/storage/v1/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_HEALTHCARE": f"{healthcare_url.rstrip('/')}/",
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    return env

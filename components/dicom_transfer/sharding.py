@@ -1,0 +1,86 @@
+"""Spread transfers over several dynamic-provider processes so that more than four run at once.
+
+Every Python dynamic resource of a stack is served by one ``pulumi-python`` provider process
+whose gRPC server runs at most four calls at a time, so a fifth ``create`` waits for one of the
+first four to finish waiting on its operation. Each explicit ``pulumi-python`` provider
+resource gets a process of its own, so transfers are assigned round-robin, in the order the
+program declares them, to a small pool of such providers ("shards"): with the default of 4
+shards, 16 transfers wait side by side.
+
+A transfer moving to another shard (because one was added before it) is not replaced: the
+shards have identical (empty) configuration, and the engine only replaces a resource whose
+provider's configuration changed.
+
+The pool size comes from ``DICOM_TRANSFER_PROVIDER_SHARDS`` (1 turns sharding off: every
+transfer then uses the default provider process, as plain dynamic resources do). A transfer
+given an explicit ``provider`` in its options keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pulumi
+from pulumi.runtime.settings import get_monitor
+
+__all__ = ["DEFAULT_SHARDS", "SHARDS_ENV", "provider_options"]
+
+DEFAULT_SHARDS = 4
+SHARDS_ENV = "DICOM_TRANSFER_PROVIDER_SHARDS"
+PROVIDER_PACKAGE = "pulumi-python"
+
+
+class _ShardPool:
+    """The program's shard providers, created on first use, handed out round-robin."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._run: object = None
+        self._providers: dict[int, pulumi.ProviderResource] = {}
+        self._next = 0
+
+    def next_provider(self, shards: int) -> pulumi.ProviderResource:
+        with self._lock:
+            # A new resource monitor means a new program run (tests run several programs in
+            # one interpreter): providers registered with an earlier one must not be reused.
+            run = get_monitor()
+            if run is not self._run:
+                self._run, self._providers, self._next = run, {}, 0
+            index = self._next % shards
+            self._next += 1
+            provider = self._providers.get(index)
+            if provider is None:
+                provider = pulumi.ProviderResource(
+                    PROVIDER_PACKAGE, f"dicom-transfer-shard-{index}", {}
+                )
+                self._providers[index] = provider
+            return provider
+
+
+_POOL = _ShardPool()
+
+
+def shard_count(environ: dict[str, str] | None = None) -> int:
+    """The configured number of shards (at least 1).
+
+    Raises:
+        ValueError: ``DICOM_TRANSFER_PROVIDER_SHARDS`` is not a whole number from 1 to 64.
+    """
+    raw = (environ if environ is not None else dict(os.environ)).get(SHARDS_ENV, "")
+    if not raw:
+        return DEFAULT_SHARDS
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise ValueError(f"{SHARDS_ENV}: got {raw!r}; expected a whole number from 1 to 64")
+    return int(raw)
+
+
+def provider_options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions | None:
+    """``opts`` with a shard provider, unless the user chose a provider or sharding is off."""
+    if opts is not None and (opts.provider is not None or opts.providers):
+        return opts
+    shards = shard_count()
+    if shards == 1:
+        return opts
+    shard = pulumi.ResourceOptions(provider=_POOL.next_provider(shards))
+    return pulumi.ResourceOptions.merge(opts, shard)

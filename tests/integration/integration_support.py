@@ -1,0 +1,159 @@
+"""Names, corpus and helpers shared by the integration tests (providers against the emulator).
+
+Expected outcomes are computed here with plain pydicom from the bytes the tests upload,
+independently of the emulator's own DICOM parsing.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from dicom_transfer.emulator.app import Emulator
+from google.auth.credentials import AnonymousCredentials
+from googleapiclient import discovery
+
+PROJECT = "demo-project"
+LOCATION = "us-central1"
+DATASET_NAME = f"projects/{PROJECT}/locations/{LOCATION}/datasets/imaging"
+STORE = f"{DATASET_NAME}/dicomStores/archive"
+SOURCE_BUCKET = "raw-dicom"
+EXPORT_BUCKET = "out-dicom"
+CORPUS_DIR = Path(pydicom.__file__).parent / "data" / "test_files"
+
+# Real DICOM written by other tools, one SOP instance each: explicit/implicit VR little
+# endian, big endian, deflated, JPEG 2000, RLE, multi-frame, RT plan, structured report.
+CORPUS = (
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "ExplVR_BigEnd.dcm",
+    "rtplan.dcm",
+    "rtdose.dcm",
+    "image_dfl.dcm",
+    "693_J2KI.dcm",
+    "SC_rgb_rle_2frame.dcm",
+    "test-SR.dcm",
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The identity of one DICOM instance, read with pydicom."""
+
+    study: str
+    series: str
+    sop: str
+
+    @property
+    def path(self) -> str:
+        """``/studies/…/series/…/instances/…`` (a filter-file line)."""
+        return f"/studies/{self.study}/series/{self.series}/instances/{self.sop}"
+
+    @property
+    def object_suffix(self) -> str:
+        """``{study}/{series}/{instance}`` (an exported object's name after the prefix)."""
+        return f"{self.study}/{self.series}/{self.sop}"
+
+
+def corpus_bytes(name: str) -> bytes:
+    """Bytes of one of pydicom's bundled test files."""
+    return (CORPUS_DIR / name).read_bytes()
+
+
+def read_instance(data: bytes) -> Instance | None:
+    """The instance a DICOM Part 10 file holds, or None when pydicom cannot read it fully."""
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        if "PixelData" in dataset:
+            _ = dataset.PixelData
+        uids = (dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.SOPInstanceUID)
+    except Exception:
+        return None
+    study, series, sop = (str(uid).strip() for uid in uids)
+    if not (study and series and sop):
+        return None
+    return Instance(study, series, sop)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What importing a set of files into an empty store must report."""
+
+    success: int
+    failure: int
+    instances: frozenset[Instance]
+
+
+def expected_import(files: dict[str, bytes]) -> Expected:
+    """Counters for importing ``files`` (distinct SOP instances or unreadable) into an empty
+    store, computed with pydicom alone."""
+    instances = [read_instance(data) for data in files.values()]
+    readable = [i for i in instances if i is not None]
+    assert len({i.sop for i in readable}) == len(readable), "corpus must hold distinct SOPs"
+    return Expected(len(readable), len(instances) - len(readable), frozenset(readable))
+
+
+def truncated(name: str, keep: int = 300) -> bytes:
+    """The first ``keep`` bytes of a corpus file (cut inside its data set)."""
+    data = corpus_bytes(name)[:keep]
+    assert read_instance(data) is None, f"pydicom still reads {name} cut at {keep} bytes"
+    return data
+
+
+def healthcare_client(emu: Emulator) -> Any:
+    """googleapiclient Healthcare v1 (bundled discovery document) for the emulator."""
+    return discovery.build(
+        "healthcare",
+        "v1",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        static_discovery=True,
+        client_options={"api_endpoint": emu.healthcare_url + "/"},
+    )
+
+
+def create_store(emu: Emulator) -> str:
+    """Create the dataset and the DICOM store over HTTP; return the store's name."""
+    datasets = healthcare_client(emu).projects().locations().datasets()
+    parent, dataset_id = DATASET_NAME.rsplit("/datasets/", 1)
+    datasets.create(parent=parent, datasetId=dataset_id, body={}).execute()
+    store_id = STORE.rsplit("/", 1)[1]
+    datasets.dicomStores().create(parent=DATASET_NAME, dicomStoreId=store_id, body={}).execute()
+    return STORE
+
+
+def upload(emu: Emulator, files: dict[str, bytes], bucket: str = SOURCE_BUCKET) -> None:
+    """Put ``files`` (object name -> bytes) into ``bucket`` (created if missing)."""
+    if not any(b.name == bucket for b in emu.storage.list_buckets(PROJECT)):
+        emu.storage.create_bucket(bucket, PROJECT)
+    for name, data in files.items():
+        emu.storage.write_object(bucket, name, data, "application/dicom")
+
+
+def corpus_files(prefix: str = "incoming") -> dict[str, bytes]:
+    """The corpus as object names under ``prefix`` -> bytes."""
+    return {f"{prefix}/{name}": corpus_bytes(name) for name in CORPUS}
+
+
+def operation_count(emu: Emulator, kind: str) -> int:
+    """How many ``dicomStores.{kind}`` submits the emulator answered with 200."""
+    return sum(
+        1 for r in emu.requests.matching("POST", rf"/dicomStores/[^/]+:{kind}$") if r.status == 200
+    )
+
+
+def get_operation(emu: Emulator, name: str) -> dict[str, Any]:
+    """``operations.get`` over HTTP."""
+    datasets = healthcare_client(emu).projects().locations().datasets()
+    result: dict[str, Any] = datasets.operations().get(name=name).execute()
+    return result
+
+
+def list_operations(emu: Emulator) -> list[dict[str, Any]]:
+    """Every operation of the test dataset."""
+    datasets = healthcare_client(emu).projects().locations().datasets()
+    answer = datasets.operations().list(name=DATASET_NAME).execute()
+    operations: list[dict[str, Any]] = answer.get("operations", [])
+    return operations
