@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from dicom_transfer import DicomPipeline, ExportStep, ImportStep
+from dicom_transfer import DicomPipeline, ExportStep, GcsDestinationArgs, ImportStep
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class EnvironmentConfig:
             import_path=config.get("importPath") or "**.dcm",
             export_bucket=config.require("exportBucket"),
             export_prefix=config.get("exportPrefix") or "export",
-            export_mime_type=config.get("exportMimeType") or "application/dicom",
+            export_mime_type=config.get("exportMimeType") or "",
             export_filter_paths=list(config.get_object("exportFilterPaths") or []),
             filter_staging_prefix=config.get("filterStagingPrefix") or "filters",
             bigquery_dataset=config.get("bigqueryDataset") or "",
@@ -115,6 +115,15 @@ def provision_store(cfg: EnvironmentConfig) -> tuple[pulumi.Input[str], list[pul
     return store.id, created
 
 
+def _gcs_destination(cfg: EnvironmentConfig) -> GcsDestinationArgs:
+    destination: GcsDestinationArgs = {
+        "uri_prefix": f"gs://{cfg.export_bucket}/{cfg.export_prefix}"
+    }
+    if cfg.export_mime_type:
+        destination["mime_type"] = cfg.export_mime_type
+    return destination
+
+
 def main() -> None:
     """Declares the environment and exports the transfers' counters."""
     cfg = EnvironmentConfig.load()
@@ -122,10 +131,7 @@ def main() -> None:
     exports = [
         ExportStep(
             name="export-gcs",
-            gcs_destination={
-                "uri_prefix": f"gs://{cfg.export_bucket}/{cfg.export_prefix}",
-                "mime_type": cfg.export_mime_type,
-            },
+            gcs_destination=_gcs_destination(cfg),
             filter_resource_paths=cfg.export_filter_paths or None,
             filter_staging_uri=(
                 f"gs://{cfg.export_bucket}/{cfg.filter_staging_prefix}"

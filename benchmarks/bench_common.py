@@ -68,7 +68,15 @@ def fresh_copies(count: int) -> list[DicomCopy]:
             ds.SOPInstanceUID = generate_uid()
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             out = io.BytesIO()
-            ds.save_as(out)
+            try:
+                ds.save_as(out)
+            except (TypeError, ValueError):
+                # A body in implicit VR under an explicit-VR transfer syntax (pydicom ships
+                # one, SC_rgb_jpeg.dcm) has elements without a VR: write it back as it came.
+                out = io.BytesIO()
+                pydicom.dcmwrite(
+                    out, ds, implicit_vr=True, little_endian=True, force_encoding=True
+                )
             copies.append(
                 DicomCopy(f"{index:05d}_{source.path.name}", out.getvalue(), ds.SOPInstanceUID)
             )
