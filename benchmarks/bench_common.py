@@ -74,63 +74,51 @@ def fresh_copies(count: int) -> list[DicomCopy]:
                 # A body in implicit VR under an explicit-VR transfer syntax (pydicom ships
                 # one, SC_rgb_jpeg.dcm) has elements without a VR: write it back as it came.
                 out = io.BytesIO()
-                pydicom.dcmwrite(
-                    out, ds, implicit_vr=True, little_endian=True, force_encoding=True
-                )
+                pydicom.dcmwrite(out, ds, implicit_vr=True, little_endian=True, force_encoding=True)
             copies.append(
                 DicomCopy(f"{index:05d}_{source.path.name}", out.getvalue(), ds.SOPInstanceUID)
             )
     return copies
 
 
-class RawHttp:
-    """A keep-alive HTTP/1.1 connection to one emulator server (admin calls, uploads)."""
+def http_json(
+    base_url: str,
+    method: str,
+    path: str,
+    body: bytes | dict[str, Any] | None = None,
+    content_type: str = "application/json",
+    timeout_s: float = 60.0,
+) -> Any:
+    """Sends one request on a fresh connection and returns the decoded JSON answer.
 
-    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
-        """Remembers the server; connects lazily.
+    A fresh connection per request on purpose: on a kept-alive connection the emulator's
+    answers wait ~40 ms each (it writes headers and body in two segments without
+    TCP_NODELAY, so Nagle's algorithm waits for the client's delayed ACK).
 
-        Args:
-            base_url: ``http://host:port``.
-            timeout_s: Socket timeout.
-        """
-        parts = urlsplit(base_url)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port
-        self._timeout_s = timeout_s
-        self._conn: HTTPConnection | None = None
+    Args:
+        base_url: ``http://host:port``.
+        method: HTTP method.
+        path: Path and query, sent as is.
+        body: Bytes, or a dict sent as JSON.
+        content_type: Content type of a bytes body.
+        timeout_s: Socket timeout.
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: bytes | dict[str, Any] | None = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        """Sends one request and returns the decoded JSON answer.
-
-        Raises:
-            RuntimeError: The answer is not 2xx.
-        """
-        data = json.dumps(body).encode() if isinstance(body, dict) else body
-        headers = {"Content-Type": content_type} if data is not None else {}
-        if self._conn is None:
-            self._conn = HTTPConnection(self._host, self._port, timeout=self._timeout_s)
-        try:
-            self._conn.request(method, path, body=data, headers=headers)
-            response = self._conn.getresponse()
-            payload = response.read()
-        except Exception:
-            self.close()
-            raise
-        if not 200 <= response.status < 300:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status}: {payload[:300]!r}")
-        return json.loads(payload) if payload else {}
-
-    def close(self) -> None:
-        """Closes the connection (the next call reconnects)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    Raises:
+        RuntimeError: The answer is not 2xx.
+    """
+    parts = urlsplit(base_url)
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    headers = {"Content-Type": content_type} if data is not None else {}
+    conn = HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+    finally:
+        conn.close()
+    if not 200 <= response.status < 300:
+        raise RuntimeError(f"{method} {path}: HTTP {response.status}: {payload[:300]!r}")
+    return json.loads(payload) if payload else {}
 
 
 def upload_objects(
@@ -141,22 +129,19 @@ def upload_objects(
     Returns:
         The object names.
     """
-    http = RawHttp(storage_url)
-    try:
-        http.call("POST", f"/storage/v1/b?project={PROJECT}", {"name": bucket})
-        names = []
-        for copy in copies:
-            name = f"{prefix.rstrip('/')}/{copy.name}"
-            http.call(
-                "POST",
-                f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
-                copy.data,
-                content_type="application/dicom",
-            )
-            names.append(name)
-        return names
-    finally:
-        http.close()
+    http_json(storage_url, "POST", f"/storage/v1/b?project={PROJECT}", {"name": bucket})
+    names = []
+    for copy in copies:
+        name = f"{prefix.rstrip('/')}/{copy.name}"
+        http_json(
+            storage_url,
+            "POST",
+            f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
+            copy.data,
+            content_type="application/dicom",
+        )
+        names.append(name)
+    return names
 
 
 def healthcare_client(healthcare_url: str) -> Any:

@@ -219,6 +219,19 @@ def test_interrupted_submit_without_unique_match_fails_safe(journal: Journal, co
     assert journal.get(FP) is not None
 
 
+def test_interrupted_submit_that_created_nothing_is_resubmitted_once_it_cannot_appear(
+    journal: Journal,
+) -> None:
+    fake = FakeTime()
+    fake.now = 600.0  # the interrupted run submitted ten minutes ago
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
+    api = FakeApi(listing=[], submits=[OP], operations={OP: [op(done=True, success=2)]})
+    result, lines = run(api, journal, fake)
+    assert len(api.submitted) == 1 and result.name == OP
+    assert any("created no import operation" in line for line in lines)
+    assert journal.get(FP) is None
+
+
 def test_timeout_keeps_the_record_and_next_run_resumes(journal: Journal) -> None:
     fake = FakeTime()
     api = FakeApi(submits=[OP], operations={OP: [op(success=1)]})

@@ -198,7 +198,7 @@ class _Run:
             return record.operation_name
         return self.adopt(record, after_interrupted_run=True)
 
-    def adopt(self, record: JournalRecord, *, after_interrupted_run: bool) -> str:
+    def adopt(self, record: JournalRecord, *, after_interrupted_run: bool) -> str | None:
         owned = {
             r.operation_name
             for r in self.journal.records()
@@ -220,6 +220,16 @@ class _Run:
                 f"(matched by method and create time around {record.submitted_at_iso})"
             )
             return name
+        age_s = self.wall_clock() - record.submitted_at
+        if not candidates and after_interrupted_run and age_s > ADOPT_CLOCK_SKEW_S:
+            # An operation exists as soon as its submit is answered, so one that is still not
+            # listed this long after the interrupted submit was never created.
+            self.say(
+                f"the submit interrupted at {record.submitted_at_iso} created no {self.kind} "
+                f"operation (none listed after {age_s:.0f} s); submitting again"
+            )
+            self.journal.remove(self.fingerprint)
+            return None
         if candidates:
             detail = (
                 f"{len(candidates)} {self.kind} operations of {self.dataset_name()} were created "
@@ -272,7 +282,7 @@ class _Run:
                 raise
             self.say(f"submit outcome unknown ({exc}); looking for an operation it created")
             try:
-                return self.adopt(record, after_interrupted_run=False)
+                adopted = self.adopt(record, after_interrupted_run=False)
             except JournalConflict as conflict:
                 raise Transient(
                     exc.http_status,
@@ -281,6 +291,8 @@ class _Run:
                     f"The submit may or may not have created an operation. {conflict}",
                     request_sent=True,
                 ) from exc
+            assert adopted is not None  # only an interrupted earlier run may give up
+            return adopted
         except (ApiError, ValueError):
             # The server refused (4xx, or permission still denied): nothing was created.
             self.journal.remove(self.fingerprint)

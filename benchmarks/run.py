@@ -1,0 +1,318 @@
+"""The project's benchmarks: ``python benchmarks/run.py`` prints a table, ``--json`` one object.
+
+Sections (``--only import,p1`` runs a subset; all by default):
+
+* ``import`` (issue 3): 1,000 real DICOM files imported through the emulator, instances per
+  second next to a bare read-parse-copy loop over the same files; the ratio (target >= 0.5)
+  and the emulator's peak RSS.
+* ``p1`` (issue 4): completion-detection lag of our provider's create vs ``gcloud healthcare
+  dicom-stores import gcs`` for emulated operations of 5 s, 20 s and 60 s, and the number of
+  ``operations.get`` calls of each (target: lag <= max(1 s, 5 % of the duration) with no more
+  GETs than gcloud).
+* ``p2``, ``p3`` (issue 4): need the real Pulumi engine; not measured by this script yet.
+
+Every figure is a ratio or a difference measured side by side in one run (the machine is
+shared and noisy); targets are printed next to the figures, never asserted.
+
+JSON (``--json``)::
+
+    {"meta": {...},
+     "import": {"instances", "emulator_per_s", "bare_per_s", "ratio", "emulator_peak_rss_mb", ...},
+     "p1": [{"duration_s", "ours": {"lag_s", "gets"}, "gcloud": {"lag_s", "gets"}, ...}, ...],
+     "p2": {...}, "p3": {...}}
+
+A section that is not implemented yet answers ``{"measured": false, "note": "not measured in
+this run"}``; one that failed answers ``{"measured": false, "error": "..."}`` (and the exit
+status is 1). ``--quick`` is a smoke run (50 files, one 3 s operation) for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+NOT_MEASURED = "not measured in this run"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to measure and how much.
+
+    Attributes:
+        quick: Smoke run (small sizes).
+        instances: Files imported by section ``import``.
+        import_rounds: Alternating (bare loop, emulator import) rounds of section ``import``.
+        persist: Run the ``import`` emulator with a data directory (state on disk).
+        durations: Emulated operation durations of section ``p1`` (seconds).
+        repeat: Runs per duration of section ``p1``.
+        p1_instances: Files per import of section ``p1``.
+    """
+
+    quick: bool = False
+    instances: int = 1000
+    import_rounds: int = 3
+    persist: bool = False
+    durations: tuple[float, ...] = (5.0, 20.0, 60.0)
+    repeat: int = 1
+    p1_instances: int = 20
+
+
+Result = dict[str, Any] | list[dict[str, Any]] | None
+"""A section's JSON figures; None when the section does not measure anything yet."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One benchmark section.
+
+    Attributes:
+        title: Heading of the table.
+        run: Measures and returns the JSON figures (None: not implemented yet).
+        render: Table lines of the figures.
+    """
+
+    title: str
+    run: Callable[[Options], Result]
+    render: Callable[[Any], list[str]]
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+def run_import(options: Options) -> Result:
+    """Section ``import`` (see :mod:`bench_import`)."""
+    import bench_import
+
+    figures = bench_import.measure(
+        options.instances, rounds=options.import_rounds, persist=options.persist
+    )
+    return figures.to_json()
+
+
+def render_import(figures: dict[str, Any]) -> list[str]:
+    """Table lines of section ``import``."""
+    server = figures.get("emulator_server_per_s")
+    server_text = f"  (endTime - createTime: {server:,.0f}/s)" if server else ""
+    return [
+        f"  instances: {figures['instances']:,} ({figures['corpus_mb']} MB), "
+        f"rounds: {figures['rounds']} (medians)",
+        f"  emulator import, submit to done   {figures['emulator_per_s']:>9,.1f} instances/s"
+        + server_text,
+        f"  bare pydicom read+parse+copy      {figures['bare_per_s']:>9,.1f} instances/s",
+        f"  ratio emulator / bare             {figures['ratio']:>9.3f}"
+        f"    (target >= {figures['target_ratio']})",
+        f"  emulator peak RSS (VmHWM)         {figures['emulator_peak_rss_mb']:>9.1f} MB"
+        f"   ({figures['emulator_rss_before_import_mb']} MB with the files uploaded, "
+        "before the first import)",
+    ]
+
+
+# --- p1 ----------------------------------------------------------------------------------
+
+
+def run_p1(options: Options) -> Result:
+    """Section ``p1`` (see :mod:`bench_p1`)."""
+    import bench_p1
+
+    figures = bench_p1.measure(
+        list(options.durations), repeat=options.repeat, instances=options.p1_instances
+    )
+    return [entry.to_json() for entry in figures]
+
+
+def render_p1(entries: list[dict[str, Any]]) -> list[str]:
+    """Table lines of section ``p1``."""
+    if not entries:
+        return ["  (no durations)"]
+    first = entries[0]
+    lines = [
+        f"  {first['instances']} instances per import; medians of {first['repeat']} run(s); "
+        "lag = endTime -> waiter returned (detect = endTime -> end of the GET that saw done)",
+        f"  {'duration':>8}  {'target':>7}  {'ours lag':>8}  {'detect':>6}  {'GETs':>4}"
+        f"  {'gcloud lag':>10}  {'detect':>6}  {'GETs':>4}",
+    ]
+    for entry in entries:
+        ours, gcloud = entry["ours"], entry["gcloud"]
+        lines.append(
+            f"  {entry['duration_s']:>6g} s  {entry['target_lag_s']:>5.2f} s  "
+            f"{ours['lag_s']:>6.2f} s  {ours['detect_s']:>6.2f}  {ours['gets']:>4}  "
+            f"{gcloud['lag_s']:>8.2f} s  {gcloud['detect_s']:>6.2f}  {gcloud['gets']:>4}"
+        )
+    return lines
+
+
+# --- p2, p3: need the real Pulumi engine -------------------------------------------------
+
+
+def run_p2(_options: Options) -> Result:
+    """Section ``p2`` (16 concurrent imports in one ``pulumi up`` vs one): not implemented."""
+    return None
+
+
+def run_p3(_options: Options) -> Result:
+    """Section ``p3`` (``pulumi preview`` of 50 transfers vs 50 no-op resources, provider
+    RSS): not implemented."""
+    return None
+
+
+def render_figures(figures: Any) -> list[str]:
+    """Generic table lines: one ``key: value`` line per figure."""
+    if isinstance(figures, dict):
+        return [f"  {key}: {value}" for key, value in figures.items()]
+    return [f"  {figures}"]
+
+
+SECTIONS: dict[str, Section] = {
+    "import": Section(
+        "import (issue 3): bulk import through the emulator", run_import, render_import
+    ),
+    "p1": Section("p1 (issue 4): completion-detection lag, ours vs gcloud", run_p1, render_p1),
+    "p2": Section("p2 (issue 4): 16 imports in one `pulumi up` vs one", run_p2, render_figures),
+    "p3": Section(
+        "p3 (issue 4): `pulumi preview` of 50 transfers vs 50 no-op resources",
+        run_p3,
+        render_figures,
+    ),
+}
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas: {text!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers: {text!r}")
+    return values
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section(s) {', '.join(unknown) or '(none)'}; "
+            f"expected some of {', '.join(SECTIONS)}"
+        )
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Options]:
+    """Parses the command line into display flags and :class:`Options`."""
+    parser = argparse.ArgumentParser(
+        description="Run the dicom-transfer benchmarks (figures, never pass/fail)."
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--only", type=_sections, default=tuple(SECTIONS), help="sections, e.g. import,p1"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
+    parser.add_argument("--repeat", type=int, default=None, help="p1 runs per duration")
+    parser.add_argument("--instances", type=int, default=None, help="import: number of files")
+    parser.add_argument("--import-rounds", type=int, default=None, help="import: rounds")
+    parser.add_argument(
+        "--persist", action="store_true", help="import: emulator state on disk (--data-dir)"
+    )
+    parser.add_argument(
+        "--durations", type=_numbers, default=None, help="p1: seconds, e.g. 5,20,60"
+    )
+    args = parser.parse_args(argv)
+    base = (
+        Options(instances=50, import_rounds=1, durations=(3.0,), quick=True)
+        if args.quick
+        else Options()
+    )
+    options = Options(
+        quick=base.quick,
+        instances=args.instances if args.instances is not None else base.instances,
+        import_rounds=(
+            args.import_rounds if args.import_rounds is not None else base.import_rounds
+        ),
+        persist=args.persist,
+        durations=args.durations if args.durations is not None else base.durations,
+        repeat=args.repeat if args.repeat is not None else base.repeat,
+        p1_instances=base.p1_instances,
+    )
+    for name, value in (
+        ("--instances", options.instances),
+        ("--import-rounds", options.import_rounds),
+        ("--repeat", options.repeat),
+    ):
+        if value < 1:
+            parser.error(f"{name} must be at least 1")
+    return args, options
+
+
+def meta(options: Options) -> dict[str, Any]:
+    """Where and how the figures were taken."""
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": options.quick,
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the selected sections; prints a table or one JSON object.
+
+    Returns:
+        0, or 1 when a section failed (its error is reported in place of its figures).
+    """
+    args, options = parse_args(argv)
+    output: dict[str, Any] = {"meta": meta(options)}
+    failed = False
+    if not args.json:
+        print(_header(output["meta"]), flush=True)
+    for name in args.only:
+        section = SECTIONS[name]
+        started = time.perf_counter()
+        try:
+            result = section.run(options)
+        except Exception as exc:
+            failed = True
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            traceback.print_exc(file=sys.stderr)
+            output[name] = {"measured": False, "error": detail}
+            lines = [f"  FAILED: {detail}"]
+        else:
+            if result is None:
+                output[name] = {"measured": False, "note": NOT_MEASURED}
+                lines = [f"  {NOT_MEASURED}"]
+            else:
+                output[name] = result
+                lines = section.render(result)
+        if not args.json:
+            elapsed = time.perf_counter() - started
+            print(f"\n{section.title}  [{elapsed:.0f} s]", flush=True)
+            print("\n".join(lines), flush=True)
+    if args.json:
+        print(json.dumps(output, indent=2))
+    return 1 if failed else 0
+
+
+def _header(info: dict[str, Any]) -> str:
+    load = ", ".join(str(x) for x in info["load_average"])
+    quick = " (quick smoke run)" if info["quick"] else ""
+    return (
+        f"dicom-transfer benchmarks{quick}: {info['started']}, {info['cpus']} CPU(s), "
+        f"load average {load}, Python {info['python']}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Smoke test of ``benchmarks/run.py``: it runs and reports every documented figure.
+
+A quick run (50 files, one 3 s operation) against a real emulator process and the real
+``gcloud``; the figures are checked for shape and plausibility only -- never for speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "run.py"
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_quick_json_run_reports_import_and_p1_figures() -> None:
+    assert shutil.which("gcloud"), "the gcloud CLI is required for section p1"
+    result = _run("--quick", "--json", "--only", "import,p1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert set(figures) == {"meta", "import", "p1"}
+    assert figures["meta"]["quick"] is True
+
+    imported = figures["import"]
+    for key in ("instances", "emulator_per_s", "bare_per_s", "ratio", "emulator_peak_rss_mb"):
+        assert _positive(imported[key]), (key, imported)
+    assert imported["instances"] == 50
+    assert math.isclose(
+        imported["ratio"], imported["emulator_per_s"] / imported["bare_per_s"], rel_tol=0.01
+    )
+
+    (entry,) = figures["p1"]
+    assert entry["duration_s"] == 3
+    for waiter in ("ours", "gcloud"):
+        lag, gets = entry[waiter]["lag_s"], entry[waiter]["gets"]
+        # The waiter returned after the operation ended, having asked at least once.
+        assert math.isfinite(lag) and lag >= 0, (waiter, entry)
+        assert isinstance(gets, int) and gets >= 1, (waiter, entry)
+
+
+def test_a_section_without_figures_says_so_instead_of_inventing_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import run  # benchmarks/run.py
+
+    placeholder = run.Section("placeholder", lambda _options: None, run.render_figures)
+    monkeypatch.setitem(run.SECTIONS, "placeholder", placeholder)
+    assert run.main(["--json", "--only", "placeholder"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["placeholder"] == {"measured": False, "note": "not measured in this run"}
+
+    assert run.main(["--only", "placeholder"]) == 0
+    assert "placeholder\n  not measured in this run" in capsys.readouterr().out.replace(
+        "  [0 s]", ""
+    )
+
+
+def test_unknown_section_is_a_usage_error() -> None:
+    result = _run("--only", "import,nope")
+    assert result.returncode == 2
+    assert "nope" in result.stderr
