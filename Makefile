@@ -29,7 +29,7 @@ demo: setup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check components tests examples benchmarks scripts __main__.py
-	$(VENV)/bin/ruff format --check components
+	$(VENV)/bin/ruff format --check components tests examples benchmarks scripts __main__.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

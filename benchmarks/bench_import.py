@@ -59,6 +59,7 @@ class ImportFigures:
     peak_rss_mb: float
     rss_before_import_mb: float
     corpus_mb: float
+    persist: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The documented keys (``instances``, ``emulator_per_s``, ``bare_per_s``, ``ratio``,
@@ -83,6 +84,7 @@ class ImportFigures:
             "emulator_runs_s": [round(s, 3) for s in self.emulator_runs_s],
             "bare_runs_s": [round(s, 3) for s in self.bare_runs_s],
             "corpus_mb": round(self.corpus_mb, 1),
+            "emulator_state": "disk" if self.persist else "memory",
         }
 
 
@@ -196,4 +198,5 @@ def measure(instances: int, *, rounds: int = 3, persist: bool = False) -> Import
         peak_rss_mb=peak,
         rss_before_import_mb=rss_before,
         corpus_mb=sum(len(c.data) for c in copies) / 2**20,
+        persist=persist,
     )

@@ -15,7 +15,8 @@ Measured per waiter, from the emulator's own records:
   waiter returning -- ``create`` returning for ours, the ``gcloud`` process exiting for gcloud;
 * ``detect_s``: from ``endTime`` to the end of the ``operations.get`` that saw it done (the
   poller's share of the lag, without process start-up/exit);
-* ``gets``: ``operations.get`` calls of that operation in the emulator's request log.
+* ``gets``: ``operations.get`` calls of that operation in the emulator's request log;
+* ``polls_s`` (JSON only): when each of those GETs arrived, in seconds after ``createTime``.
 
 With ``repeat`` > 1 the figures are medians. Target (issue 4): ``lag_s <= max(1 s, 5 % of
 D)`` with no more GETs than gcloud -- reported, never asserted.
@@ -69,6 +70,7 @@ class WaiterRun:
     lag_s: float
     detect_s: float
     gets: int
+    polls_s: tuple[float, ...]
 
 
 @dataclass
@@ -84,6 +86,7 @@ class WaiterFigures:
             "gets": _median_count([r.gets for r in self.runs]),
             "detect_s": round(statistics.median(r.detect_s for r in self.runs), 3),
             "lags_s": [round(r.lag_s, 3) for r in self.runs],
+            "polls_s": [list(r.polls_s) for r in self.runs],
         }
 
 
@@ -231,7 +234,9 @@ class _Bench:
         if not gets:
             raise RuntimeError(f"no operations.get of {operation_name} in the request log")
         detected = max(g["time"] + g["durationMs"] / 1000 for g in gets)
-        return WaiterRun(operation_name, returned - ended, detected - ended, len(gets))
+        created = _epoch(operation["metadata"]["createTime"])
+        polls = tuple(round(g["time"] - created, 2) for g in gets)
+        return WaiterRun(operation_name, returned - ended, detected - ended, len(gets), polls)
 
 
 def measure(

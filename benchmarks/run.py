@@ -103,7 +103,7 @@ def render_import(figures: dict[str, Any]) -> list[str]:
     server_text = f"  (endTime - createTime: {server:,.0f}/s)" if server else ""
     return [
         f"  instances: {figures['instances']:,} ({figures['corpus_mb']} MB), "
-        f"rounds: {figures['rounds']} (medians)",
+        f"rounds: {figures['rounds']} (medians), emulator state in {figures['emulator_state']}",
         f"  emulator import, submit to done   {figures['emulator_per_s']:>9,.1f} instances/s"
         + server_text,
         f"  bare pydicom read+parse+copy      {figures['bare_per_s']:>9,.1f} instances/s",

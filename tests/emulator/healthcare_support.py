@@ -51,7 +51,9 @@ def make_store(hc: Any, dataset: str = "ds", store: str = "store") -> str:
 
 
 def wait_done(
-    hc: Any, operation: dict[str, Any], timeout: float = 30.0,
+    hc: Any,
+    operation: dict[str, Any],
+    timeout: float = 30.0,
     on_poll: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Poll ``operations.get`` until done (the worker runs in a background thread)."""

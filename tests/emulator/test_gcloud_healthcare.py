@@ -34,8 +34,10 @@ def test_gcloud_healthcare_workflow(emulator: Emulator, gcloud_env: dict[str, st
     env = gcloud_env
     emulator.storage.create_bucket("gc-src", "test-project")
     emulator.storage.create_bucket("gc-out", "test-project")
-    sources = {f"in/{i}.dcm": fresh_copy(n) for i, n in enumerate(
-        ["CT_small.dcm", "MR_small.dcm", "rtdose.dcm"])}
+    sources = {
+        f"in/{i}.dcm": fresh_copy(n)
+        for i, n in enumerate(["CT_small.dcm", "MR_small.dcm", "rtdose.dcm"])
+    }
     for name, data in sources.items():
         emulator.storage.write_object("gc-src", name, data)
 
@@ -45,13 +47,20 @@ def test_gcloud_healthcare_workflow(emulator: Emulator, gcloud_env: dict[str, st
     described = gcloud_json(env, "healthcare", "dicom-stores", "describe", "st", *DATASET)
     assert described["name"] == STORE
 
-    imported = gcloud(env, "healthcare", "dicom-stores", "import", "gcs", "st", *DATASET,
-                      "--gcs-uri=gs://gc-src/in/**.dcm")
+    imported = gcloud(
+        env,
+        "healthcare",
+        "dicom-stores",
+        "import",
+        "gcs",
+        "st",
+        *DATASET,
+        "--gcs-uri=gs://gc-src/in/**.dcm",
+    )
     assert STORE in imported.stdout  # gcloud prints the store, not the counters
     service = healthcare_service(emulator)
     stored = {r.sop_instance_uid for r in service.state.list_instances(STORE)}
-    assert stored == {str(pydicom.dcmread(io.BytesIO(d)).SOPInstanceUID)
-                      for d in sources.values()}
+    assert stored == {str(pydicom.dcmread(io.BytesIO(d)).SOPInstanceUID) for d in sources.values()}
 
     ops = gcloud_json(env, "healthcare", "operations", "list", *DATASET)
     imports = [o for o in ops if o["metadata"]["apiMethodName"].endswith("ImportDicomData")]
@@ -63,38 +72,93 @@ def test_gcloud_healthcare_workflow(emulator: Emulator, gcloud_env: dict[str, st
 
     emulator.storage.write_object("gc-src", "bad/x.dcm", b"not dicom at all")
     emulator.storage.write_object("gc-src", "bad/y.dcm", corpus_bytes("CT_small.dcm"))
-    failed = gcloud(env, "healthcare", "dicom-stores", "import", "gcs", "st", *DATASET,
-                    "--gcs-uri=gs://gc-src/bad/*", ok=False)
+    failed = gcloud(
+        env,
+        "healthcare",
+        "dicom-stores",
+        "import",
+        "gcs",
+        "st",
+        *DATASET,
+        "--gcs-uri=gs://gc-src/bad/*",
+        ok=False,
+    )
     assert failed.returncode != 0
     assert "/_emulator/logs/" in failed.stderr
     # The readable file of the failed import was stored all the same.
     stored.add(str(pydicom.dcmread(io.BytesIO(corpus_bytes("CT_small.dcm"))).SOPInstanceUID))
     assert {r.sop_instance_uid for r in service.state.list_instances(STORE)} == stored
 
-    gcloud(env, "healthcare", "dicom-stores", "export", "gcs", "st", *DATASET,
-           "--gcs-uri-prefix=gs://gc-out/png/", "--mime-type=image/png")
+    gcloud(
+        env,
+        "healthcare",
+        "dicom-stores",
+        "export",
+        "gcs",
+        "st",
+        *DATASET,
+        "--gcs-uri-prefix=gs://gc-out/png/",
+        "--mime-type=image/png",
+    )
     pngs, _ = emulator.storage.list_objects("gc-out", prefix="png/")
     assert len(pngs) == 3 + 15  # CT_small twice, MR_small, and rtdose's 15 frames
     assert all(m.name.endswith(".png") and "//" not in m.name for m in pngs)
 
     record = service.state.list_instances(STORE)[0]
     emulator.storage.write_object("gc-src", "filter.txt", f"{record.path}\r\n".encode())
-    gcloud(env, "beta", "healthcare", "dicom-stores", "export", "gcs", "st", *DATASET,
-           "--gcs-uri-prefix=gs://gc-out/filtered", "--filter-config-gcs-uri=gs://gc-src/filter.txt")
+    gcloud(
+        env,
+        "beta",
+        "healthcare",
+        "dicom-stores",
+        "export",
+        "gcs",
+        "st",
+        *DATASET,
+        "--gcs-uri-prefix=gs://gc-out/filtered",
+        "--filter-config-gcs-uri=gs://gc-src/filter.txt",
+    )
     filtered, _ = emulator.storage.list_objects("gc-out", prefix="filtered/")
     expected = f"{record.study_uid}/{record.series_uid}/{record.sop_instance_uid}.dcm"
     assert [m.name for m in filtered] == [f"filtered/{expected}"]
 
-    gcloud(env, "healthcare", "dicom-stores", "export", "bq", "st", *DATASET,
-           "--bq-table=bq://test-project.gc_meta.instances", "--write-disposition=write-empty")
+    gcloud(
+        env,
+        "healthcare",
+        "dicom-stores",
+        "export",
+        "bq",
+        "st",
+        *DATASET,
+        "--bq-table=bq://test-project.gc_meta.instances",
+        "--write-disposition=write-empty",
+    )
     rows = service.read_table("test-project.gc_meta.instances")
     assert {r["SOPInstanceUID"] for r in rows} == stored
-    again = gcloud(env, "healthcare", "dicom-stores", "export", "bq", "st", *DATASET,
-                   "--bq-table=bq://test-project.gc_meta.instances",
-                   "--write-disposition=write-empty", ok=False)
+    again = gcloud(
+        env,
+        "healthcare",
+        "dicom-stores",
+        "export",
+        "bq",
+        "st",
+        *DATASET,
+        "--bq-table=bq://test-project.gc_meta.instances",
+        "--write-disposition=write-empty",
+        ok=False,
+    )
     assert again.returncode != 0 and "WRITE_EMPTY" in again.stderr
-    gcloud(env, "healthcare", "dicom-stores", "export", "bq", "st", *DATASET,
-           "--bq-table=bq://test-project.gc_meta.instances", "--write-disposition=write-append")
+    gcloud(
+        env,
+        "healthcare",
+        "dicom-stores",
+        "export",
+        "bq",
+        "st",
+        *DATASET,
+        "--bq-table=bq://test-project.gc_meta.instances",
+        "--write-disposition=write-append",
+    )
     assert len(service.read_table("test-project.gc_meta.instances")) == 2 * len(stored)
 
     ops = gcloud_json(env, "healthcare", "operations", "list", *DATASET)

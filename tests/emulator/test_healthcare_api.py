@@ -79,7 +79,8 @@ def test_dicom_store_lifecycle_and_iam(emulator: Emulator) -> None:
     assert created == {"name": f"{parent}/dicomStores/s1", "labels": {"team": "imaging"}}
     stores.create(parent=parent, dicomStoreId="s2", body={}).execute()
     assert [s["name"][-2:] for s in stores.list(parent=parent).execute()["dicomStores"]] == [
-        "s1", "s2",
+        "s1",
+        "s2",
     ]
     patched = stores.patch(
         name=f"{parent}/dicomStores/s1", updateMask="labels", body={"labels": {"a": "b"}}
@@ -166,8 +167,10 @@ def test_import_request_validation(emulator: Emulator) -> None:
         {"gcsSource": {"uri": "gs://bucket/a/**.dcm/b"}},
         {"gcsSource": {"uri": 5}},
         {"gcsSource": {"uri": "gs://bucket/x.dcm", "extra": True}},
-        {"gcsSource": {"uri": "gs://bucket/x.dcm"},
-         "blobStorageSettings": {"blobStorageClass": "HOT"}},
+        {
+            "gcsSource": {"uri": "gs://bucket/x.dcm"},
+            "blobStorageSettings": {"blobStorageClass": "HOT"},
+        },
     ]
     for body in bad_bodies:
         with pytest.raises(HttpError) as exc:
@@ -210,9 +213,12 @@ def test_counters_advance_during_a_slow_operation_and_cancel(emulator: Emulator)
     for i in range(10):
         emulator.storage.write_object("src", f"in/{i}.dcm", fresh_copy("CT_small.dcm"))
     emulator.faults.set_operation_timing(operation_seconds=5.0)
-    op = datasets(hc).dicomStores().import_(
-        name=store, body={"gcsSource": {"uri": "gs://src/in/*.dcm"}}
-    ).execute()
+    op = (
+        datasets(hc)
+        .dicomStores()
+        .import_(name=store, body={"gcsSource": {"uri": "gs://src/in/*.dcm"}})
+        .execute()
+    )
     assert "done" not in op
     snapshots: list[tuple[int, int, int]] = []
 

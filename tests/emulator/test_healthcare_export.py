@@ -90,8 +90,11 @@ def test_export_mime_matrix(emulator: Emulator, mime: str | None) -> None:
     for sop, ds in by_sop.items():
         frames, has_pixels, decodable = SOURCES[ds.source_name]
         if media == "application/dicom":
-            ok = decodable or not transcode or not has_pixels or (
-                str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_LE
+            ok = (
+                decodable
+                or not transcode
+                or not has_pixels
+                or (str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_LE)
             )
         elif media == "application/octet-stream":
             ok = has_pixels and (decodable or not transcode)
@@ -100,7 +103,8 @@ def test_export_mime_matrix(emulator: Emulator, mime: str | None) -> None:
         base = f"exp/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{sop}"
         names = (
             [f"{base}/{i}{ext}" for i in range(1, frames + 1)]
-            if frames > 1 and media != "application/dicom" else [f"{base}{ext}"]
+            if frames > 1 and media != "application/dicom"
+            else [f"{base}{ext}"]
         )
         if not ok:
             assert not any(n.startswith(base) for n in files), ds.source_name
@@ -118,8 +122,10 @@ def test_export_mime_matrix(emulator: Emulator, mime: str | None) -> None:
                 assert np.array_equal(out.pixel_array, ds.pixel_array), ds.source_name
         elif media == "application/octet-stream" and not transcode:
             if not ds.file_meta.TransferSyntaxUID.is_compressed:
-                assert b"".join(files[n] for n in names) == ds.PixelData[: sum(
-                    len(files[n]) for n in names)]
+                assert (
+                    b"".join(files[n] for n in names)
+                    == ds.PixelData[: sum(len(files[n]) for n in names)]
+                )
         elif media == "application/octet-stream":
             arr = ds.pixel_array
             little = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
@@ -166,13 +172,19 @@ def test_unsupported_mime_type_is_rejected(emulator: Emulator) -> None:
     store = make_store(hc)
     bodies: list[dict[str, Any]] = [
         {"gcsDestination": {"uriPrefix": "gs://out/x", "mimeType": "image/gif"}},
-        {"gcsDestination": {"uriPrefix": "gs://out/x",
-                            "mimeType": "application/dicom; transfer-syntax=1.2.3"}},
+        {
+            "gcsDestination": {
+                "uriPrefix": "gs://out/x",
+                "mimeType": "application/dicom; transfer-syntax=1.2.3",
+            }
+        },
         {"gcsDestination": {"uriPrefix": "gs://out/*"}},
         {"gcsDestination": {}},
         {},
-        {"gcsDestination": {"uriPrefix": "gs://out/x"},
-         "bigqueryDestination": {"tableUri": "bq://test-project.d.t"}},
+        {
+            "gcsDestination": {"uriPrefix": "gs://out/x"},
+            "bigqueryDestination": {"tableUri": "bq://test-project.d.t"},
+        },
     ]
     for body in bodies:
         with pytest.raises(HttpError) as exc:
@@ -194,10 +206,10 @@ def test_filters(emulator: Emulator) -> None:
     for study, series_map in layout.items():
         for series, count in series_map.items():
             for i in range(count):
-                data = fresh_copy("CT_small.dcm", StudyInstanceUID=study,
-                                  SeriesInstanceUID=series)
+                data = fresh_copy("CT_small.dcm", StudyInstanceUID=study, SeriesInstanceUID=series)
                 sops.setdefault((study, series), []).append(
-                    str(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID))
+                    str(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID)
+                )
                 emulator.storage.write_object("src", f"{series}-{i}.dcm", data)
     assert counters(run_import(hc, store, "gs://src/*.dcm")) == (6, 0, 0)
     lines = [
@@ -209,23 +221,45 @@ def test_filters(emulator: Emulator) -> None:
     ]
     for sep, folder in (("\n", "lf"), ("\r\n", "crlf")):
         emulator.storage.write_object("src", f"filter-{folder}.txt", sep.join(lines).encode())
-        op = run_export(hc, store, {
-            "gcsDestination": {"uriPrefix": f"gs://out/{folder}"},
-            "filterConfig": {"resourcePathsGcsUri": f"gs://src/filter-{folder}.txt"},
-        })
+        op = run_export(
+            hc,
+            store,
+            {
+                "gcsDestination": {"uriPrefix": f"gs://out/{folder}"},
+                "filterConfig": {"resourcePathsGcsUri": f"gs://src/filter-{folder}.txt"},
+            },
+        )
         assert counters(op) == (3, 0, 0), op
         got = {name.rsplit("/", 1)[1].removesuffix(".dcm") for name in exported(emulator, folder)}
         assert got == {*sops[("1.1", "1.1.2")], sops[("1.2", "1.2.1")][0], *sops[("1.3", "1.3.1")]}
     emulator.storage.write_object("src", "bad-filter.txt", b"/studies/1.1\n/nonsense/1\n")
-    op = run_export(hc, store, {"gcsDestination": {"uriPrefix": "gs://out/bad"},
-                                "filterConfig": {"resourcePathsGcsUri": "gs://src/bad-filter.txt"}})
+    op = run_export(
+        hc,
+        store,
+        {
+            "gcsDestination": {"uriPrefix": "gs://out/bad"},
+            "filterConfig": {"resourcePathsGcsUri": "gs://src/bad-filter.txt"},
+        },
+    )
     assert op["error"]["code"] == 3 and "line 2" in op["error"]["message"]
-    op = run_export(hc, store, {"gcsDestination": {"uriPrefix": "gs://out/bad"},
-                                "filterConfig": {"resourcePathsGcsUri": "gs://src/missing.txt"}})
+    op = run_export(
+        hc,
+        store,
+        {
+            "gcsDestination": {"uriPrefix": "gs://out/bad"},
+            "filterConfig": {"resourcePathsGcsUri": "gs://src/missing.txt"},
+        },
+    )
     assert op["error"]["code"] == 5
     # BigQuery honours the filter too.
-    op = run_export(hc, store, {"bigqueryDestination": {"tableUri": "bq://test-project.d.f"},
-                                "filterConfig": {"resourcePathsGcsUri": "gs://src/filter-lf.txt"}})
+    op = run_export(
+        hc,
+        store,
+        {
+            "bigqueryDestination": {"tableUri": "bq://test-project.d.f"},
+            "filterConfig": {"resourcePathsGcsUri": "gs://src/filter-lf.txt"},
+        },
+    )
     assert counters(op) == (3, 0, 0)
     assert len(healthcare_service(emulator).read_table("test-project.d.f")) == 3
 
@@ -300,6 +334,13 @@ def test_bigquery_bad_disposition(emulator: Emulator) -> None:
     hc = client(emulator)
     store = make_store(hc)
     with pytest.raises(HttpError) as exc:
-        datasets(hc).dicomStores().export(name=store, body={"bigqueryDestination": {
-            "tableUri": "bq://test-project.d.t", "writeDisposition": "WRITE_SOMETIMES"}}).execute()
+        datasets(hc).dicomStores().export(
+            name=store,
+            body={
+                "bigqueryDestination": {
+                    "tableUri": "bq://test-project.d.t",
+                    "writeDisposition": "WRITE_SOMETIMES",
+                }
+            },
+        ).execute()
     assert exc.value.resp.status == 400

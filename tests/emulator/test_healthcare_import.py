@@ -26,10 +26,18 @@ def test_corpus_import_counts_match_pydicom(emulator: Emulator) -> None:
     files = [(f"corpus/{p.name}", p.read_bytes()) for p in corpus_files()]
     kinds = {p.name for p in corpus_files()}
     # The corpus covers what the issue asks for.
-    assert {"JPEG2000.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm",
-            "rtdose.dcm", "MR_truncated.dcm", "rtplan_truncated.dcm"} <= kinds
-    for truncated, complete in (("MR_truncated.dcm", "MR_small.dcm"),
-                                ("rtplan_truncated.dcm", "rtplan.dcm")):
+    assert {
+        "JPEG2000.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "rtdose.dcm",
+        "MR_truncated.dcm",
+        "rtplan_truncated.dcm",
+    } <= kinds
+    for truncated, complete in (
+        ("MR_truncated.dcm", "MR_small.dcm"),
+        ("rtplan_truncated.dcm", "rtplan.dcm"),
+    ):
         assert len(corpus_bytes(truncated)) < len(corpus_bytes(complete))
     expected = expected_import(files)
     assert expected.failure > 5 and expected.success > 30
@@ -98,8 +106,10 @@ def test_success_has_response_and_duplicates_are_ignored_not_overwritten(
         ("gs://wild/a/x?.dcm", {"a/x1.dcm"}),
         ("gs://wild/a/*.dcm", {"a/x1.dcm", "a/x22.dcm", "a/.dcm"}),
         ("gs://wild/a/x*", {"a/x1.dcm", "a/x22.dcm"}),
-        ("gs://wild/a/**", {"a/x1.dcm", "a/x22.dcm", "a/.dcm", "a/b/x3.dcm", "a/b/c/z.dcm",
-                            "a/y.txt"}),
+        (
+            "gs://wild/a/**",
+            {"a/x1.dcm", "a/x22.dcm", "a/.dcm", "a/b/x3.dcm", "a/b/c/z.dcm", "a/y.txt"},
+        ),
         ("gs://wild/a/**.dcm", {"a/x1.dcm", "a/x22.dcm", "a/.dcm", "a/b/x3.dcm", "a/b/c/z.dcm"}),
         ("gs://wild/a/b/*", {"a/b/x3.dcm"}),
         ("gs://wild/a/x22.dcm", {"a/x22.dcm"}),
@@ -109,8 +119,16 @@ def test_wildcards(emulator: Emulator, pattern: str, matched: set[str]) -> None:
     hc = client(emulator)
     store = make_store(hc)
     emulator.storage.create_bucket("wild", "test-project")
-    names = ["a/x1.dcm", "a/x22.dcm", "a/.dcm", "a/b/x3.dcm", "a/b/c/z.dcm", "a/y.txt",
-             "ab/x1.dcm", "other/x1.dcm"]
+    names = [
+        "a/x1.dcm",
+        "a/x22.dcm",
+        "a/.dcm",
+        "a/b/x3.dcm",
+        "a/b/c/z.dcm",
+        "a/y.txt",
+        "ab/x1.dcm",
+        "other/x1.dcm",
+    ]
     for name in names:
         emulator.storage.write_object("wild", name, fresh_copy("CT_small.dcm"))
     op = run_import(hc, store, pattern)

@@ -49,8 +49,10 @@ def checked(clock: FakeClock) -> Iterator[Emulator]:
 
 def grant(emu: Emulator, bucket: str, role: str) -> None:
     policy = emu.storage.get_iam_policy(bucket)
-    policy["bindings"] = [*policy.get("bindings", []),
-                          {"role": role, "members": [service_agent_member("test-project")]}]
+    policy["bindings"] = [
+        *policy.get("bindings", []),
+        {"role": role, "members": [service_agent_member("test-project")]},
+    ]
     emu.storage.set_iam_policy(bucket, policy)
 
 

@@ -56,7 +56,10 @@ def test_running_operation_is_aborted_on_reload(tmp_path: Path) -> None:
     dataset = f"{PARENT}/datasets/d"
     state.create_dataset(dataset, {})
     op = state.new_operation(
-        dataset, api_method_name="m", api_version="v1", create_time="2024-01-01T00:00:00.000Z",
+        dataset,
+        api_method_name="m",
+        api_version="v1",
+        create_time="2024-01-01T00:00:00.000Z",
         logs_url=lambda op_id: f"http://x/{op_id}",
     )
     state.close()

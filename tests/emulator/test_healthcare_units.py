@@ -38,8 +38,12 @@ LE = "1.2.840.10008.1.2.1"
         (f"Application/DICOM;transfer-syntax={LE}", "application/dicom", LE, ".dcm"),
         ("application/octet-stream", "application/octet-stream", None, ""),
         (f"application/octet-stream; transfer-syntax={LE}", "application/octet-stream", LE, ""),
-        ("image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50", "image/jpeg",
-         "1.2.840.10008.1.2.4.50", ".jpg"),
+        (
+            "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50",
+            "image/jpeg",
+            "1.2.840.10008.1.2.4.50",
+            ".jpg",
+        ),
         ("image/png", "image/png", None, ".png"),
     ],
 )
@@ -50,8 +54,12 @@ def test_export_formats(value: str | None, mime: str, syntax: str | None, ext: s
 
 @pytest.mark.parametrize(
     "value",
-    ["image/gif", "image/png; transfer-syntax=1.2.840.10008.1.2.1", "application/dicom; q=1",
-     "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50"],
+    [
+        "image/gif",
+        "image/png; transfer-syntax=1.2.840.10008.1.2.1",
+        "application/dicom; q=1",
+        "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50",
+    ],
 )
 def test_unsupported_export_formats(value: str) -> None:
     with pytest.raises(ValueError):
@@ -83,13 +91,21 @@ def test_parse_instance_reads_identifiers() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm",
-             "SC_rgb_small_odd_big_endian.dcm", "rtdose_expb.dcm", "image_dfl.dcm"],
+    "name",
+    [
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_RLE.dcm",
+        "SC_rgb_small_odd_big_endian.dcm",
+        "rtdose_expb.dcm",
+        "image_dfl.dcm",
+    ],
 )
 def test_transcode_to_explicit_little_endian_keeps_pixels(name: str) -> None:
     source = pydicom.dcmread(io.BytesIO(corpus_bytes(name)))
-    (out,) = render_instance(corpus_bytes(name), parse_export_format(
-        f"application/dicom; transfer-syntax={LE}"))
+    (out,) = render_instance(
+        corpus_bytes(name), parse_export_format(f"application/dicom; transfer-syntax={LE}")
+    )
     result = pydicom.dcmread(io.BytesIO(out.data))
     assert result.file_meta.TransferSyntaxUID == LE
     assert np.array_equal(result.pixel_array, source.pixel_array)
@@ -99,15 +115,19 @@ def test_render_errors_are_explicit() -> None:
     with pytest.raises(RenderError, match="no pixel data"):
         render_instance(corpus_bytes("test-SR.dcm"), parse_export_format("image/png"))
     with pytest.raises(RenderError, match="JPEG-LS"):
-        render_instance(corpus_bytes("MR_small_jpeg_ls_lossless.dcm"),
-                        parse_export_format("image/jpeg"))
+        render_instance(
+            corpus_bytes("MR_small_jpeg_ls_lossless.dcm"), parse_export_format("image/jpeg")
+        )
     with pytest.raises(RenderError, match="not supported"):
-        render_instance(corpus_bytes("CT_small.dcm"), parse_export_format(
-            "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"))
+        render_instance(
+            corpus_bytes("CT_small.dcm"),
+            parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"),
+        )
     # Already in the requested syntax: the original bytes.
     jpeg = corpus_bytes("SC_rgb_jpeg_dcmtk.dcm")
-    (same,) = render_instance(jpeg, parse_export_format(
-        "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"))
+    (same,) = render_instance(
+        jpeg, parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50")
+    )
     assert same.data == jpeg
 
 

@@ -55,8 +55,12 @@ JPEG_2000 = "1.2.840.10008.1.2.4.91"
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _NATIVE_SYNTAXES = frozenset(
-    {ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-     ExplicitVRBigEndian}
+    {
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+    }
 )
 _SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW"})
@@ -220,8 +224,10 @@ def read_dataset(data: bytes, *, stop_before_pixels: bool = False) -> FileDatase
     if eof_messages:
         raise DicomParseError(f"truncated DICOM file: {eof_messages[0]}")
     for tag, elem in ds._dict.items():
-        if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes) and (
-            elem.length != _UNDEFINED_LENGTH and len(elem.value) < elem.length
+        if (
+            isinstance(elem, RawDataElement)
+            and isinstance(elem.value, bytes)
+            and (elem.length != _UNDEFINED_LENGTH and len(elem.value) < elem.length)
         ):
             raise DicomParseError(
                 f"truncated DICOM file: element {tag} declares {elem.length} bytes, "
@@ -372,9 +378,7 @@ def _big_to_little(ds: FileDataset) -> None:
             elif bits in (16, 32, 64):
                 width = bits // 8
             else:
-                raise RenderError(
-                    f"cannot convert big endian pixel data with BitsAllocated={bits}"
-                )
+                raise RenderError(f"cannot convert big endian pixel data with BitsAllocated={bits}")
         else:
             width = _SWAP_WIDTH.get(elem.VR, 1)
         if width > 1:
@@ -430,9 +434,7 @@ def _octet_frames(ds: FileDataset, *, uncompressed: bool) -> list[bytes]:
             _big_to_little(ds)
         return _split_native(ds, bytes(ds.PixelData))
     if syntax.is_encapsulated:
-        return [
-            bytes(f) for f in generate_frames(ds.PixelData, number_of_frames=_frame_count(ds))
-        ]
+        return [bytes(f) for f in generate_frames(ds.PixelData, number_of_frames=_frame_count(ds))]
     return _split_native(ds, bytes(ds.PixelData))
 
 

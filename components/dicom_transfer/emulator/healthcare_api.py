@@ -84,8 +84,13 @@ _PROJECT_RE = re.compile(
 )
 _LOCATION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
-_BLOB_STORAGE_CLASSES = ("BLOB_STORAGE_CLASS_UNSPECIFIED", "STANDARD", "NEARLINE", "COLDLINE",
-                         "ARCHIVE")
+_BLOB_STORAGE_CLASSES = (
+    "BLOB_STORAGE_CLASS_UNSPECIFIED",
+    "STANDARD",
+    "NEARLINE",
+    "COLDLINE",
+    "ARCHIVE",
+)
 _STORE_FIELDS = ("labels", "notificationConfig", "notificationConfigs", "streamConfigs")
 _STORE_SCHEMA: dict[str, Any] = {
     "name": str,
@@ -240,7 +245,8 @@ def _page(request: Request, items: list[Any]) -> tuple[list[Any], str | None]:
     following = offset + size
     next_token = (
         base64.urlsafe_b64encode(f"o:{following}".encode()).decode()
-        if following < len(items) else None
+        if following < len(items)
+        else None
     )
     return page, next_token
 
@@ -490,7 +496,7 @@ class HealthcareService:
             for b in bindings
         ):
             raise invalid_argument(
-                "policy.bindings must be a list of {\"role\": str, \"members\": [str]}."
+                'policy.bindings must be a list of {"role": str, "members": [str]}.'
             )
         return Response.json_response(self.state.set_store_policy(name, policy))
 
@@ -546,8 +552,9 @@ class HealthcareService:
         if storage_class == "BLOB_STORAGE_CLASS_UNSPECIFIED":
             storage_class = "STANDARD"
         project = request.params["project"]
-        self._require_role(project, source.bucket, "roles/storage.objectViewer",
-                           "storage.objects.list")
+        self._require_role(
+            project, source.bucket, "roles/storage.objectViewer", "storage.objects.list"
+        )
         op = self._new_transfer(request, store, "ImportDicomData", "import")
         self.runner.start_import(
             op,
@@ -590,11 +597,16 @@ class HealthcareService:
             except ValueError as exc:
                 raise invalid_argument(f"gcsDestination.mimeType: {exc}") from None
             prefix = dest.path.rstrip("/")
-            self._require_role(project, dest.bucket, "roles/storage.objectAdmin",
-                               "storage.objects.create")
+            self._require_role(
+                project, dest.bucket, "roles/storage.objectAdmin", "storage.objects.create"
+            )
             if filter_source is not None:
-                self._require_role(project, filter_source.bucket, "roles/storage.objectViewer",
-                                   "storage.objects.get")
+                self._require_role(
+                    project,
+                    filter_source.bucket,
+                    "roles/storage.objectViewer",
+                    "storage.objects.get",
+                )
             op = self._new_transfer(request, store, "ExportDicomData", "export")
             self.runner.start_gcs_export(
                 op,
@@ -624,8 +636,9 @@ class HealthcareService:
                 f"the DICOM store's project {project!r}."
             )
         if filter_source is not None:
-            self._require_role(project, filter_source.bucket, "roles/storage.objectViewer",
-                               "storage.objects.get")
+            self._require_role(
+                project, filter_source.bucket, "roles/storage.objectViewer", "storage.objects.get"
+            )
         op = self._new_transfer(request, store, "ExportDicomData", "export")
         self.runner.start_bigquery_export(
             op,

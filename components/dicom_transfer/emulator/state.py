@@ -85,8 +85,7 @@ class InstanceRecord:
     def path(self) -> str:
         """DICOMweb-style resource path, as used in filter files."""
         return (
-            f"/studies/{self.study_uid}/series/{self.series_uid}"
-            f"/instances/{self.sop_instance_uid}"
+            f"/studies/{self.study_uid}/series/{self.series_uid}/instances/{self.sop_instance_uid}"
         )
 
 
@@ -324,9 +323,7 @@ class HealthcareState:
         prefix = parent + "/datasets/"
         with self._lock:
             return [
-                copy.deepcopy(d)
-                for n, d in sorted(self._datasets.items())
-                if n.startswith(prefix)
+                copy.deepcopy(d) for n, d in sorted(self._datasets.items()) if n.startswith(prefix)
             ]
 
     def delete_dataset(self, name: str) -> None:
@@ -482,15 +479,22 @@ class HealthcareState:
             NotFound: the store was deleted.
         """
         record = InstanceRecord(
-            parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid, parsed.sop_class_uid,
-            parsed.transfer_syntax_uid, parsed.number_of_frames, len(data), storage_class,
+            parsed.study_uid,
+            parsed.series_uid,
+            parsed.sop_instance_uid,
+            parsed.sop_class_uid,
+            parsed.transfer_syntax_uid,
+            parsed.number_of_frames,
+            len(data),
+            storage_class,
         )
         with self._lock:
             target = self._store(store)
             existing = target.instances.get(record.sop_instance_uid)
             if existing is not None:
                 same = (existing.study_uid, existing.series_uid) == (
-                    record.study_uid, record.series_uid,
+                    record.study_uid,
+                    record.series_uid,
                 )
                 return AddResult.DUPLICATE if same else AddResult.CONFLICT
             target.instances[record.sop_instance_uid] = record
@@ -569,8 +573,13 @@ class HealthcareState:
                 if name not in self._operations:
                     break
             op = OperationRecord(
-                name=name, api_method_name=api_method_name, api_version=api_version,
-                create_time=create_time, logs_url=logs_url(op_id), kind=kind, target=target,
+                name=name,
+                api_method_name=api_method_name,
+                api_version=api_version,
+                create_time=create_time,
+                logs_url=logs_url(op_id),
+                kind=kind,
+                target=target,
                 counted=counted,
             )
             self._operations[name] = op

@@ -184,9 +184,7 @@ class _Job:
         self._wait_until(self.started + share + self.instance_seconds * done)
 
     def finish_pacing(self) -> None:
-        self._wait_until(
-            self.started + self.operation_seconds + self.instance_seconds * self.total
-        )
+        self._wait_until(self.started + self.operation_seconds + self.instance_seconds * self.total)
 
     def _wait_until(self, deadline: float) -> None:
         while not self.wake.is_set():
@@ -388,9 +386,7 @@ class TransferRunner:
         """Run an export to BigQuery in the background."""
         self._start(op, lambda job: self._bigquery_export(job, request))
 
-    def _selected(
-        self, job: _Job, store: str, source: FilterSource | None
-    ) -> list[InstanceRecord]:
+    def _selected(self, job: _Job, store: str, source: FilterSource | None) -> list[InstanceRecord]:
         try:
             instances = self.state.list_instances(store)
         except NotFound as exc:
@@ -399,15 +395,19 @@ class TransferRunner:
             return instances
         keys = self._read_filter(source)
         by_path = {
-            (r.study_uid,) if n == 1 else
-            (r.study_uid, r.series_uid) if n == 2 else
-            (r.study_uid, r.series_uid, r.sop_instance_uid)
-            for r in instances for n in (1, 2, 3)
+            (r.study_uid,)
+            if n == 1
+            else (r.study_uid, r.series_uid)
+            if n == 2
+            else (r.study_uid, r.series_uid, r.sop_instance_uid)
+            for r in instances
+            for n in (1, 2, 3)
         }
         for key in sorted(keys - by_path):
             job.log("WARNING", source.uri, f"resource {_filter_path(key)} is not in the store")
         return [
-            r for r in instances
+            r
+            for r in instances
             if (r.study_uid,) in keys
             or (r.study_uid, r.series_uid) in keys
             or (r.study_uid, r.series_uid, r.sop_instance_uid) in keys
@@ -473,8 +473,11 @@ class TransferRunner:
             try:
                 self.storage.write_object(request.bucket, name, item.data, item.content_type)
             except ApiException as exc:
-                job.failed(resource, CODE_FAILED_PRECONDITION, f"writing gs://{request.bucket}/"
-                           f"{name} failed: {exc.message}")
+                job.failed(
+                    resource,
+                    CODE_FAILED_PRECONDITION,
+                    f"writing gs://{request.bucket}/{name} failed: {exc.message}",
+                )
                 return
         job.succeeded()
 
