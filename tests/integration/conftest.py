@@ -30,7 +30,7 @@ FAST_POLL = PollPolicy(
     multiplier=1.5,
     max_s=0.1,
     jitter=0.0,
-    min_predicted_s=0.02,
+    min_tail_s=0.02,
     progress_initial_s=0.2,
 )
 FAST_RETRY = RetryPolicy(initial_s=0.02, exp_base=2.0, max_s=0.1, jitter_s=0.0, deadline_s=10.0)

@@ -108,6 +108,7 @@ def run_wait(
     deadline_s: float = 3600.0,
     policy: PollPolicy | None = None,
     progress: list[tuple[OperationResult, float]] | None = None,
+    just_submitted: bool = False,
 ) -> tuple[OperationResult, FakeTime, int]:
     fake = FakeTime()
     calls = 0
@@ -127,6 +128,7 @@ def run_wait(
         on_progress=(lambda r, e: progress.append((r, e))) if progress is not None else None,
         policy=policy,
         rand=lambda: 0.0,
+        just_submitted=just_submitted,
     )
     return result, fake, calls
 
@@ -204,28 +206,79 @@ def test_progress_reports_at_growing_intervals_and_at_the_end() -> None:
     assert progress[0][0].success_count > 0
 
 
-def test_counter_rate_predicts_completion() -> None:
-    """An operation processing 10 instances/s with 1000 instances: done at t=100 s."""
+def linear_operation(total: int, duration_s: float) -> Callable[[FakeTime], dict[str, Any]]:
+    """An operation that processes ``total`` instances evenly over ``duration_s`` seconds."""
 
     def responses(fake: FakeTime) -> dict[str, Any]:
         elapsed = fake.now - 1000.0
-        processed = min(int(elapsed * 10), 1000)
-        if elapsed >= 100.0:
-            return operation(done=True, success="1000")
-        return operation(success=str(processed), pending=str(1000 - processed))
+        if elapsed >= duration_s:
+            return operation(done=True, success=str(total))
+        processed = int(total * elapsed / duration_s)
+        return operation(success=str(processed), pending=str(total - processed))
 
-    result, fake, calls = run_wait(responses)
+    return responses
+
+
+def test_counter_rate_predicts_completion() -> None:
+    """An operation processing 10 instances/s with 1000 instances: done at t=100 s."""
+    result, fake, calls = run_wait(linear_operation(1000, 100.0))
     finished_seen_at = fake.now - 1000.0
     lag = finished_seen_at - 100.0
     assert result.done
-    assert lag <= 2.0, f"lag {lag:.1f}s, sleeps {fake.sleeps}"
-    assert calls <= 20
+    assert 0 <= lag <= 0.05 * 100.0, f"lag {lag:.1f}s, sleeps {fake.sleeps}"
+    assert calls <= 6, fake.sleeps
 
     # Without counters the same operation is seen later (plain backoff).
     plain, plain_fake, _ = run_wait(
         lambda f: operation(done=True) if f.now - 1000.0 >= 100.0 else operation()
     )
     assert plain.done and plain_fake.now - 1000.0 - 100.0 > lag
+
+
+@pytest.mark.parametrize("duration_s", [5.0, 20.0, 60.0, 300.0])
+@pytest.mark.parametrize("total", [34, 1000])
+def test_fresh_submit_sees_completion_soon_with_few_gets(duration_s: float, total: int) -> None:
+    """gcloud's poller needs 3, 6 and 9 GETs for 5, 20 and 60 s; the prediction needs fewer."""
+    result, fake, calls = run_wait(linear_operation(total, duration_s), just_submitted=True)
+    lag = fake.now - 1000.0 - duration_s
+    assert result.done
+    assert 0 <= lag <= max(1.0, 0.05 * duration_s), (lag, fake.sleeps)
+    assert calls <= {5.0: 3, 20.0: 6, 60.0: 9, 300.0: 12}[duration_s], fake.sleeps
+    assert fake.sleeps[0] == 1.0, "the submit answered 'running': no GET at t=0"
+
+
+def test_prediction_never_sleeps_past_the_finish_plus_margin() -> None:
+    """Sparse progress (1 instance seen after 1 s of a 20 s, 34-instance run) must not lead to
+    a sleep that overshoots: the rate is rounded up before predicting."""
+    result, fake, _ = run_wait(linear_operation(34, 20.0), just_submitted=True)
+    assert result.done
+    position = 0.0
+    for sleep in fake.sleeps[:-1]:
+        position += sleep
+        assert position < 20.0, fake.sleeps
+
+
+def test_resumed_operation_is_read_at_once() -> None:
+    result, fake, calls = run_wait([operation(done=True, success="3")], just_submitted=False)
+    assert result.done and calls == 1 and fake.sleeps == []
+
+
+def test_stalled_tail_polls_at_growing_intervals() -> None:
+    """Pending stays at 0 for a long finalisation: the tail backs off instead of hammering."""
+
+    def responses(fake: FakeTime) -> dict[str, Any]:
+        elapsed = fake.now - 1000.0
+        if elapsed < 10:
+            return operation(success=str(int(elapsed)), pending=str(10 - int(elapsed)))
+        if elapsed < 70:
+            return operation(success="10")
+        return operation(done=True, success="10")
+
+    result, fake, calls = run_wait(responses, just_submitted=True)
+    assert result.done
+    assert calls <= 15, fake.sleeps
+    tail = [s for s in fake.sleeps if s >= 0.5][-4:]
+    assert all(b >= a for a, b in itertools.pairwise(tail)), fake.sleeps
 
 
 def test_pending_dropping_to_zero_polls_quickly() -> None:
@@ -239,7 +292,7 @@ def test_pending_dropping_to_zero_polls_quickly() -> None:
 
     result, fake, _ = run_wait(responses, policy=PollPolicy(max_s=30.0))
     assert result.done
-    assert fake.now - 1000.0 - 53.0 <= 1.0
+    assert fake.now - 1000.0 - 53.0 <= 0.05 * 53.0, fake.sleeps
 
 
 # --- failure policy ------------------------------------------------------------------------------

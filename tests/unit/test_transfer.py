@@ -156,6 +156,7 @@ def test_fresh_submit_waits_and_clears_the_journal(journal: Journal) -> None:
     assert journal.get(FP) is None
     assert lines[0] == f"submitted {OP}"
     assert "success=10" in lines[-1] and "done" in lines[-1]
+    assert fake.sleeps[0] > 0 and len(api.gets) == 3, "no GET before the first sleep"
 
 
 def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
@@ -167,6 +168,7 @@ def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
     assert result.success_count == 9
     assert any(line.startswith(f"resuming {OP}") for line in lines)
     assert journal.get(FP) is None
+    assert len(api.gets) == 2 and fake.sleeps == [], "a resumed operation is read at once"
 
 
 def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> None:

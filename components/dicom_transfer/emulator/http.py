@@ -358,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     # Idle keep-alive connections and stalled bodies give up after this many seconds.
     timeout = 60
+    # Headers and body go out in separate writes; with Nagle's algorithm the body would wait
+    # for the client's delayed ACK (~40 ms per request on a keep-alive connection).
+    disable_nagle_algorithm = True
 
     def handle(self) -> None:
         with contextlib.suppress(ConnectionError, TimeoutError, OSError):

@@ -12,7 +12,9 @@ as it goes, then marks the operation done:
   ``fail-next-operation`` fault (then nothing is imported or exported).
 
 Timing faults: an operation takes at least ``operation_seconds`` (spread evenly over its
-instances so the counters visibly advance) plus ``instance_seconds`` per instance.
+instances so the counters visibly advance) plus ``instance_seconds`` per instance. A unit
+counts once its share of that time has passed, as a real worker's counter moves when a unit
+is finished.
 
 Counting rules:
 
@@ -179,7 +181,10 @@ class _Job:
     # -- pacing --------------------------------------------------------------------------
 
     def pace(self, done: int) -> None:
-        """Wait until ``done`` units' share of the configured duration has elapsed."""
+        """Wait until ``done`` units' share of the configured duration has elapsed.
+
+        Called before unit ``done`` is processed, so its counter moves at the end of its share.
+        """
         share = self.operation_seconds * (done / self.total) if self.total else 0.0
         self._wait_until(self.started + share + self.instance_seconds * done)
 
@@ -336,10 +341,10 @@ class TransferRunner:
             )
         job.set_pending(len(names))
         for done, name in enumerate(names, start=1):
+            job.pace(done)
             if job.stopping:
                 break
             self._import_one(job, request, name)
-            job.pace(done)
         return "ImportDicomDataResponse"
 
     def _import_one(self, job: _Job, request: ImportRequest, name: str) -> None:
@@ -450,10 +455,10 @@ class TransferRunner:
         instances = self._selected(job, request.store, request.filter)
         job.set_pending(len(instances))
         for done, record in enumerate(instances, start=1):
+            job.pace(done)
             if job.stopping:
                 break
             self._export_one(job, request, record)
-            job.pace(done)
         return "ExportDicomDataResponse"
 
     def _export_one(self, job: _Job, request: GcsExportRequest, record: InstanceRecord) -> None:
@@ -492,6 +497,7 @@ class TransferRunner:
         job.set_pending(len(instances))
         rows: list[dict[str, Any]] = []
         for done, record in enumerate(instances, start=1):
+            job.pace(done)
             if job.stopping:
                 break
             resource = f"{request.store}/dicomWeb{record.path}"
@@ -504,7 +510,6 @@ class TransferRunner:
                     row["SourceStore"] = request.store
                 rows.append(row)
                 job.succeeded()
-            job.pace(done)
         try:
             self.tables.write_rows(request.table, rows, request.disposition)
         except TableNotEmpty as exc:

@@ -3,12 +3,17 @@
 Polling only ("not done yet, ask again"). Retrying a failed ``operations.get`` call is a
 separate policy (:mod:`dicom_transfer.healthcare.retrying`) applied inside the ``get`` callable.
 
-Poll schedule (:class:`PollPolicy`): first GET right away, then sleeps of 1 s growing x1.5 up to
-30 s, each shortened by up to 10 % jitter. When the operation reports ``pending`` and the
-counters move, the observed rate predicts when it finishes and the next sleep is shortened to
-that estimate (never below 1 s), so completion is seen soon after it happens without polling
-fast for the whole run. A deadline bounds the wait; the last sleep is cut so that one final GET
-happens exactly at the deadline.
+Poll schedule (:class:`PollPolicy`): after a fresh submit the first GET waits ``initial_s`` (the
+submit's answer already said "running"); a resumed operation is read at once. Without progress
+counters the sleeps grow x1.5 from ``initial_s`` up to ``max_s``, each shortened by up to 10 %
+jitter. When the operation reports ``pending`` and the counters move, the processing rate
+predicts when it finishes: the waiter sleeps until the *earliest* plausible finish (the rate
+rounded up by one instance) plus half the lag budget (max(1 s, 5 % of the operation's time)),
+at most ``max_predicted_s`` at a time. Once the prediction has passed, or ``pending`` reached 0, it
+polls the tail at ``tail_fraction`` of the elapsed time (at least ``min_tail_s``), growing
+x1.5. Completion is thus seen within a few percent of the duration with a handful of GETs. A
+deadline bounds the wait; the last sleep is cut so that one final GET happens exactly at the
+deadline.
 """
 
 from __future__ import annotations
@@ -199,11 +204,16 @@ class PollPolicy:
     """When to ask again whether an operation is done.
 
     Attributes:
-        initial_s: First sleep.
+        initial_s: First sleep (also the wait before the first GET after a fresh submit).
         multiplier: Growth of the sleep after each poll.
-        max_s: Cap of the sleep.
-        jitter: Each sleep is shortened by up to this fraction (random).
-        min_predicted_s: Floor of a sleep shortened by the completion estimate.
+        max_s: Cap of a backoff or tail sleep.
+        max_predicted_s: Cap of a sleep until a predicted finish.
+        jitter: Each backoff sleep is shortened by up to this fraction (random).
+        lag_budget_s: Acceptable delay between the finish and noticing it ...
+        lag_budget_fraction: ... or this fraction of the operation's time, whichever is
+            larger; the waiter aims at half of it past the predicted earliest finish.
+        tail_fraction: The tail poll interval as a fraction of the elapsed time.
+        min_tail_s: Floor of the tail poll interval.
         progress_initial_s: First progress report after this many seconds.
         progress_multiplier: Growth of the interval between progress reports.
         progress_max_s: Cap of that interval.
@@ -212,21 +222,26 @@ class PollPolicy:
     initial_s: float = 1.0
     multiplier: float = 1.5
     max_s: float = 30.0
+    max_predicted_s: float = 120.0
     jitter: float = 0.1
-    min_predicted_s: float = 1.0
+    lag_budget_s: float = 1.0
+    lag_budget_fraction: float = 0.05
+    tail_fraction: float = 0.02
+    min_tail_s: float = 0.5
     progress_initial_s: float = 10.0
     progress_multiplier: float = 2.0
     progress_max_s: float = 120.0
 
 
 class _CompletionEstimate:
-    """Predicts the finish time from the pending counter and the processing rate."""
+    """Predicts the earliest finish from the pending counter and the processing rate."""
 
-    def __init__(self) -> None:
-        self._anchor: tuple[float, int] | None = None
+    def __init__(self, anchor: tuple[float, int] | None) -> None:
+        self._anchor = anchor
         self._saw_pending = False
 
     def seconds_left(self, result: OperationResult, now: float) -> float | None:
+        """Seconds until the earliest plausible finish; 0 when only finalising; None: unknown."""
         if result.pending_count <= 0:
             # Pending went from >0 to 0: only finalisation is left. Without ever seeing
             # pending (the API may not report it) there is nothing to predict.
@@ -239,8 +254,39 @@ class _CompletionEstimate:
         done_since = result.processed_count - processed_then
         if done_since <= 0 or now <= start:
             return None
-        rate = done_since / (now - start)
-        return result.pending_count / rate
+        # One more instance than seen bounds the rate from above: the finish is no earlier.
+        fastest_rate = (done_since + 1) / (now - start)
+        earliest_finish = start + (done_since + result.pending_count) / fastest_rate
+        return earliest_finish - now
+
+
+class _Schedule:
+    """The next sleep: exponential backoff, a predicted finish, or tail polling."""
+
+    def __init__(self, policy: PollPolicy, rand: Callable[[], float]) -> None:
+        self._policy = policy
+        self._rand = rand
+        self._backoff = policy.initial_s
+        self._tail: float | None = None
+
+    def next_sleep(self, predicted_s: float | None, elapsed_s: float) -> float:
+        policy = self._policy
+        if predicted_s is None:
+            delay = self._backoff * (1.0 - policy.jitter * self._rand())
+            self._backoff = min(self._backoff * policy.multiplier, policy.max_s)
+            return delay
+        if predicted_s > 0:
+            self._tail = None
+            # Half the lag budget past the earliest finish: seldom early, never late by more.
+            budget = max(
+                policy.lag_budget_s, policy.lag_budget_fraction * (elapsed_s + predicted_s)
+            )
+            return min(max(predicted_s + budget / 2, policy.min_tail_s), policy.max_predicted_s)
+        if self._tail is None:
+            self._tail = max(policy.min_tail_s, policy.tail_fraction * elapsed_s)
+        else:
+            self._tail = min(self._tail * policy.multiplier, policy.max_s)
+        return self._tail
 
 
 def wait_for_operation(
@@ -253,6 +299,7 @@ def wait_for_operation(
     policy: PollPolicy | None = None,
     rand: Callable[[], float] = random.random,
     operation_name: str = "",
+    just_submitted: bool = False,
 ) -> OperationResult:
     """Poll ``get`` until the operation is done or ``deadline_s`` seconds have passed.
 
@@ -266,6 +313,8 @@ def wait_for_operation(
         policy: The poll schedule; defaults to :class:`PollPolicy()`.
         rand: Uniform [0, 1) source for jitter.
         operation_name: Name used in the timeout error before the first GET answered.
+        just_submitted: The operation was submitted right now: nothing is processed yet, so
+            the first GET waits ``policy.initial_s`` and the rate is measured from this call.
 
     Returns:
         The finished operation (success or not: judge it with :func:`apply_failure_policy`).
@@ -275,11 +324,13 @@ def wait_for_operation(
     """
     policy = policy or PollPolicy()
     start = clock()
-    interval = policy.initial_s
     next_progress = start + policy.progress_initial_s
     progress_interval = policy.progress_initial_s
-    estimate = _CompletionEstimate()
+    estimate = _CompletionEstimate((start, 0) if just_submitted else None)
+    schedule = _Schedule(policy, rand)
     name = operation_name
+    if just_submitted:
+        sleep(min(policy.initial_s, max(deadline_s, 0.0)))
     while True:
         result = parse_operation(get())
         name = result.name or name
@@ -298,9 +349,5 @@ def wait_for_operation(
                 progress_interval * policy.progress_multiplier, policy.progress_max_s
             )
             next_progress = now + progress_interval
-        delay = interval * (1.0 - policy.jitter * rand())
-        predicted = estimate.seconds_left(result, now)
-        if predicted is not None:
-            delay = min(delay, max(predicted, policy.min_predicted_s))
+        delay = schedule.next_sleep(estimate.seconds_left(result, now), elapsed)
         sleep(min(delay, remaining))
-        interval = min(interval * policy.multiplier, policy.max_s)

@@ -303,7 +303,7 @@ class _Run:
 
     # --- wait --------------------------------------------------------------------------------
 
-    def wait(self, name: str) -> OperationResult:
+    def wait(self, name: str, *, just_submitted: bool) -> OperationResult:
         def report(result: OperationResult, _elapsed: float) -> None:
             self.say(result.progress_line(self.clock() - self.start))
 
@@ -319,6 +319,7 @@ class _Run:
                 on_progress=report,
                 policy=self.poll_policy,
                 operation_name=name,
+                just_submitted=just_submitted,
             )
         except OperationTimedOut as exc:
             raise OperationTimedOut(exc.operation_name or name, self.clock() - self.start) from None
@@ -390,8 +391,10 @@ def run_transfer(
         poll_policy,
         permission_retry,
     )
-    name = run.operation_from_journal() or run.submit()
-    return run.wait(name)
+    resumed = run.operation_from_journal()
+    if resumed is not None:
+        return run.wait(resumed, just_submitted=False)
+    return run.wait(run.submit(), just_submitted=True)
 
 
 def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:
