@@ -75,6 +75,14 @@ def summary(outputs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def changes(resource_changes: dict[str, int]) -> str:
+    """What the update did, from ``pulumi stack history``'s ``resourceChanges``."""
+    changed = {op: n for op, n in resource_changes.items() if op != "same" and n}
+    if not changed:
+        return "demo: no changes: the stack was already up to date (nothing was resubmitted)."
+    return "demo: " + ", ".join(f"{n} {op}" for op, n in sorted(changed.items()))
+
+
 def main() -> int:
     """Runs the demo; returns the process exit code."""
     started = time.monotonic()
@@ -94,8 +102,22 @@ def main() -> int:
         outputs = json.loads(
             pulumi(env, "stack", "output", "--json", "--stack", STACK, capture=True)
         )
+        history = json.loads(
+            pulumi(
+                env,
+                "stack",
+                "history",
+                "--json",
+                "--page-size",
+                "1",
+                "--stack",
+                STACK,
+                capture=True,
+            )
+        )
     print(json.dumps(outputs, indent=2))
     print(summary(outputs))
+    print(changes(history[0].get("resourceChanges") or {}))
     print(f"demo: done in {time.monotonic() - started:.0f} s; emulator stopped.")
     return 0
 
