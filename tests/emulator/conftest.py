@@ -1,6 +1,6 @@
 """Fixtures for the emulator tests.
 
-* ``emulator``: one in-process emulator per test session (free ports, memory only), reset
+* ``emulator`` (from ``tests/conftest.py``): the in-process emulator, reset
   before every test, so tests see empty state, no faults and an empty request log.
 * ``storage_client``: a ``google.cloud.storage.Client`` pointed at it (anonymous).
 * ``http``: a tiny raw HTTP client (see :func:`http_call`).
@@ -13,31 +13,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dicom_transfer.emulator.app import Emulator, run_emulator
+from dicom_transfer.emulator.app import Emulator
 
 PROJECT = "test-project"
-
-
-@pytest.fixture(scope="session")
-def emulator_session() -> Iterator[Emulator]:
-    """The session's running emulator (not reset; use ``emulator`` in tests)."""
-    with run_emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
-    """The running emulator, reset before (and after) the test."""
-    emulator_session.reset()
-    yield emulator_session
-    emulator_session.reset()
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
-"""Fixtures: an in-process emulator, a private journal, and providers with short waits.
+"""Fixtures: providers with short waits against the in-process emulator.
 
-* ``emulator``: one in-process emulator per session (free ports, memory only), reset before
-  and after every test (no state, faults or request log carried over).
-* ``journal_dir``: ``DICOM_TRANSFER_STATE_DIR`` pointed at a directory private to the test.
+``emulator`` and ``journal_dir`` come from ``tests/conftest.py``.
+
 * ``fast_providers``: the providers' poll, retry and permission-retry schedules shortened
   (tens of milliseconds instead of seconds). Everything else is the production path: real
   HTTP through googleapiclient, real clocks and sleeps.
@@ -12,13 +11,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dicom_transfer import providers
-from dicom_transfer.emulator.app import Emulator, run_emulator
+from dicom_transfer.emulator.app import Emulator
 from dicom_transfer.healthcare import transfer
 from dicom_transfer.healthcare.client import HealthcareApi, StorageApi
 from dicom_transfer.healthcare.operations import PollPolicy
@@ -40,29 +38,6 @@ FAST_SUBMIT_RETRY = RetryPolicy(
 FAST_PERMISSION_RETRY = PermissionRetryPolicy(
     initial_s=0.25, multiplier=1.5, max_s=0.5, jitter_s=0.0
 )
-
-
-@pytest.fixture(scope="session")
-def emulator_session() -> Iterator[Emulator]:
-    """The session's running emulator (use ``emulator`` in tests)."""
-    with run_emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
-    """The running emulator, reset before and after the test."""
-    emulator_session.reset()
-    yield emulator_session
-    emulator_session.reset()
-
-
-@pytest.fixture
-def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A journal directory private to the test (``DICOM_TRANSFER_STATE_DIR``)."""
-    directory = tmp_path / "journal"
-    monkeypatch.setenv("DICOM_TRANSFER_STATE_DIR", str(directory))
-    return directory
 
 
 @pytest.fixture

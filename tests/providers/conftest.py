@@ -20,13 +20,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "journal"
-    monkeypatch.setenv("DICOM_TRANSFER_STATE_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
 def http(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock, journal_dir: Path
 ) -> Iterator[ScriptedHttp]:
