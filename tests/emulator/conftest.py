@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from http.client import HTTPConnection
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from dicom_transfer.emulator.app import Emulator
+from dicom_transfer.emulator.clients import gcloud_environment
 
 PROJECT = "test-project"
 
@@ -35,39 +35,6 @@ def storage_client(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> objec
     return storage.Client(project=PROJECT, credentials=AnonymousCredentials())
 
 
-def gcloud_environment(emulator: Emulator, config_dir: Path) -> dict[str, str]:
-    """Return an environment in which ``gcloud`` talks to ``emulator`` only.
-
-    Args:
-        emulator: The running emulator.
-        config_dir: A private gcloud configuration directory (CLOUDSDK_CONFIG).
-    """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CLOUDSDK_", "GOOGLE_", "STORAGE_EMULATOR"))
-    }
-    env.update(
-        {
-            "CLOUDSDK_CONFIG": str(config_dir),
-            "CLOUDSDK_CORE_PROJECT": PROJECT,
-            "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{emulator.storage_url}/storage/v1/",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_HEALTHCARE": f"{emulator.healthcare_url}/",
-            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-            "CLOUDSDK_STORAGE_PARALLEL_COMPOSITE_UPLOAD_ENABLED": "false",
-            "CLOUDSDK_STORAGE_PROCESS_COUNT": "1",
-            "CLOUDSDK_STORAGE_THREAD_COUNT": "2",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-    )
-    return env
-
-
 @pytest.fixture(scope="session")
 def gcloud_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A gcloud configuration directory private to this test session."""
@@ -79,7 +46,9 @@ def gcloud_env(emulator: Emulator, gcloud_config_dir: Path) -> dict[str, str]:
     """Environment for ``subprocess.run(["gcloud", ...], env=gcloud_env)`` against the
     emulator. Fails (never skips) when gcloud is not installed."""
     assert shutil.which("gcloud"), "the gcloud CLI is required for these tests"
-    return gcloud_environment(emulator, gcloud_config_dir)
+    return gcloud_environment(
+        emulator.healthcare_url, emulator.storage_url, gcloud_config_dir, PROJECT
+    )
 
 
 class HttpResult:

@@ -13,8 +13,7 @@ from typing import Any
 
 import pydicom
 from dicom_transfer.emulator.app import Emulator
-from google.auth.credentials import AnonymousCredentials
-from googleapiclient import discovery
+from dicom_transfer.emulator.clients import healthcare_client as emulator_healthcare_client
 
 PROJECT = "demo-project"
 LOCATION = "us-central1"
@@ -105,13 +104,7 @@ def truncated(name: str, keep: int = 300) -> bytes:
 
 def healthcare_client(emu: Emulator) -> Any:
     """googleapiclient Healthcare v1 (bundled discovery document) for the emulator."""
-    return discovery.build(
-        "healthcare",
-        "v1",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        static_discovery=True,
-        client_options={"api_endpoint": emu.healthcare_url + "/"},
-    )
+    return emulator_healthcare_client(emu.healthcare_url)
 
 
 def create_store(emu: Emulator) -> str:

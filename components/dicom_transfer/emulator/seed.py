@@ -15,8 +15,9 @@ from pathlib import Path
 import google.auth.credentials
 import pydicom
 from google.cloud import storage
-from googleapiclient import discovery
 from googleapiclient.errors import HttpError
+
+from .clients import healthcare_client
 
 __all__ = ["CorpusFile", "SeedPlan", "corpus_files", "seed"]
 
@@ -95,14 +96,7 @@ def seed(plan: SeedPlan, *, healthcare_url: str, storage_url: str) -> list[Corpu
         The uploaded corpus files.
     """
     credentials = google.auth.credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
-    api = discovery.build(
-        "healthcare",
-        "v1",
-        credentials=credentials,
-        static_discovery=True,
-        client_options={"api_endpoint": healthcare_url.rstrip("/") + "/"},
-        cache_discovery=False,
-    )
+    api = healthcare_client(healthcare_url)
     datasets = api.projects().locations().datasets()
     parent = f"projects/{plan.project}/locations/{plan.location}"
     _ignore_conflict(
