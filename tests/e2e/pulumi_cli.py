@@ -75,6 +75,34 @@ class PulumiCli:
         env.update(self.extra_env)
         return env
 
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``pulumi ARGS``, non-interactive and without colours."""
+        return ["pulumi", *args, "--non-interactive", "--color", "never"]
+
+    def start(self, *args: str, output: Path) -> subprocess.Popen[bytes]:
+        """Start ``pulumi ARGS`` in a process group of its own, its output going to ``output``.
+
+        The caller can signal the whole group (CLI, language host, provider processes) with
+        ``os.killpg(process.pid, ...)``, as a terminal does on Ctrl-C or a CI runner on a kill.
+
+        Args:
+            *args: Arguments after ``pulumi``.
+            output: File receiving stdout and stderr (truncated first).
+
+        Returns:
+            The running process.
+        """
+        with output.open("wb") as sink:
+            return subprocess.Popen(
+                self.argv(*args),
+                cwd=self.project_dir,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``pulumi ARGS`` non-interactively; fail the test with its output if it fails.
 
@@ -86,7 +114,7 @@ class PulumiCli:
             The completed process (text stdout and stderr).
         """
         result = subprocess.run(
-            ["pulumi", *args, "--non-interactive", "--color", "never"],
+            self.argv(*args),
             cwd=self.project_dir,
             env=self.env(),
             capture_output=True,

@@ -18,6 +18,9 @@ from pathlib import Path
 DEFAULT_PASSPHRASE = "dicom-transfer-local"
 """Passphrase of the local stacks' secrets provider; guards nothing of value (emulator only)."""
 
+DEFAULT_PARALLEL = 64
+"""``PULUMI_PARALLEL`` unless set: resource operations the engine runs at once."""
+
 
 def offline_environment(
     *,
@@ -35,7 +38,7 @@ def offline_environment(
         python: Interpreter that runs our language host and, by default, the programs.
         plugins_dir: Directory with fallback plugin shims, searched after ``cli_dir``.
         base: Current environment (defaults to ``os.environ``); its PATH is extended and an
-            existing ``PULUMI_CONFIG_PASSPHRASE``/``_FILE`` is kept.
+            existing ``PULUMI_CONFIG_PASSPHRASE``/``_FILE`` or ``PULUMI_PARALLEL`` is kept.
 
     Returns:
         Only the variables that change, ``PATH`` included.
@@ -59,6 +62,9 @@ def offline_environment(
     )
     if not has_passphrase:
         variables["PULUMI_CONFIG_PASSPHRASE"] = DEFAULT_PASSPHRASE
+    if not environ.get("PULUMI_PARALLEL"):
+        # The engine's default (4 x CPUs) would run transfers, which mostly wait, in waves.
+        variables["PULUMI_PARALLEL"] = str(DEFAULT_PARALLEL)
     return variables
 
 

@@ -1,0 +1,84 @@
+"""Bad input and failed operations, as the real Pulumi CLI reports them."""
+
+from __future__ import annotations
+
+import pytest
+from dicom_stack import PLAN, DicomStack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("gcsUri", f"gs://{PLAN.source_bucket}/a**b", "gcs_uri"),
+        (
+            "store",
+            PLAN.store_name.replace("/dicomStores/archive", "/dicomStores/bad store!"),
+            "dicom_store",
+        ),
+    ],
+    ids=["gcs_uri", "dicom_store"],
+)
+def test_invalid_input_fails_preview_before_any_request(
+    stack: DicomStack, key: str, value: str, field: str
+) -> None:
+    stack.configure(**{key: value})
+
+    preview = stack.cli.run("preview", check=False)
+
+    assert preview.returncode != 0
+    message = f"{field}: got {value!r}; expected "
+    assert message in preview.stdout, preview.stdout
+    assert "1 errored" in preview.stdout
+    assert stack.emulator.requests() == [], "nothing may reach the APIs before input is valid"
+    up = stack.cli.run("up", "--yes", check=False)
+    assert up.returncode != 0
+    assert message in up.stdout
+    assert stack.emulator.requests() == []
+    assert stack.import_resources() == []
+
+
+def _upload_non_dicom(stack: DicomStack, count: int) -> str:
+    for index in range(count):
+        stack.emulator.upload(f"junk/note-{index}.txt", b"not DICOM\n" * 20, "text/plain")
+    return f"gs://{PLAN.source_bucket}/junk/**"
+
+
+@pytest.mark.parametrize("cause", ["injected-error", "non-dicom-files"])
+def test_a_failed_operation_fails_up_with_its_name_and_logs_url(
+    stack: DicomStack, cause: str
+) -> None:
+    expected: tuple[str, ...]
+    if cause == "injected-error":
+        stack.emulator.add_faults(failNextOperation={"code": 13, "message": "disk on fire (e2e)"})
+        expected = ("failed (code 13): disk on fire (e2e)", "success=0 failure=0")
+    else:
+        stack.configure(gcsUri=_upload_non_dicom(stack, 2), maxFailures=0)
+        expected = ("failed (code 3)", "success=0 failure=2", "failed to parse DICOM")
+
+    up = stack.cli.run("up", "--yes", check=False)
+
+    assert up.returncode != 0
+    [operation] = stack.emulator.import_operations()
+    assert operation["done"] and "error" in operation
+    errors = [line for line in up.stdout.splitlines() if "error: " in line]
+    reported = "\n".join(errors)
+    assert f"operation {operation['name']} failed" in reported, up.stdout
+    assert f"logs: {operation['metadata']['logsUrl']}" in reported
+    for text in expected:
+        assert text in reported
+    assert stack.emulator.import_posts() == 1
+    assert stack.import_resources() == [], "a failed import is not recorded as created"
+
+    # A failed operation is over: the next `up` submits the request again instead of resuming.
+    again = stack.cli.run("up", "--yes", check=False)
+    assert stack.emulator.import_posts() == 2
+    if cause == "injected-error":
+        assert again.returncode == 0, again.stdout
+        [output] = stack.imports()
+        assert output["operation"] != operation["name"]
+        assert output["success"] == len(stack.emulator.corpus)
+    else:
+        assert again.returncode != 0
+        assert "success=0 failure=2" in again.stdout
