@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -30,10 +30,8 @@ from pulumi.dynamic import (
 )
 
 from dicom_transfer.errors import InvalidSpec, NotFound
-from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
 from dicom_transfer.healthcare.journal import Journal
 from dicom_transfer.healthcare.operations import OperationResult, parse_operation
-from dicom_transfer.healthcare.transfer import run_transfer, stage_filter_file
 from dicom_transfer.specs import (
     UNKNOWN,
     ExportSpec,
@@ -44,6 +42,9 @@ from dicom_transfer.specs import (
     import_fingerprint,
     import_problems,
 )
+
+if TYPE_CHECKING:
+    from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
 
 __all__ = ["DicomExportProvider", "DicomImportProvider"]
 
@@ -73,12 +74,39 @@ def operation_outputs(result: OperationResult) -> dict[str, Any]:
     }
 
 
+# The API layer (googleapiclient, google-auth, httplib2) is imported on first use: check and
+# diff, all that a preview asks of every provider process, never need it.
+
+
 def _api_config(props: Mapping[str, Any]) -> ApiConfig:
+    from dicom_transfer.healthcare.client import ApiConfig
+
     return ApiConfig.from_env(
         endpoint=props.get("endpoint") or None,
         storage_endpoint=props.get("storage_endpoint") or None,
         impersonate_service_account=props.get("impersonate_service_account") or None,
     )
+
+
+def healthcare_api(config: ApiConfig, api_version: str = "v1") -> HealthcareApi:
+    """The Healthcare API client of one call (tests replace this)."""
+    from dicom_transfer.healthcare.client import HealthcareApi
+
+    return HealthcareApi(config, api_version)
+
+
+def storage_api(config: ApiConfig) -> StorageApi:
+    """The Cloud Storage client of one call (tests replace this)."""
+    from dicom_transfer.healthcare.client import StorageApi
+
+    return StorageApi(config)
+
+
+def run_transfer(*args: Any, **kwargs: Any) -> OperationResult:
+    """:func:`dicom_transfer.healthcare.transfer.run_transfer` (tests replace this)."""
+    from dicom_transfer.healthcare.transfer import run_transfer as run
+
+    return run(*args, **kwargs)
 
 
 def _stderr_progress(label: str) -> Callable[[str], None]:
@@ -129,7 +157,7 @@ class _TransferProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
-        api = HealthcareApi(_api_config(props), props.get("api_version") or "v1")
+        api = healthcare_api(_api_config(props), props.get("api_version") or "v1")
         try:
             operation = api.get_operation(id_)
         except NotFound:
@@ -168,7 +196,7 @@ class DicomImportProvider(_TransferProvider):
         spec = ImportSpec.from_props(props)
         policy = WaitPolicy.from_props(props)
         name = str(props.get("resource_name", ""))
-        api = HealthcareApi(_api_config(props), spec.api_version)
+        api = healthcare_api(_api_config(props), spec.api_version)
         result = run_transfer(
             api,
             kind="import",
@@ -208,8 +236,10 @@ class DicomExportProvider(_TransferProvider):
         config = _api_config(props)
         filter_uri = spec.filter_gcs_uri
         if spec.filter_resource_paths is not None:
-            filter_uri = stage_filter_file(StorageApi(config), spec)
-        api = HealthcareApi(config, spec.api_version)
+            from dicom_transfer.healthcare.transfer import stage_filter_file
+
+            filter_uri = stage_filter_file(storage_api(config), spec)
+        api = healthcare_api(config, spec.api_version)
         result = run_transfer(
             api,
             kind="export",

@@ -52,8 +52,8 @@ def fast_providers(monkeypatch: pytest.MonkeyPatch, journal_dir: Path) -> None:
     def storage(config: Any) -> StorageApi:
         return StorageApi(config, retry=FAST_RETRY)
 
-    monkeypatch.setattr(providers, "HealthcareApi", healthcare)
-    monkeypatch.setattr(providers, "StorageApi", storage)
+    monkeypatch.setattr(providers, "healthcare_api", healthcare)
+    monkeypatch.setattr(providers, "storage_api", storage)
     monkeypatch.setattr(
         providers,
         "run_transfer",

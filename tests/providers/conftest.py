@@ -34,8 +34,8 @@ def http(
     def storage(config: Any) -> StorageApi:
         return StorageApi(config, http_factory=lambda: scripted, sleep=clock.sleep, clock=clock)
 
-    monkeypatch.setattr(providers, "HealthcareApi", healthcare)
-    monkeypatch.setattr(providers, "StorageApi", storage)
+    monkeypatch.setattr(providers, "healthcare_api", healthcare)
+    monkeypatch.setattr(providers, "storage_api", storage)
     monkeypatch.setattr(
         providers,
         "run_transfer",
