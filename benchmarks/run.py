@@ -9,7 +9,12 @@ Sections (``--only import,p1`` runs a subset; all by default):
   dicom-stores import gcs`` for emulated operations of 5 s, 20 s and 60 s, and the number of
   ``operations.get`` calls of each (target: lag <= max(1 s, 5 % of the duration) with no more
   GETs than gcloud).
-* ``p2``, ``p3`` (issue 4): need the real Pulumi engine; not measured by this script yet.
+* ``p2`` (issue 4): wall time of ``pulumi up --yes`` (real engine, offline) with 16 imports of
+  8 s each vs 1, ratio (target <= 1.25); for contrast the engine's own ``--parallel`` default
+  (when below 16) and sharding off (``DICOM_TRANSFER_PROVIDER_SHARDS=1``: ~4x).
+* ``p3`` (issue 4): ``pulumi preview`` of 50 transfers vs 50 no-op dynamic resources, medians
+  of alternating runs, ratio (target <= 1.3), for new and unchanged stacks; the peak RSS of the
+  provider processes (target <= 150 MB each) and what the previews asked the emulator (0).
 
 Every figure is a ratio or a difference measured side by side in one run (the machine is
 shared and noisy); targets are printed next to the figures, never asserted.
@@ -19,11 +24,13 @@ JSON (``--json``)::
     {"meta": {...},
      "import": {"instances", "emulator_per_s", "bare_per_s", "ratio", "emulator_peak_rss_mb", ...},
      "p1": [{"duration_s", "ours": {"lag_s", "gets"}, "gcloud": {"lag_s", "gets"}, ...}, ...],
-     "p2": {...}, "p3": {...}}
+     "p2": {"ratio", "single_s", "sixteen_s", "operation_s", "unsharded_ratio", ...},
+     "p3": {"ratio", "transfers_s", "noop_s", "rss_mb", "provider_processes", ...}}
 
 A section that is not implemented yet answers ``{"measured": false, "note": "not measured in
 this run"}``; one that failed answers ``{"measured": false, "error": "..."}`` (and the exit
-status is 1). ``--quick`` is a smoke run (50 files, one 3 s operation) for tests.
+status is 1). ``--quick`` is a smoke run for tests (50 files, one 3 s operation, 4 imports of
+2 s, 6 previewed resources, one run each).
 """
 
 from __future__ import annotations
@@ -54,6 +61,12 @@ class Options:
         durations: Emulated operation durations of section ``p1`` (seconds).
         repeat: Runs per duration of section ``p1``.
         p1_instances: Files per import of section ``p1``.
+        p2_imports: Imports of the concurrent ``pulumi up`` of section ``p2``.
+        p2_operation_s: Emulated duration of every operation of section ``p2``.
+        p2_rounds: Alternating rounds of section ``p2``.
+        p3_resources: Resources per previewed stack of section ``p3``.
+        p3_runs: Previews of each kind of section ``p3``.
+        unsharded: Sections ``p2`` and ``p3`` also measure with sharding off.
     """
 
     quick: bool = False
@@ -63,6 +76,12 @@ class Options:
     durations: tuple[float, ...] = (5.0, 20.0, 60.0)
     repeat: int = 1
     p1_instances: int = 20
+    p2_imports: int = 16
+    p2_operation_s: float = 8.0
+    p2_rounds: int = 3
+    p3_resources: int = 50
+    p3_runs: int = 3
+    unsharded: bool = True
 
 
 Result = dict[str, Any] | list[dict[str, Any]] | None
@@ -149,18 +168,104 @@ def render_p1(entries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-# --- p2, p3: need the real Pulumi engine -------------------------------------------------
+# --- p2, p3: the real Pulumi engine ----------------------------------------------------
 
 
-def run_p2(_options: Options) -> Result:
-    """Section ``p2`` (16 concurrent imports in one ``pulumi up`` vs one): not implemented."""
-    return None
+def run_p2(options: Options) -> Result:
+    """Section ``p2`` (see :mod:`bench_p2`)."""
+    import bench_p2
+
+    figures = bench_p2.measure(
+        imports=options.p2_imports,
+        operation_s=options.p2_operation_s,
+        unsharded=options.unsharded,
+        rounds=options.p2_rounds,
+    )
+    return figures.to_json()
 
 
-def run_p3(_options: Options) -> Result:
-    """Section ``p3`` (``pulumi preview`` of 50 transfers vs 50 no-op resources, provider
-    RSS): not implemented."""
-    return None
+def render_p2(figures: dict[str, Any]) -> list[str]:
+    """Table lines of section ``p2``."""
+    imports, single = figures["imports"], figures["single_s"]
+
+    def row(label: str, seconds: float, note: str) -> str:
+        return f"  {label:<44}{seconds:>7.2f} s   {note}"
+
+    lines = [
+        f"  every operation {figures['operation_s']:g} s; wall time of `pulumi up --yes` of a new "
+        f"stack, medians of {figures['rounds']} alternating round(s)",
+        row("1 import", single, f"({figures['overhead_s']:.2f} s more than the operation)"),
+        row(
+            f"{imports} imports, {figures['shards']} shards, --parallel "
+            f"{figures['engine_parallel']}",
+            figures["sixteen_s"],
+            f"ratio {figures['ratio']:.3f}  (target <= {figures['target_ratio']})",
+        ),
+    ]
+    if "engine_default_s" in figures:
+        lines.append(
+            row(
+                f"{imports} imports, engine default --parallel "
+                f"{figures['engine_default_parallel']}",
+                figures["engine_default_s"],
+                f"ratio {figures['engine_default_ratio']:.3f}  (4 x CPUs: no PULUMI_PARALLEL)",
+            )
+        )
+    if "unsharded_s" in figures:
+        lines.append(
+            row(
+                f"{imports} imports, sharding off (1 process)",
+                figures["unsharded_s"],
+                f"ratio {figures['unsharded_ratio']:.3f}  ({figures['unsharded_waves']} wave(s) "
+                "of 4 calls expected; first round only)",
+            )
+        )
+    return lines
+
+
+def run_p3(options: Options) -> Result:
+    """Section ``p3`` (see :mod:`bench_p3`)."""
+    import bench_p3
+
+    figures = bench_p3.measure(
+        resources=options.p3_resources, runs=options.p3_runs, unsharded=options.unsharded
+    )
+    return figures.to_json()
+
+
+def render_p3(figures: dict[str, Any]) -> list[str]:
+    """Table lines of section ``p3``."""
+    lines = [
+        f"  {figures['resources']} transfers (imports, exports to GCS and BigQuery) vs as many "
+        f"no-op dynamic resources; `pulumi preview`, medians of {figures['runs']} alternating runs",
+        f"  {'':24}{'transfers':>10}{'no-op':>9}{'ratio':>8}",
+        f"  {'new stacks':24}{figures['transfers_s']:>8.2f} s{figures['noop_s']:>7.2f} s"
+        f"{figures['ratio']:>8.3f}  (target <= {figures['target_ratio']})",
+    ]
+    if "unsharded_s" in figures:
+        lines += [
+            f"  {'new, sharding off':24}{figures['unsharded_s']:>8.2f} s{'':9}"
+            f"{figures['unsharded_ratio']:>8.3f}  (1 provider process)",
+            f"  {'new, no-op sharded':24}{'':10}{figures['noop_sharded_s']:>7.2f} s"
+            f"{figures['noop_sharded_ratio']:>8.3f}  (no-op resources over the 4 shard providers)",
+        ]
+    steady = figures.get("steady")
+    if steady:
+        lines.append(
+            f"  {'unchanged stacks':24}{steady['transfers_s']:>8.2f} s{steady['noop_s']:>7.2f} s"
+            f"{steady['ratio']:>8.3f}"
+        )
+    lines += [
+        f"  provider processes: {figures['provider_processes']}, peak RSS up to "
+        f"{figures['rss_mb']:.1f} MB each (target <= {figures['target_rss_mb']:g} MB); "
+        f"no-op: {figures['noop_provider_processes']} of {figures['noop_rss_mb']:.1f} MB",
+        f"  provider CPU per preview {figures['provider_cpu_s']:.2f} s (no-op "
+        f"{figures['noop_provider_cpu_s']:.2f} s); last one started "
+        f"{figures['last_provider_start_s']:.2f} s into the preview (no-op "
+        f"{figures['noop_last_provider_start_s']:.2f} s)",
+        f"  requests the previews sent the emulator: {figures['emulator_requests']}",
+    ]
+    return lines
 
 
 def render_figures(figures: Any) -> list[str]:
@@ -175,11 +280,11 @@ SECTIONS: dict[str, Section] = {
         "import (issue 3): bulk import through the emulator", run_import, render_import
     ),
     "p1": Section("p1 (issue 4): completion-detection lag, ours vs gcloud", run_p1, render_p1),
-    "p2": Section("p2 (issue 4): 16 imports in one `pulumi up` vs one", run_p2, render_figures),
+    "p2": Section("p2 (issue 4): 16 imports in one `pulumi up` vs one", run_p2, render_p2),
     "p3": Section(
         "p3 (issue 4): `pulumi preview` of 50 transfers vs 50 no-op resources",
         run_p3,
-        render_figures,
+        render_p3,
     ),
 }
 
@@ -229,9 +334,31 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
     parser.add_argument(
         "--durations", type=_numbers, default=None, help="p1: seconds, e.g. 5,20,60"
     )
+    parser.add_argument("--p2-imports", type=int, default=None, help="p2: concurrent imports")
+    parser.add_argument(
+        "--p2-seconds", type=float, default=None, help="p2: duration of every operation"
+    )
+    parser.add_argument("--p2-rounds", type=int, default=None, help="p2: alternating rounds")
+    parser.add_argument("--p3-resources", type=int, default=None, help="p3: resources per stack")
+    parser.add_argument("--p3-runs", type=int, default=None, help="p3: previews of each kind")
+    parser.add_argument(
+        "--no-unsharded",
+        action="store_true",
+        help="p2, p3: skip the contrast with sharding off (p2: ~4 operation durations)",
+    )
     args = parser.parse_args(argv)
     base = (
-        Options(instances=50, import_rounds=1, durations=(3.0,), quick=True)
+        Options(
+            instances=50,
+            import_rounds=1,
+            durations=(3.0,),
+            quick=True,
+            p2_imports=4,
+            p2_operation_s=2.0,
+            p2_rounds=1,
+            p3_resources=6,
+            p3_runs=1,
+        )
         if args.quick
         else Options()
     )
@@ -245,11 +372,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         durations=args.durations if args.durations is not None else base.durations,
         repeat=args.repeat if args.repeat is not None else base.repeat,
         p1_instances=base.p1_instances,
+        p2_imports=args.p2_imports if args.p2_imports is not None else base.p2_imports,
+        p2_operation_s=args.p2_seconds if args.p2_seconds is not None else base.p2_operation_s,
+        p2_rounds=args.p2_rounds if args.p2_rounds is not None else base.p2_rounds,
+        p3_resources=args.p3_resources if args.p3_resources is not None else base.p3_resources,
+        p3_runs=args.p3_runs if args.p3_runs is not None else base.p3_runs,
+        unsharded=not args.no_unsharded,
     )
     for name, value in (
         ("--instances", options.instances),
         ("--import-rounds", options.import_rounds),
         ("--repeat", options.repeat),
+        ("--p2-imports", options.p2_imports),
+        ("--p2-rounds", options.p2_rounds),
+        ("--p3-resources", options.p3_resources),
+        ("--p3-runs", options.p3_runs),
     ):
         if value < 1:
             parser.error(f"{name} must be at least 1")

@@ -1,7 +1,8 @@
 """Smoke test of ``benchmarks/run.py``: it runs and reports every documented figure.
 
-A quick run (50 files, one 3 s operation) against a real emulator process and the real
-``gcloud``; the figures are checked for shape and plausibility only -- never for speed.
+A quick run (50 files, one 3 s operation; 4 imports of 2 s and 6 previewed resources) against
+a real emulator process, the real ``gcloud`` and the real Pulumi CLI (offline); the figures
+are checked for shape and plausibility only -- never for speed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,43 @@ def test_quick_json_run_reports_import_and_p1_figures() -> None:
         # The waiter returned after the operation ended, having asked at least once.
         assert math.isfinite(lag) and lag >= 0, (waiter, entry)
         assert isinstance(gets, int) and gets >= 1, (waiter, entry)
+
+
+@pytest.mark.e2e
+def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run("--quick", "--json", "--only", "p2,p3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert set(figures) == {"meta", "p2", "p3"}
+
+    p2 = figures["p2"]
+    for key in ("ratio", "single_s", "sixteen_s", "operation_s", "unsharded_ratio"):
+        assert _positive(p2[key]), (key, p2)
+    assert (p2["imports"], p2["operation_s"], p2["rounds"]) == (4, 2, 1)
+    # Every run waited for its operations; the ratios are the medians' quotients.
+    for key in ("single_s", "sixteen_s", "unsharded_s"):
+        assert p2[key] >= p2["operation_s"], (key, p2)
+    assert math.isclose(p2["ratio"], p2["sixteen_s"] / p2["single_s"], rel_tol=0.01)
+    assert "engine_default_s" not in p2, "4 imports fit in any default --parallel (4 x CPUs)"
+
+    p3 = figures["p3"]
+    for key in ("ratio", "transfers_s", "noop_s", "rss_mb", "noop_rss_mb", "provider_cpu_s"):
+        assert _positive(p3[key]), (key, p3)
+    assert (p3["resources"], p3["runs"]) == (6, 1)
+    assert math.isclose(p3["ratio"], p3["transfers_s"] / p3["noop_s"], rel_tol=0.01)
+    # 6 transfers over the default 4 shards; the no-op resources share the default provider.
+    assert (p3["provider_processes"], p3["noop_provider_processes"]) == (4, 1)
+    assert 10 < p3["rss_mb"] < 2000, p3
+    assert _positive(p3["steady"]["ratio"]), p3
+    assert p3["emulator_requests"] == 0, "check and diff need no API call"
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import run  # benchmarks/run.py
+
+    table = run.render_p2(p2)
+    assert [line.split()[0] for line in table[1:]] == ["1", "4", "4"], table
+    assert "sharding off" in table[-1], table
+    assert any(line.strip().startswith("unchanged stacks") for line in run.render_p3(p3))
 
 
 def test_a_section_without_figures_says_so_instead_of_inventing_them(
