@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -20,8 +19,6 @@ from urllib.parse import quote, urlsplit
 
 import pydicom
 from dicom_transfer.emulator.seed import corpus_files
-from google.auth.credentials import AnonymousCredentials
-from googleapiclient import discovery
 from pydicom.uid import generate_uid
 
 PROJECT = "bench-project"
@@ -144,18 +141,6 @@ def upload_objects(
     return names
 
 
-def healthcare_client(healthcare_url: str) -> Any:
-    """googleapiclient Healthcare v1 client (bundled discovery document) for the emulator."""
-    return discovery.build(
-        "healthcare",
-        "v1",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        static_discovery=True,
-        client_options={"api_endpoint": healthcare_url.rstrip("/") + "/"},
-        cache_discovery=False,
-    )
-
-
 def datasets(client: Any) -> Any:
     """The ``projects.locations.datasets`` resource of a Healthcare client."""
     return client.projects().locations().datasets()
@@ -189,34 +174,3 @@ def peak_rss_mb(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     """A process's current resident set size (``VmRSS``), in MiB."""
     return _status_kib(pid, "VmRSS") / 1024
-
-
-def gcloud_environment(healthcare_url: str, storage_url: str, config_dir: Path) -> dict[str, str]:
-    """An environment in which ``gcloud`` talks to the emulator only (no credentials).
-
-    Args:
-        healthcare_url: The emulator's Healthcare endpoint.
-        storage_url: The emulator's Cloud Storage endpoint.
-        config_dir: A private, empty gcloud configuration directory (CLOUDSDK_CONFIG).
-    """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CLOUDSDK_", "GOOGLE_", "STORAGE_EMULATOR"))
-    }
-    env.update(
-        {
-            "CLOUDSDK_CONFIG": str(config_dir),
-            "CLOUDSDK_CORE_PROJECT": PROJECT,
-            "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{storage_url.rstrip('/')}/storage/v1/",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_HEALTHCARE": f"{healthcare_url.rstrip('/')}/",
-            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-    )
-    return env

@@ -34,11 +34,11 @@ from bench_common import (
     create_store,
     datasets,
     fresh_copies,
-    healthcare_client,
     peak_rss_mb,
     rss_mb,
     upload_objects,
 )
+from dicom_transfer.emulator.clients import healthcare_client
 from dicom_transfer.emulator.launch import EmulatorProcess
 
 POLL_S = 0.05

@@ -48,11 +48,10 @@ from bench_common import (
     create_store,
     datasets,
     fresh_copies,
-    gcloud_environment,
-    healthcare_client,
     http_json,
     upload_objects,
 )
+from dicom_transfer.emulator.clients import gcloud_environment, healthcare_client
 from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.providers import DicomImportProvider
@@ -133,7 +132,7 @@ class _Bench:
         self.instances = instances
         self.client = healthcare_client(emulator.healthcare_url)
         self.gcloud_env = gcloud_environment(
-            emulator.healthcare_url, emulator.storage_url, scratch / "gcloud-config"
+            emulator.healthcare_url, emulator.storage_url, scratch / "gcloud-config", PROJECT
         )
         self.source = f"gs://{BUCKET}/{PREFIX}/**.dcm"
         self.runs = 0

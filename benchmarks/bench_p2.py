@@ -37,11 +37,11 @@ from bench_common import (
     create_dataset,
     create_store,
     fresh_copies,
-    healthcare_client,
     http_json,
     upload_objects,
 )
 from bench_pulumi import PARALLEL_ENV, PulumiProject, default_parallel
+from dicom_transfer.emulator.clients import healthcare_client
 from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV

@@ -9,7 +9,6 @@ dynamic-provider processes a command starts.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -20,12 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_common import peak_rss_mb
+from dicom_transfer.pulumi_host.environment import checkout_environment
 
 REPO = Path(__file__).resolve().parents[1]
-PULUMI_ENV_SCRIPT = REPO / "scripts" / "pulumi-env.sh"
 BENCH_DIR = Path(__file__).resolve().parent
-# Ambient settings that would send the CLI to a real backend or change the secrets provider.
-_DROPPED = ("PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE")
 PARALLEL_ENV = "PULUMI_PARALLEL"
 """The engine's default ``--parallel``; empty = its own default, 4 x CPUs."""
 PROVIDER_MARKER = "pulumi.dynamic"
@@ -38,21 +35,7 @@ def offline_env(state_dir: Path) -> dict[str, str]:
     Raises:
         RuntimeError: ``scripts/pulumi-env.sh`` could not provide a CLI (its message).
     """
-    base = {name: value for name, value in os.environ.items() if name not in _DROPPED}
-    base["DICOM_TRANSFER_PULUMI_STATE"] = str(state_dir)
-    result = subprocess.run(
-        [str(PULUMI_ENV_SCRIPT), "--format", "json"],
-        env=base,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{PULUMI_ENV_SCRIPT.name} could not provide a Pulumi CLI "
-            f"(exit {result.returncode}): {result.stderr.strip()}"
-        )
-    return {**base, **json.loads(result.stdout)}
+    return checkout_environment(REPO, state_dir=state_dir)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ again changes nothing.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.emulator.seed import SeedPlan, seed
+from dicom_transfer.pulumi_host.environment import checkout_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "local"
@@ -34,13 +34,10 @@ PLAN = SeedPlan(
 
 def pulumi_environment() -> dict[str, str]:
     """The offline Pulumi environment (CLI on PATH, file backend, passphrase, no downloads)."""
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "pulumi-env.sh"), "--format", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return {**os.environ, **json.loads(out)}
+    try:
+        return checkout_environment(ROOT)
+    except RuntimeError as error:
+        raise SystemExit(f"demo: {error}") from None
 
 
 def pulumi(env: dict[str, str], *args: str, capture: bool = False) -> str:

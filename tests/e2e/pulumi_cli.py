@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dicom_transfer.pulumi_host.environment import checkout_environment
 
 REPO = Path(__file__).resolve().parents[2]
-PULUMI_ENV_SCRIPT = REPO / "scripts" / "pulumi-env.sh"
-# Ambient settings that would send the CLI to a real backend or change the secrets provider.
-_DROPPED = ("PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE")
 
 
 def offline_env(state_dir: Path) -> dict[str, str]:
@@ -34,24 +32,10 @@ def offline_env(state_dir: Path) -> dict[str, str]:
     Returns:
         ``os.environ`` plus the offline settings.
     """
-    base = {name: value for name, value in os.environ.items() if name not in _DROPPED}
-    base["DICOM_TRANSFER_PULUMI_STATE"] = str(state_dir)
-    base["DICOM_TRANSFER_PYTHON"] = sys.executable
-    result = subprocess.run(
-        [str(PULUMI_ENV_SCRIPT), "--format", "json"],
-        env=base,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"{PULUMI_ENV_SCRIPT.name} could not provide a Pulumi CLI "
-            f"(exit {result.returncode}):\n{result.stderr.strip()}",
-            pytrace=False,
-        )
-    variables: dict[str, str] = json.loads(result.stdout)
-    return {**base, **variables}
+    try:
+        return checkout_environment(REPO, state_dir=state_dir, python=Path(sys.executable))
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +67,54 @@ def offline_environment(
         # The engine's default (4 x CPUs) would run transfers, which mostly wait, in waves.
         variables["PULUMI_PARALLEL"] = str(DEFAULT_PARALLEL)
     return variables
+
+
+BACKEND_SETTINGS = ("PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE")
+"""Ambient settings that would send the CLI to a real backend or change the secrets provider."""
+
+
+def checkout_environment(
+    checkout: Path,
+    *,
+    state_dir: Path | None = None,
+    python: Path | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The whole environment of ``pulumi`` commands run from a checkout of this project.
+
+    Runs ``scripts/pulumi-env.sh --format json`` (which finds or builds the CLI) for tools in
+    the checkout: the demo, the end-to-end tests, the benchmarks.
+
+    Args:
+        checkout: The repository root.
+        state_dir: The file backend's directory (default: the script's, ``.pulumi-state``).
+        python: Interpreter of the language host and programs (default: the checkout's venv).
+        base: The environment to start from (default ``os.environ``), minus
+            :data:`BACKEND_SETTINGS`.
+
+    Returns:
+        ``base`` with the offline variables applied.
+
+    Raises:
+        RuntimeError: The script could not provide a CLI; carries its message.
+    """
+    environ = os.environ if base is None else base
+    env = {name: value for name, value in environ.items() if name not in BACKEND_SETTINGS}
+    if state_dir is not None:
+        env["DICOM_TRANSFER_PULUMI_STATE"] = str(state_dir)
+    if python is not None:
+        env["DICOM_TRANSFER_PYTHON"] = str(python)
+    script = checkout / "scripts" / "pulumi-env.sh"
+    result = subprocess.run(
+        [str(script), "--format", "json"], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{script.name} could not provide a Pulumi CLI (exit {result.returncode}):\n"
+            f"{result.stderr.strip()}"
+        )
+    variables: dict[str, str] = json.loads(result.stdout)
+    return {**env, **variables}
 
 
 def prepare_state_dir(state_dir: Path) -> None:
