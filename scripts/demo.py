@@ -77,7 +77,12 @@ def changes(resource_changes: dict[str, int]) -> str:
     changed = {op: n for op, n in resource_changes.items() if op != "same" and n}
     if not changed:
         return "demo: no changes: the stack was already up to date (nothing was resubmitted)."
-    return "demo: " + ", ".join(f"{n} {op}" for op, n in sorted(changed.items()))
+    unchanged = resource_changes.get("same", 0)
+    return (
+        "demo: "
+        + ", ".join(f"{n} {op}" for op, n in sorted(changed.items()))
+        + (f" ({unchanged} unchanged)" if unchanged else "")
+    )
 
 
 def main() -> int:

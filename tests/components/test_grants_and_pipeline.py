@@ -178,24 +178,33 @@ def test_max_failures_none_means_tolerate_all() -> None:
 PROVIDER = "pulumi:providers:pulumi-python"
 
 
-def test_transfers_are_spread_round_robin_over_shard_provider_processes() -> None:
+def _transfers_per_shard(count: int) -> dict[str, int]:
     def program() -> None:
-        for index in range(9):
+        for index in range(count):
             DicomImport(f"load-{index}", dicom_store=STORE, gcs_uri=f"gs://raw/{index}/*.dcm")
 
     stack = run_under_mocks(program)
     shards = {r.urn: r.name for r in stack.of_type(PROVIDER)}
-    assert sorted(shards.values()) == [f"dicom-transfer-shard-{i}" for i in range(4)]
-    per_shard: dict[str, list[str]] = {}
+    per_shard: dict[str, int] = dict.fromkeys(shards.values(), 0)
     for transfer in stack.of_type(DYNAMIC):
-        provider_urn = transfer.provider.rsplit("::", 1)[0]
-        per_shard.setdefault(shards[provider_urn], []).append(transfer.name)
-    assert {name: len(members) for name, members in per_shard.items()} == {
-        "dicom-transfer-shard-0": 3,
-        "dicom-transfer-shard-1": 2,
-        "dicom-transfer-shard-2": 2,
-        "dicom-transfer-shard-3": 2,
-    }
+        per_shard[shards[transfer.provider.rsplit("::", 1)[0]]] += 1
+    return per_shard
+
+
+@pytest.mark.parametrize(
+    ("transfers", "expected"),
+    [
+        (3, [3]),  # a small stack starts one provider process
+        (9, [4, 4, 1]),
+        (16, [4, 4, 4, 4]),  # the default pool: 16 calls at once
+        (18, [6, 4, 4, 4]),  # then around again
+    ],
+)
+def test_transfers_fill_shard_provider_processes_four_at_a_time(
+    transfers: int, expected: list[int]
+) -> None:
+    per_shard = _transfers_per_shard(transfers)
+    assert per_shard == {f"dicom-transfer-shard-{i}": n for i, n in enumerate(expected)}
 
 
 def test_an_explicit_provider_is_kept_and_one_shard_means_no_sharding(
