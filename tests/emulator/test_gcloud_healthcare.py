@@ -122,43 +122,26 @@ def test_gcloud_healthcare_workflow(emulator: Emulator, gcloud_env: dict[str, st
     expected = f"{record.study_uid}/{record.series_uid}/{record.sop_instance_uid}.dcm"
     assert [m.name for m in filtered] == [f"filtered/{expected}"]
 
-    gcloud(
-        env,
-        "healthcare",
-        "dicom-stores",
-        "export",
-        "bq",
-        "st",
-        *DATASET,
-        "--bq-table=bq://test-project.gc_meta.instances",
-        "--write-disposition=write-empty",
-    )
+    def export_bq(disposition: str, *, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return gcloud(
+            env,
+            "healthcare",
+            "dicom-stores",
+            "export",
+            "bq",
+            "st",
+            *DATASET,
+            "--bq-table=bq://test-project.gc_meta.instances",
+            f"--write-disposition={disposition}",
+            ok=ok,
+        )
+
+    export_bq("write-empty")
     rows = service.read_table("test-project.gc_meta.instances")
     assert {r["SOPInstanceUID"] for r in rows} == stored
-    again = gcloud(
-        env,
-        "healthcare",
-        "dicom-stores",
-        "export",
-        "bq",
-        "st",
-        *DATASET,
-        "--bq-table=bq://test-project.gc_meta.instances",
-        "--write-disposition=write-empty",
-        ok=False,
-    )
+    again = export_bq("write-empty", ok=False)
     assert again.returncode != 0 and "WRITE_EMPTY" in again.stderr
-    gcloud(
-        env,
-        "healthcare",
-        "dicom-stores",
-        "export",
-        "bq",
-        "st",
-        *DATASET,
-        "--bq-table=bq://test-project.gc_meta.instances",
-        "--write-disposition=write-append",
-    )
+    export_bq("write-append")
     assert len(service.read_table("test-project.gc_meta.instances")) == 2 * len(stored)
 
     ops = gcloud_json(env, "healthcare", "operations", "list", *DATASET)
