@@ -9,11 +9,11 @@ counters the sleeps grow x1.5 from ``initial_s`` up to ``max_s``, each shortened
 jitter. When the operation reports ``pending`` and the counters move, the processing rate
 predicts when it finishes: the waiter sleeps until the *earliest* plausible finish (the rate
 rounded up by one instance) plus half the lag budget (max(1 s, 5 % of the operation's time)),
-at most ``max_predicted_s`` at a time. Once the prediction has passed, or ``pending`` reached 0, it
-polls the tail at ``tail_fraction`` of the elapsed time (at least ``min_tail_s``), growing
-x1.5. Completion is thus seen within a few percent of the duration with a handful of GETs. A
-deadline bounds the wait; the last sleep is cut so that one final GET happens exactly at the
-deadline.
+at most ``max_predicted_s`` at a time. Once the prediction has passed, or ``pending`` reached
+0, it polls the tail at ``tail_fraction`` of the elapsed time (at least ``min_tail_s``),
+growing x1.5. Completion is thus seen within a few percent of the duration with a handful of
+GETs. A deadline bounds the wait; the last sleep is cut so that one final GET happens exactly
+at the deadline.
 """
 
 from __future__ import annotations
