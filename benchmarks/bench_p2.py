@@ -8,16 +8,19 @@ new stack, timed from ``pulumi up --yes`` starting to its exit (preview, provide
 and the waits included):
 
 * ``single_s``: 1 import;
-* ``sixteen_s``: ``imports`` (16) imports, sharded over the default 4 provider processes;
-  ``ratio`` = sixteen_s / single_s (target <= 1.25). The engine runs at most ``--parallel``
-  resource operations at once: ``PULUMI_PARALLEL``, which ``scripts/pulumi-env.sh`` sets to 64
-  unless the user did (``engine_parallel``);
+* ``sixteen_s``: ``imports`` (16) imports, served by one provider process whose thread pool
+  the first call widened (``worker_pool.py``); ``ratio`` = sixteen_s / single_s (target
+  <= 1.25). The engine runs at most ``--parallel`` resource operations at once:
+  ``PULUMI_PARALLEL``, which ``scripts/pulumi-env.sh`` sets to 64 unless the user did
+  (``engine_parallel``);
 * ``engine_default_s`` / ``engine_default_ratio``: the same with the engine's own default of
   4 x CPUs (``engine_default_parallel``; 8 on 2 CPUs: the creates run in waves whatever the
   provider does), measured only when that default is below ``imports``;
-* ``unsharded_s`` / ``unsharded_ratio`` (first round only, unless turned off): ``imports``
-  imports with ``DICOM_TRANSFER_PROVIDER_SHARDS=1`` -- one provider process serving at most
-  four calls at a time, about ``ceil(imports / 4)`` operation durations.
+* contrasts (first round only, unless turned off): ``sdk_pool_s`` / ``sdk_pool_ratio``,
+  ``imports`` imports with ``DICOM_TRANSFER_PROVIDER_WORKERS=4`` -- the SDK's own pool of four,
+  about ``ceil(imports / 4)`` operation durations (``sdk_pool_waves``); ``sharded_s`` /
+  ``sharded_ratio``, the same pool of four but ``DICOM_TRANSFER_PROVIDER_SHARDS=4`` provider
+  processes (the fallback for SDKs whose pool is not widened).
 
 One untimed ``pulumi preview`` first warms the page cache and bytecode up.
 With ``rounds`` > 1 the runs alternate (single, sixteen, engine default, single, ...) and the
@@ -45,12 +48,11 @@ from dicom_transfer.emulator.clients import healthcare_client
 from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
-from dicom_transfer.sharding import DEFAULT_SHARDS, SHARDS_ENV
+from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
+from dicom_transfer.worker_pool import SDK_WORKERS, WORKERS_ENV
 
 BUCKET_PREFIX = "bench-p2-src"
 FILES_PER_IMPORT = 2
-CALLS_PER_PROVIDER = 4
-"""Concurrent calls one Python dynamic-provider process serves (its gRPC thread pool)."""
 TARGET_RATIO = 1.25
 
 PROGRAM = """\
@@ -79,7 +81,8 @@ class P2Figures:
     single_runs_s: list[float] = field(default_factory=list)
     sixteen_runs_s: list[float] = field(default_factory=list)
     engine_default_runs_s: list[float] = field(default_factory=list)
-    unsharded_runs_s: list[float] = field(default_factory=list)
+    sdk_pool_runs_s: list[float] = field(default_factory=list)
+    sharded_runs_s: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The documented figures (``ratio``, ``single_s``, ``sixteen_s``, ...)."""
@@ -90,7 +93,7 @@ class P2Figures:
             "sixteen_s": _seconds(self.sixteen_runs_s),
             "operation_s": self.operation_s,
             "imports": self.imports,
-            "shards": DEFAULT_SHARDS,
+            "provider_processes": 1,
             "engine_parallel": self.engine_parallel,
             "engine_default_parallel": self.engine_default_parallel,
             "rounds": len(self.single_runs_s),
@@ -100,17 +103,22 @@ class P2Figures:
         if self.engine_default_runs_s:
             figures["engine_default_ratio"] = _ratio(self.engine_default_runs_s, single)
             figures["engine_default_s"] = _seconds(self.engine_default_runs_s)
-        if self.unsharded_runs_s:
-            figures["unsharded_ratio"] = _ratio(self.unsharded_runs_s, single)
-            figures["unsharded_s"] = _seconds(self.unsharded_runs_s)
-            figures["unsharded_waves"] = math.ceil(self.imports / CALLS_PER_PROVIDER)
+        if self.sdk_pool_runs_s:
+            figures["sdk_pool_ratio"] = _ratio(self.sdk_pool_runs_s, single)
+            figures["sdk_pool_s"] = _seconds(self.sdk_pool_runs_s)
+            figures["sdk_pool_waves"] = math.ceil(self.imports / SDK_WORKERS)
+        if self.sharded_runs_s:
+            figures["sharded_ratio"] = _ratio(self.sharded_runs_s, single)
+            figures["sharded_s"] = _seconds(self.sharded_runs_s)
+            figures["shards"] = FALLBACK_SHARDS
         figures["runs_s"] = {
             kind: [round(s, 2) for s in runs]
             for kind, runs in (
                 ("single", self.single_runs_s),
                 ("sixteen", self.sixteen_runs_s),
                 ("engine_default", self.engine_default_runs_s),
-                ("unsharded", self.unsharded_runs_s),
+                ("sdk_pool", self.sdk_pool_runs_s),
+                ("sharded", self.sharded_runs_s),
             )
             if runs
         }
@@ -136,14 +144,15 @@ class _Kind:
 
 
 def measure(
-    *, imports: int = 16, operation_s: float = 8.0, unsharded: bool = True, rounds: int = 1
+    *, imports: int = 16, operation_s: float = 8.0, contrasts: bool = True, rounds: int = 1
 ) -> P2Figures:
     """Runs the section.
 
     Args:
         imports: Imports of the concurrent runs (issue 4: 16).
         operation_s: Emulated duration of every operation.
-        unsharded: Also time the concurrent run with sharding off (first round only).
+        contrasts: Also time the concurrent run with the SDK's pool of four, in one process
+            and over the fallback shards (first round only).
         rounds: Alternating rounds (medians are reported).
     """
     figures = P2Figures(imports, operation_s)
@@ -180,12 +189,19 @@ def measure(
             kinds.append(
                 _Kind("default", imports, figures.engine_default_runs_s, env=engine_default)
             )
-        unsharded_kind = _Kind(
-            "unsharded", imports, figures.unsharded_runs_s, env={SHARDS_ENV: "1"}
-        )
+        sdk_pool = {WORKERS_ENV: str(SDK_WORKERS)}
+        contrast_kinds = [
+            _Kind("sdk-pool", imports, figures.sdk_pool_runs_s, env=sdk_pool),
+            _Kind(
+                "sharded",
+                imports,
+                figures.sharded_runs_s,
+                env={**sdk_pool, SHARDS_ENV: str(FALLBACK_SHARDS)},
+            ),
+        ]
         _warm_up(project, client, imports)
         for round_ in range(rounds):
-            extra = [unsharded_kind] if unsharded and round_ == 0 else []
+            extra = contrast_kinds if contrasts and round_ == 0 else []
             for kind in kinds + extra:
                 kind.runs.append(_run(project, client, emulator.healthcare_url, kind, round_))
     return figures

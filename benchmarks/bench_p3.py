@@ -11,10 +11,11 @@ Timed from ``pulumi preview`` starting to its exit; the runs alternate (transfer
 
 * **fresh**: previews of new stacks (the engine calls ``check`` on every resource):
   ``transfers_s``, ``noop_s``, ``ratio`` = transfers_s / noop_s (target <= 1.3);
-  contrasts (unless turned off): ``unsharded_s`` / ``unsharded_ratio``, the transfers with
-  ``DICOM_TRANSFER_PROVIDER_SHARDS=1`` (one provider process); ``noop_sharded_s`` /
-  ``noop_sharded_ratio``, the no-op resources spread over the transfers' shard providers
-  (``sharded`` config flag) -- what the extra processes cost without any of our code in them;
+  contrasts (unless turned off), both with ``DICOM_TRANSFER_PROVIDER_SHARDS=4`` (the fallback
+  for SDKs whose provider pool is not widened): ``sharded_s`` / ``sharded_ratio``, the
+  transfers over four shard provider processes; ``noop_sharded_s`` / ``noop_sharded_ratio``,
+  the no-op resources spread over the same shard providers (``sharded`` config flag) -- what
+  the extra processes cost without any of our code in them;
 * **steady** (unless turned off): both stacks are brought up once (0 s operations), then
   previewed with no change (``check`` and ``diff`` on every resource): ``steady``.
 
@@ -46,7 +47,7 @@ from dicom_transfer.emulator.clients import healthcare_client
 from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
-from dicom_transfer.sharding import SHARDS_ENV
+from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
 
 SOURCE_BUCKET = "bench-p3-src"
 EXPORT_BUCKET = "bench-p3-out"
@@ -101,7 +102,7 @@ class PreviewRuns:
 
     transfers: list[float] = field(default_factory=list)
     noop: list[float] = field(default_factory=list)
-    unsharded: list[float] = field(default_factory=list)
+    sharded: list[float] = field(default_factory=list)
     noop_sharded: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +113,7 @@ class PreviewRuns:
             "transfers_s": round(transfers, 2),
             "noop_s": round(noop, 2),
         }
-        for key, runs in (("unsharded", self.unsharded), ("noop_sharded", self.noop_sharded)):
+        for key, runs in (("sharded", self.sharded), ("noop_sharded", self.noop_sharded)):
             if runs:
                 figures[f"{key}_s"] = round(statistics.median(runs), 2)
                 figures[f"{key}_ratio"] = round(statistics.median(runs) / noop, 3)
@@ -121,7 +122,7 @@ class PreviewRuns:
             for key, runs in (
                 ("transfers", self.transfers),
                 ("noop", self.noop),
-                ("unsharded", self.unsharded),
+                ("sharded", self.sharded),
                 ("noop_sharded", self.noop_sharded),
             )
             if runs
@@ -179,15 +180,15 @@ def _providers_json(prefix: str, runs: list[list[ProviderProcess]]) -> dict[str,
 
 
 def measure(
-    *, resources: int = 50, runs: int = 3, unsharded: bool = True, steady: bool = True
+    *, resources: int = 50, runs: int = 3, contrasts: bool = True, steady: bool = True
 ) -> P3Figures:
     """Runs the section.
 
     Args:
         resources: Resources per stack (issue 4: 50).
         runs: Previews of each kind per phase (medians are reported).
-        unsharded: Also the contrasts: new transfers with sharding off, new no-op resources
-            sharded.
+        contrasts: Also the fallback's cost: new transfers and new no-op resources over four
+            shard provider processes.
         steady: Also bring both stacks up and preview them unchanged.
     """
     figures = P3Figures(resources)
@@ -211,7 +212,7 @@ def measure(
             },
         )
         stacks = [("transfers", "false", "false"), ("noop", "true", "false")]
-        if unsharded:
+        if contrasts:
             stacks.append(("noop-sharded", "true", "true"))
         for stack, noop, sharded in stacks:
             config = {
@@ -229,14 +230,14 @@ def measure(
         project.run("preview", "--stack", "transfers")
         log = _RequestLog(emulator.healthcare_url)
         log.clear()
-        _previews(project, figures, figures.fresh, runs, unsharded)
+        _previews(project, figures, figures.fresh, runs, contrasts)
         if steady:
             requests = log.count()
             for stack in ("transfers", "noop"):
                 project.run("up", "--yes", "--skip-preview", "--stack", stack)
             log.clear()
             figures.steady = PreviewRuns()
-            _previews(project, figures, figures.steady, runs, unsharded=False)
+            _previews(project, figures, figures.steady, runs, contrasts=False)
             figures.emulator_requests = requests + log.count()
         else:
             figures.emulator_requests = log.count()
@@ -244,7 +245,7 @@ def measure(
 
 
 def _previews(
-    project: PulumiProject, figures: P3Figures, phase: PreviewRuns, runs: int, unsharded: bool
+    project: PulumiProject, figures: P3Figures, phase: PreviewRuns, runs: int, contrasts: bool
 ) -> None:
     """Alternating previews of one phase; records times and provider memory."""
     for _ in range(runs):
@@ -255,10 +256,12 @@ def _previews(
         sampler = ProcessSampler()
         phase.noop.append(project.run("preview", "--stack", "noop", sampler=sampler).seconds)
         figures.noop_providers.append(list(sampler.processes.values()))
-        if unsharded:
-            timed = project.run("preview", "--stack", "transfers", env={SHARDS_ENV: "1"})
-            phase.unsharded.append(timed.seconds)
-            phase.noop_sharded.append(project.run("preview", "--stack", "noop-sharded").seconds)
+        if contrasts:
+            sharded = {SHARDS_ENV: str(FALLBACK_SHARDS)}
+            timed = project.run("preview", "--stack", "transfers", env=sharded)
+            phase.sharded.append(timed.seconds)
+            timed = project.run("preview", "--stack", "noop-sharded", env=sharded)
+            phase.noop_sharded.append(timed.seconds)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from dicom_transfer.specs import (
     import_fingerprint,
     import_problems,
 )
+from dicom_transfer.worker_pool import widen_worker_pool
 
 if TYPE_CHECKING:
     from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
@@ -133,6 +134,7 @@ class _TransferProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
+        widen_worker_pool()  # the first call of a run; creates follow
         return CheckResult(news, _failures(self._problems(news)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -193,6 +195,7 @@ class DicomImportProvider(_TransferProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Submits the import once (or resumes it) and waits for its counters."""
+        widen_worker_pool()
         spec = ImportSpec.from_props(props)
         policy = WaitPolicy.from_props(props)
         name = str(props.get("resource_name", ""))
@@ -230,6 +233,7 @@ class DicomExportProvider(_TransferProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Stages the inline filter (if any), submits the export once and waits."""
+        widen_worker_pool()
         spec = ExportSpec.from_props(props)
         policy = WaitPolicy.from_props(props)
         name = str(props.get("resource_name", ""))

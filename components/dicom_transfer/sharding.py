@@ -1,21 +1,22 @@
-"""Spread transfers over several dynamic-provider processes so that more than four run at once.
+"""Spread transfers over several dynamic-provider processes: the fallback to a wider pool.
 
 Every Python dynamic resource of a stack is served by one ``pulumi-python`` provider process
-whose gRPC server runs at most four calls at a time, so a fifth ``create`` waits for one of the
-first four to finish waiting on its operation. Each explicit ``pulumi-python`` provider
-resource gets a process of its own, so transfers are assigned, in the order the program
-declares them, to a small pool of such providers ("shards"), four to a shard before the next
-shard is opened, wrapping around when all are full: with the default of 4 shards, 16 transfers
-wait side by side, and a stack of up to four transfers starts a single provider process (each
-process costs a preview ~0.1-0.15 s, as the engine starts plugins one after another).
+whose gRPC server runs at most four calls at a time. Where ``worker_pool.py`` can widen that
+process's pool (the SDK versions it was proven against) one process serves every transfer and
+this module does nothing by default. Elsewhere, or when ``DICOM_TRANSFER_PROVIDER_SHARDS`` asks
+for it, transfers are assigned, in the order the program declares them, to a small pool of
+explicit ``pulumi-python`` provider resources ("shards"), each its own process, four transfers
+to a shard before the next shard is opened, wrapping around when all are full: with 4 shards,
+16 transfers wait side by side. Each shard process costs every preview ~0.1-0.15 s, as the
+engine starts plugins one after another.
 
-A transfer moving to another shard (because one was added before it) is not replaced: the
+A transfer moving to another shard, or back to the default provider, is not replaced: the
 shards have identical (empty) configuration, and the engine only replaces a resource whose
 provider's configuration changed.
 
-The pool size comes from ``DICOM_TRANSFER_PROVIDER_SHARDS`` (1 turns sharding off: every
-transfer then uses the default provider process, as plain dynamic resources do). A transfer
-given an explicit ``provider`` in its options keeps it.
+``DICOM_TRANSFER_PROVIDER_SHARDS`` sets the pool size (1: every transfer uses the default
+provider process, as plain dynamic resources do). A transfer given an explicit ``provider`` in
+its options keeps it.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import threading
 import pulumi
 from pulumi.runtime.settings import get_monitor
 
-__all__ = ["DEFAULT_SHARDS", "SHARDS_ENV", "provider_options"]
+from dicom_transfer.worker_pool import widening_verified
 
-DEFAULT_SHARDS = 4
+__all__ = ["FALLBACK_SHARDS", "SHARDS_ENV", "default_shards", "provider_options"]
+
+FALLBACK_SHARDS = 4
+"""Shards used where the provider process's pool cannot be widened: 16 transfers at once."""
 CALLS_PER_PROCESS = 4
 """Concurrent calls one ``python -m pulumi.dynamic`` process serves (its gRPC thread pool)."""
 SHARDS_ENV = "DICOM_TRANSFER_PROVIDER_SHARDS"
@@ -65,15 +69,20 @@ class _ShardPool:
 _POOL = _ShardPool()
 
 
+def default_shards() -> int:
+    """1 where the provider process widens its own pool, else :data:`FALLBACK_SHARDS`."""
+    return 1 if widening_verified() else FALLBACK_SHARDS
+
+
 def shard_count(environ: dict[str, str] | None = None) -> int:
-    """The configured number of shards (at least 1).
+    """The configured number of shards (at least 1; default: :func:`default_shards`).
 
     Raises:
         ValueError: ``DICOM_TRANSFER_PROVIDER_SHARDS`` is not a whole number from 1 to 64.
     """
     raw = (environ if environ is not None else dict(os.environ)).get(SHARDS_ENV, "")
     if not raw:
-        return DEFAULT_SHARDS
+        return default_shards()
     if not raw.isdigit() or not 1 <= int(raw) <= 64:
         raise ValueError(f"{SHARDS_ENV}: got {raw!r}; expected a whole number from 1 to 64")
     return int(raw)

@@ -74,11 +74,11 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
     assert set(figures) == {"meta", "p2", "p3"}
 
     p2 = figures["p2"]
-    for key in ("ratio", "single_s", "sixteen_s", "operation_s", "unsharded_ratio"):
+    for key in ("ratio", "single_s", "sixteen_s", "operation_s", "sdk_pool_ratio", "sharded_ratio"):
         assert _positive(p2[key]), (key, p2)
     assert (p2["imports"], p2["operation_s"], p2["rounds"]) == (4, 2, 1)
     # Every run waited for its operations; the ratios are the medians' quotients.
-    for key in ("single_s", "sixteen_s", "unsharded_s"):
+    for key in ("single_s", "sixteen_s", "sdk_pool_s", "sharded_s"):
         assert p2[key] >= p2["operation_s"], (key, p2)
     assert math.isclose(p2["ratio"], p2["sixteen_s"] / p2["single_s"], rel_tol=0.01)
     assert "engine_default_s" not in p2, "4 imports fit in any default --parallel (4 x CPUs)"
@@ -88,8 +88,9 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
         assert _positive(p3[key]), (key, p3)
     assert (p3["resources"], p3["runs"]) == (6, 1)
     assert math.isclose(p3["ratio"], p3["transfers_s"] / p3["noop_s"], rel_tol=0.01)
-    # 6 transfers fill shard 0 (four) and shard 1; the no-op resources share the default one.
-    assert (p3["provider_processes"], p3["noop_provider_processes"]) == (2, 1)
+    # One widened provider process serves the transfers, as one serves the no-op resources.
+    assert (p3["provider_processes"], p3["noop_provider_processes"]) == (1, 1)
+    assert _positive(p3["sharded_ratio"]) and _positive(p3["noop_sharded_ratio"]), p3
     assert 10 < p3["rss_mb"] < 2000, p3
     assert _positive(p3["steady"]["ratio"]), p3
     assert p3["emulator_requests"] == 0, "check and diff need no API call"
@@ -98,8 +99,8 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
     import run  # benchmarks/run.py
 
     table = run.render_p2(p2)
-    assert [line.split()[0] for line in table[1:]] == ["1", "4", "4"], table
-    assert "sharding off" in table[-1], table
+    assert [line.split()[0] for line in table[1:]] == ["1", "4", "4", "4"], table
+    assert "SDK's pool" in table[-2] and "shard processes" in table[-1], table
     assert any(line.strip().startswith("unchanged stacks") for line in run.render_p3(p3))
 
 

@@ -179,6 +179,8 @@ PROVIDER = "pulumi:providers:pulumi-python"
 
 
 def _transfers_per_shard(count: int) -> dict[str, int]:
+    """How many of ``count`` transfers each shard provider serves, with four shards."""
+
     def program() -> None:
         for index in range(count):
             DicomImport(f"load-{index}", dicom_store=STORE, gcs_uri=f"gs://raw/{index}/*.dcm")
@@ -196,21 +198,48 @@ def _transfers_per_shard(count: int) -> dict[str, int]:
     [
         (3, [3]),  # a small stack starts one provider process
         (9, [4, 4, 1]),
-        (16, [4, 4, 4, 4]),  # the default pool: 16 calls at once
+        (16, [4, 4, 4, 4]),  # 16 calls at once
         (18, [6, 4, 4, 4]),  # then around again
     ],
 )
 def test_transfers_fill_shard_provider_processes_four_at_a_time(
-    transfers: int, expected: list[int]
+    transfers: int, expected: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DICOM_TRANSFER_PROVIDER_SHARDS", "4")
     per_shard = _transfers_per_shard(transfers)
     assert per_shard == {f"dicom-transfer-shard-{i}": n for i, n in enumerate(expected)}
+
+
+def test_the_default_is_one_provider_process_with_a_widened_pool() -> None:
+    # The pinned SDK's provider process is widened (worker_pool.py): no shard providers.
+    stack = run_under_mocks(
+        lambda: [
+            DicomImport(f"load-{i}", dicom_store=STORE, gcs_uri=f"gs://raw/{i}/*.dcm")
+            for i in range(16)
+        ]
+    )
+    assert stack.of_type(PROVIDER) == []
+    assert {transfer.provider for transfer in stack.of_type(DYNAMIC)} == {""}
+
+
+def test_an_unverified_sdk_falls_back_to_four_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dicom_transfer import worker_pool
+
+    monkeypatch.setattr(worker_pool, "VERIFIED_SDK_VERSIONS", frozenset({"0.0.0"}))
+    worker_pool.widening_verified.cache_clear()
+    try:
+        per_shard = _transfers_per_shard(16)
+    finally:
+        worker_pool.widening_verified.cache_clear()
+    assert per_shard == {f"dicom-transfer-shard-{i}": 4 for i in range(4)}
 
 
 def test_an_explicit_provider_is_kept_and_one_shard_means_no_sharding(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pulumi
+
+    monkeypatch.setenv("DICOM_TRANSFER_PROVIDER_SHARDS", "4")
 
     def program() -> None:
         mine = pulumi.ProviderResource("pulumi-python", "mine", {})

@@ -1,9 +1,9 @@
 """Sixteen imports in one ``pulumi up`` wait side by side, not one after another.
 
 The emulator runs every operation in a thread of its own (``emulator/transfers.py``) and
-makes each take ``OPERATION_SECONDS``; ``sharding.py`` spreads the imports over four provider
-processes of four concurrent calls each. Each import reads one small file, so the emulator's
-DICOM parsing stays negligible next to the emulated duration on a 2-CPU machine.
+makes each take ``OPERATION_SECONDS``. One provider process serves them all: its first call
+widens the SDK's four-thread pool (``worker_pool.py``). Each import reads one small file, so
+the emulator's DICOM parsing stays negligible next to the emulated duration on 2 CPUs.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ def test_sixteen_imports_take_about_as_long_as_one(
     assert len({output["operation"] for output in outputs}) == IMPORTS
     assert emulator.import_posts() == 1 + IMPORTS
     assert all(output["success"] == 1 and output["failure"] == 0 for output in outputs)
+    providers = {resource["provider"].rsplit("::", 1)[0] for resource in many.import_resources()}
+    assert len(providers) == 1, f"expected one provider (process): {providers}"
+    assert "::pulumi:providers:pulumi-python::default" in providers.pop()
     last_start = max(_time(output["createTime"]) for output in outputs)
     first_end = min(_time(output["endTime"]) for output in outputs)
     assert last_start < first_end, "every import was running while the others ran"

@@ -32,11 +32,11 @@ def _counters(output: dict[str, Any]) -> dict[str, int]:
 def test_preview_runs_nothing_and_up_reports_the_corpus_counters_once(stack: DicomStack) -> None:
     preview = stack.cli.run("preview")
     assert re.search(r"\+ +pulumi-python:dynamic:Resource import-0 create", preview.stdout)
-    assert "+ 3 to create" in preview.stdout
+    assert "+ 2 to create" in preview.stdout  # the stack and the import
     assert stack.emulator.requests() == [], "preview must not call the APIs"
 
     up = stack.cli.run("up", "--yes")
-    assert "+ 3 created" in up.stdout
+    assert "+ 2 created" in up.stdout
     [output] = stack.imports()
     assert _counters(output) == _corpus_counters(stack)
     assert stack.emulator.import_posts() == 1
@@ -46,7 +46,7 @@ def test_preview_runs_nothing_and_up_reports_the_corpus_counters_once(stack: Dic
     assert output["endTime"] == operation["metadata"]["endTime"]
 
     again = stack.cli.run("up", "--yes", "--expect-no-changes")
-    assert "3 unchanged" in again.stdout
+    assert "2 unchanged" in again.stdout
     assert stack.emulator.import_posts() == 1, "an unchanged stack submits nothing"
     assert stack.imports() == [output]
 
@@ -95,7 +95,7 @@ def test_refresh_has_no_drift_and_destroy_keeps_the_imported_instances(
     stack.emulator.clear_requests()
 
     refresh = stack.cli.run("refresh", "--yes", "--expect-no-changes")
-    assert "3 unchanged" in refresh.stdout
+    assert "2 unchanged" in refresh.stdout
     reads = stack.emulator.requests("GET", re.escape(output["operation"]) + "$")
     assert reads, "refresh re-reads the operation"
     assert stack.emulator.requests("POST") == [], "refresh changes nothing remotely"
