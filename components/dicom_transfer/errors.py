@@ -110,6 +110,8 @@ class Transient(ApiError):
             refused) or the server rejected it before acting (429, 503); True when it may
             have been acted upon (timeout or reset after sending, other 5xx). Only errors with
             ``request_sent`` False make a submit safe to repeat.
+        retry_after_s: The server's ``Retry-After`` (seconds), when it sent one: the retry
+            waits at least that long (within the policy's cap and deadline).
     """
 
     def __init__(
@@ -120,21 +122,37 @@ class Transient(ApiError):
         hint: str = "",
         *,
         request_sent: bool = True,
+        retry_after_s: float | None = None,
     ) -> None:
         self.request_sent = request_sent
+        self.retry_after_s = retry_after_s
         super().__init__(http_status, status, message, hint)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _make_transient,
-            (self.http_status, self.status, self.message, self.hint, self.request_sent),
+            (
+                self.http_status,
+                self.status,
+                self.message,
+                self.hint,
+                self.request_sent,
+                self.retry_after_s,
+            ),
         )
 
 
 def _make_transient(
-    http_status: int, status: str, message: str, hint: str, request_sent: bool
+    http_status: int,
+    status: str,
+    message: str,
+    hint: str,
+    request_sent: bool,
+    retry_after_s: float | None = None,
 ) -> Transient:
-    return Transient(http_status, status, message, hint, request_sent=request_sent)
+    return Transient(
+        http_status, status, message, hint, request_sent=request_sent, retry_after_s=retry_after_s
+    )
 
 
 class OperationFailed(DicomTransferError):

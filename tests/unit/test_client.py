@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import httplib2
@@ -19,6 +20,7 @@ from dicom_transfer.healthcare.client import (
     StorageApi,
     api_error_from_exception,
     normalize_endpoint,
+    retry_after_seconds,
     validate_operation_name,
 )
 from google.auth.credentials import AnonymousCredentials
@@ -286,8 +288,36 @@ def test_error_mapping_reads_google_error_shape() -> None:
 
 
 def test_errors_pickle() -> None:
-    error = Transient(429, "RESOURCE_EXHAUSTED", "m", "hint", request_sent=False)
+    error = Transient(429, "RESOURCE_EXHAUSTED", "m", "hint", request_sent=False, retry_after_s=7.0)
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, Transient) and copy.request_sent is False and str(copy) == str(error)
+    assert copy.retry_after_s == 7.0
     denied = pickle.loads(pickle.dumps(PermissionDenied(403, "PERMISSION_DENIED", "m", "grant x")))
     assert denied.hint == "grant x"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("12", 12.0),
+        (" 0 ", 0.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),  # an HTTP date, 30 s after "now"
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # already past
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),  # delay-seconds is a whole number (RFC 9110)
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header: Any, expected: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
+    assert retry_after_seconds(header, now=lambda: now) == expected
+
+
+def test_a_throttled_response_carries_its_retry_after() -> None:
+    response = httplib2.Response({"status": "429", "retry-after": "9"})
+    error = HttpError(response, b'{"error": {"message": "slow down"}}', uri="http://h/v1/x")
+    mapped = api_error_from_exception(error)
+    assert isinstance(mapped, Transient) and mapped.retry_after_s == 9.0
+    assert api_error_from_exception(http_error(503, b"x")).retry_after_s is None  # type: ignore[union-attr]

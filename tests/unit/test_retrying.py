@@ -139,6 +139,35 @@ def test_submit_retried_after_429_and_503(status: tuple[int, str]) -> None:
     assert len(fake.sleeps) == 2
 
 
+def test_submit_waits_as_long_as_retry_after_asks() -> None:
+    fake = FakeTime()
+    throttled = ({"status": "429", "retry-after": "20"}, error_response(429, "X")[1])
+    api, http = api_with([throttled, ok({"name": OP})], fake)
+    assert api.submit_import(STORE, {"gcsSource": {"uri": "gs://b/x"}}) == OP
+    assert len(http.requests) == 2
+    assert fake.sleeps == [20.0]  # not the 1-2 s of the first backoff step
+
+
+def test_retry_after_never_shortens_the_backoff_nor_passes_the_deadline() -> None:
+    fake = FakeTime()
+
+    def throttled(after: float) -> Any:
+        def call() -> None:
+            raise Transient(429, "RESOURCE_EXHAUSTED", "m", request_sent=False, retry_after_s=after)
+
+        return call
+
+    policy = RetryPolicy(initial_s=4, jitter_s=0, max_attempts=2, deadline_s=100)
+    with pytest.raises(Transient):
+        call_with_retry(throttled(0.0), policy=policy, sleep=fake.sleep, clock=fake.clock)
+    assert fake.sleeps == [4.0]
+
+    fake = FakeTime()
+    with pytest.raises(Transient):
+        call_with_retry(throttled(500.0), policy=policy, sleep=fake.sleep, clock=fake.clock)
+    assert fake.sleeps == [100.0]
+
+
 @pytest.mark.parametrize("code", [500, 502, 504])
 def test_submit_not_retried_after_other_5xx(code: int) -> None:
     fake = FakeTime()

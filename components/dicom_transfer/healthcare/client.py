@@ -14,6 +14,7 @@ No credential or token ever appears in a message or a log record.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import io
 import json
@@ -197,6 +198,26 @@ _DEFAULT_STATUS = {
 }
 
 
+def retry_after_seconds(value: object, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date).
+
+    Returns:
+        The non-negative delay, or None when the header is absent or unreadable.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when.timestamp() - now(), 0.0)
+
+
 def api_error_from_exception(exc: BaseException) -> ApiError | None:
     """Map an HTTP or connection error to the :mod:`dicom_transfer.errors` tree.
 
@@ -218,10 +239,11 @@ def api_error_from_exception(exc: BaseException) -> ApiError | None:
             return PermissionDenied(code, status, message)
         if code == 404:
             return NotFound(code, status, message)
+        retry_after = retry_after_seconds(exc.resp.get("retry-after"))
         if code in (429, 503):
-            return Transient(code, status, message, request_sent=False)
+            return Transient(code, status, message, request_sent=False, retry_after_s=retry_after)
         if code >= 500 or code == 408:
-            return Transient(code, status, message, request_sent=True)
+            return Transient(code, status, message, request_sent=True, retry_after_s=retry_after)
         return ApiError(code, status, message)
     if isinstance(exc, (ConnectionRefusedError, httplib2.ServerNotFoundError, socket.gaierror)):
         return Transient(0, "UNAVAILABLE", f"connection failed: {exc}", request_sent=False)

@@ -6,7 +6,8 @@ google-api-core's ``retry`` package. Three rules:
 * **Reads** (``operations.get``/``list``, ``dicomStores.get``, object metadata, idempotent
   uploads) retry every :class:`~dicom_transfer.errors.Transient` error: 429, 5xx, connection
   reset/refused, socket timeouts. Capped exponential backoff with jitter (1 s, 2 s, 4 s, ... up
-  to 30 s, plus up to 1 s of jitter), at most 8 attempts and 120 s.
+  to 30 s, plus up to 1 s of jitter), at most 8 attempts and 120 s. A server's ``Retry-After``
+  (``Transient.retry_after_s``) lengthens a sleep to what it asked, within the deadline.
 * **Submits** (``dicomStores.import``/``export``) retry only errors after which the server
   provably created nothing: 429 and 503 responses (the request was rejected) and refused
   connections (``Transient.request_sent`` is False). A timeout or reset after the request was
@@ -145,7 +146,12 @@ def call_with_retry(
 
     def wait(state: tenacity.RetryCallState) -> float:
         remaining = max(policy.deadline_s - (clock() - start), 0.0)
-        return min(policy.delay(state.attempt_number, rand), remaining)
+        delay = policy.delay(state.attempt_number, rand)
+        error = state.outcome.exception() if state.outcome is not None else None
+        asked = getattr(error, "retry_after_s", None)
+        if isinstance(asked, (int, float)):
+            delay = max(delay, float(asked))
+        return min(delay, remaining)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
