@@ -39,6 +39,26 @@ def test_invalid_input_fails_preview_before_any_request(
     assert stack.import_resources() == []
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("DICOM_TRANSFER_PROVIDER_WORKERS", "2", "a whole number from 4"),  # provider process
+        ("DICOM_TRANSFER_PROVIDER_SHARDS", "lots", "a whole number from 1 to 64"),  # program
+    ],
+)
+def test_a_malformed_concurrency_setting_fails_preview_naming_it(
+    stack: DicomStack, variable: str, value: str, allowed: str
+) -> None:
+    stack.cli.extra_env = {**stack.cli.extra_env, variable: value}
+
+    preview = stack.cli.run("preview", check=False)
+
+    assert preview.returncode != 0
+    output = preview.stdout + preview.stderr
+    assert f"{variable}: got {value!r}; expected {allowed}" in output, output
+    assert stack.emulator.requests() == []
+
+
 def _upload_non_dicom(stack: DicomStack, count: int) -> str:
     for index in range(count):
         stack.emulator.upload(f"junk/note-{index}.txt", b"not DICOM\n" * 20, "text/plain")
