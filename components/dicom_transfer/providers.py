@@ -30,7 +30,7 @@ from pulumi.dynamic import (
 )
 
 from dicom_transfer.errors import InvalidSpec, NotFound
-from dicom_transfer.healthcare.journal import Journal
+from dicom_transfer.healthcare.journal import Journal, journal_uri
 from dicom_transfer.healthcare.operations import OperationResult, parse_operation
 from dicom_transfer.specs import (
     UNKNOWN,
@@ -46,6 +46,7 @@ from dicom_transfer.worker_pool import widen_worker_pool
 
 if TYPE_CHECKING:
     from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
+    from dicom_transfer.healthcare.journal import JournalStore
 
 __all__ = ["DicomExportProvider", "DicomImportProvider"]
 
@@ -110,6 +111,16 @@ def run_transfer(*args: Any, **kwargs: Any) -> OperationResult:
     return run(*args, **kwargs)
 
 
+def journal_for(config: ApiConfig) -> JournalStore:
+    """The shared Cloud Storage journal if ``DICOM_TRANSFER_JOURNAL`` is set, else the local one."""
+    location = journal_uri()
+    if location is None:
+        return Journal.default()
+    from dicom_transfer.healthcare.gcs_journal import GcsJournal
+
+    return GcsJournal(storage_api(config), location)
+
+
 def _stderr_progress(label: str) -> Callable[[str], None]:
     """A progress sink: the engine shows a dynamic provider's stderr lines as info messages."""
 
@@ -135,6 +146,7 @@ class _TransferProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
+        journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
         return CheckResult(news, _failures(self._problems(news)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -199,7 +211,8 @@ class DicomImportProvider(_TransferProvider):
         spec = ImportSpec.from_props(props)
         policy = WaitPolicy.from_props(props)
         name = str(props.get("resource_name", ""))
-        api = healthcare_api(_api_config(props), spec.api_version)
+        config = _api_config(props)
+        api = healthcare_api(config, spec.api_version)
         result = run_transfer(
             api,
             kind="import",
@@ -207,7 +220,7 @@ class DicomImportProvider(_TransferProvider):
             body=spec.request_body(),
             fingerprint=import_fingerprint(spec, props.get("triggers"), name),
             policy=policy,
-            journal=Journal.default(),
+            journal=journal_for(config),
             progress=_stderr_progress(f"dicom import {name}"),
         )
         return CreateResult(result.name, {**props, **operation_outputs(result)})
@@ -251,7 +264,7 @@ class DicomExportProvider(_TransferProvider):
             body=spec.request_body(filter_uri),
             fingerprint=export_fingerprint(spec, props.get("triggers"), name),
             policy=policy,
-            journal=Journal.default(),
+            journal=journal_for(config),
             progress=_stderr_progress(f"dicom export {name}"),
         )
         outs = {**props, **operation_outputs(result), "filter_uri": filter_uri}

@@ -44,9 +44,10 @@ def test_invalid_input_fails_preview_before_any_request(
     [
         ("DICOM_TRANSFER_PROVIDER_WORKERS", "2", "a whole number from 4"),  # provider process
         ("DICOM_TRANSFER_PROVIDER_SHARDS", "lots", "a whole number from 1 to 64"),  # program
+        ("DICOM_TRANSFER_JOURNAL", "s3://bucket/journal", "gs://BUCKET[/DIRECTORY]"),
     ],
 )
-def test_a_malformed_concurrency_setting_fails_preview_naming_it(
+def test_a_malformed_setting_fails_preview_naming_it(
     stack: DicomStack, variable: str, value: str, allowed: str
 ) -> None:
     stack.cli.extra_env = {**stack.cli.extra_env, variable: value}

@@ -487,6 +487,69 @@ class StorageApi(_ThreadLocalClients):
             if exc.http_status != 412:
                 raise
 
+    def write(
+        self,
+        bucket: str,
+        object_name: str,
+        data: bytes,
+        content_type: str,
+        *,
+        only_if_absent: bool = False,
+    ) -> bool:
+        """Write ``object_name``, replacing it unless ``only_if_absent``.
+
+        Returns:
+            False when ``only_if_absent`` and the object exists (412); True when written.
+        """
+
+        def insert(service: Any) -> Any:
+            media = MediaIoBaseUpload(io.BytesIO(data), mimetype=content_type, resumable=False)
+            condition = {"ifGenerationMatch": "0"} if only_if_absent else {}
+            return service.objects().insert(
+                bucket=bucket, name=object_name, media_body=media, **condition
+            )
+
+        try:
+            self._call(insert)
+        except ApiError as exc:
+            if only_if_absent and exc.http_status == 412:
+                return False
+            raise
+        return True
+
+    def read(self, bucket: str, object_name: str) -> bytes | None:
+        """The bytes of ``object_name``, or None when it does not exist."""
+        try:
+            data = self._call(lambda s: s.objects().get_media(bucket=bucket, object=object_name))
+        except NotFound:
+            return None
+        return data if isinstance(data, bytes) else str(data).encode()
+
+    def delete(self, bucket: str, object_name: str) -> None:
+        """Delete ``object_name``; an absent object is not an error."""
+        try:
+            self._call(lambda s: s.objects().delete(bucket=bucket, object=object_name))
+        except NotFound:
+            return
+
+    def list_names(self, bucket: str, prefix: str) -> list[str]:
+        """Names of the objects under ``prefix`` (every page)."""
+
+        def list_page(token: str | None) -> Callable[[Any], Any]:
+            extra = {"pageToken": token} if token else {}
+            return lambda service: service.objects().list(
+                bucket=bucket, prefix=prefix, fields="items(name),nextPageToken", **extra
+            )
+
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            page = self._call(list_page(token))
+            names.extend(item["name"] for item in page.get("items", []))
+            token = page.get("nextPageToken")
+            if not token:
+                return names
+
 
 def _log_retry(error: BaseException, delay: float) -> None:
     _log.info("transient error, retrying in %.1f s: %s", delay, error)

@@ -14,6 +14,10 @@ Lifecycle of a record (see :func:`dicom_transfer.healthcare.transfer.run_transfe
 Writes are atomic (temporary file in the same directory, then ``os.replace``); the "submitting"
 record is created exclusively (``os.link``), so two processes or threads cannot both claim the
 same fingerprint. A file that cannot be parsed counts as an unnamed record (fail safe).
+
+This journal lives on the machine that runs ``pulumi up``. Runs that may resume on another
+machine (CI runners) share one in Cloud Storage instead: ``DICOM_TRANSFER_JOURNAL=gs://...``
+(:mod:`dicom_transfer.healthcare.gcs_journal`). Both implement :class:`JournalStore`.
 """
 
 from __future__ import annotations
@@ -28,11 +32,23 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["STATE_DIR_ENV", "Journal", "JournalRecord", "default_journal_dir"]
+from dicom_transfer.specs import GcsUri, parse_gcs_uri
+
+__all__ = [
+    "JOURNAL_ENV",
+    "STATE_DIR_ENV",
+    "Journal",
+    "JournalRecord",
+    "JournalStore",
+    "default_journal_dir",
+    "journal_uri",
+]
 
 STATE_DIR_ENV = "DICOM_TRANSFER_STATE_DIR"
+JOURNAL_ENV = "DICOM_TRANSFER_JOURNAL"
+"""``gs://BUCKET[/PREFIX]``: keep the records in Cloud Storage (shared by machines)."""
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{16,128}")
 
 
@@ -48,6 +64,18 @@ def default_journal_dir(environ: Mapping[str, str] | None = None) -> Path:
         return Path(explicit).expanduser()
     state_home = env.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
     return Path(state_home) / "dicom-transfer" / "journal"
+
+
+def journal_uri(environ: Mapping[str, str] | None = None) -> GcsUri | None:
+    """The shared journal's location, if ``DICOM_TRANSFER_JOURNAL`` names one.
+
+    Raises:
+        InvalidSpec: The variable is set but is not ``gs://BUCKET[/PREFIX]``.
+    """
+    raw = (os.environ if environ is None else environ).get(JOURNAL_ENV, "")
+    if not raw:
+        return None
+    return parse_gcs_uri(raw, JOURNAL_ENV, kind="prefix")
 
 
 def _iso(epoch_s: float) -> str:
@@ -104,6 +132,56 @@ class JournalRecord:
             return cls(fingerprint, "unknown", "unknown", 0.0, None)
 
 
+class JournalStore(Protocol):
+    """Where in-flight records live: a local directory or a Cloud Storage prefix."""
+
+    def path_for(self, fingerprint: str) -> Path | str:
+        """Where ``fingerprint``'s record is kept (for messages)."""
+        ...
+
+    def get(self, fingerprint: str) -> JournalRecord | None:
+        """The record of ``fingerprint``, or None."""
+        ...
+
+    def put(self, record: JournalRecord) -> None:
+        """Write (or overwrite) ``record``."""
+        ...
+
+    def claim(self, record: JournalRecord) -> bool:
+        """Write ``record`` only if none exists for its fingerprint; False if one does."""
+        ...
+
+    def remove(self, fingerprint: str) -> None:
+        """Delete the record of ``fingerprint`` (no error when absent)."""
+        ...
+
+    def records(self) -> Iterator[JournalRecord]:
+        """Every record."""
+        ...
+
+    def new_record(
+        self, fingerprint: str, kind: str, store: str, now: float | None = None
+    ) -> JournalRecord:
+        """A "submitting" record stamped with the current wall-clock time."""
+        ...
+
+
+def check_fingerprint(fingerprint: str) -> str:
+    """``fingerprint`` if it is lowercase hex (it becomes a file or object name).
+
+    Raises:
+        ValueError: It is not.
+    """
+    if not _FINGERPRINT_RE.fullmatch(fingerprint):
+        raise ValueError(f"not a fingerprint (lowercase hex): {fingerprint!r}")
+    return fingerprint
+
+
+def is_fingerprint(name: str) -> bool:
+    """Whether ``name`` has the form of a fingerprint."""
+    return _FINGERPRINT_RE.fullmatch(name) is not None
+
+
 class Journal:
     """The journal directory. Cheap to create; pickles as its path.
 
@@ -121,9 +199,7 @@ class Journal:
 
     def path_for(self, fingerprint: str) -> Path:
         """File of ``fingerprint``'s record."""
-        if not _FINGERPRINT_RE.fullmatch(fingerprint):
-            raise ValueError(f"not a fingerprint (lowercase hex): {fingerprint!r}")
-        return self.directory / f"{fingerprint}.json"
+        return self.directory / f"{check_fingerprint(fingerprint)}.json"
 
     def get(self, fingerprint: str) -> JournalRecord | None:
         """The record of ``fingerprint``, or None."""

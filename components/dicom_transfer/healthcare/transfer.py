@@ -36,7 +36,7 @@ from dicom_transfer.errors import (
     Transient,
 )
 from dicom_transfer.healthcare.client import HealthcareApi, StorageApi
-from dicom_transfer.healthcare.journal import Journal, JournalRecord
+from dicom_transfer.healthcare.journal import JournalRecord, JournalStore
 from dicom_transfer.healthcare.operations import (
     OperationResult,
     PollPolicy,
@@ -140,7 +140,7 @@ class _Run:
         body: Mapping[str, Any],
         fingerprint: str,
         policy: WaitPolicy,
-        journal: Journal,
+        journal: JournalStore,
         progress: Progress | None,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
@@ -338,7 +338,7 @@ def run_transfer(
     body: Mapping[str, Any],
     fingerprint: str,
     policy: WaitPolicy,
-    journal: Journal,
+    journal: JournalStore,
     progress: Progress | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,

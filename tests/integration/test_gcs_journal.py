@@ -1,0 +1,148 @@
+"""The journal in Cloud Storage (``DICOM_TRANSFER_JOURNAL``), against the emulator over HTTP.
+
+The scenario it exists for: a create killed on one machine after the import was submitted, run
+again on another machine whose local journal is empty. The second machine must resume the
+first machine's operation, not submit a second one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from dicom_transfer import DicomImportProvider
+from dicom_transfer.emulator.app import Emulator
+from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.healthcare.client import ApiConfig, StorageApi
+from dicom_transfer.healthcare.gcs_journal import GcsJournal
+from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
+from dicom_transfer.specs import ImportSpec, import_fingerprint
+from integration_support import (
+    PROJECT,
+    corpus_files,
+    expected_import,
+    healthcare_client,
+    operation_count,
+    upload,
+)
+from test_providers_against_emulator import import_props
+
+pytestmark = pytest.mark.usefixtures("fast_providers")
+
+JOURNAL_BUCKET = "journal-bucket"
+JOURNAL_URI = f"gs://{JOURNAL_BUCKET}/dicom/journal"
+FINGERPRINT = "ab" * 16
+
+
+def _journal(emulator: Emulator) -> GcsJournal:
+    if not any(b.name == JOURNAL_BUCKET for b in emulator.storage.list_buckets(PROJECT)):
+        emulator.storage.create_bucket(JOURNAL_BUCKET, PROJECT)
+    location = journal_uri({JOURNAL_ENV: JOURNAL_URI})
+    assert location is not None
+    return GcsJournal(StorageApi(ApiConfig(storage_endpoint=emulator.storage_url)), location)
+
+
+def _objects(emulator: Emulator) -> list[str]:
+    objects, _ = emulator.storage.list_objects(JOURNAL_BUCKET, "dicom/journal/")
+    return [meta.name for meta in objects]
+
+
+def test_records_round_trip_as_objects_under_the_prefix(emulator: Emulator) -> None:
+    journal = _journal(emulator)
+    record = journal.new_record(FINGERPRINT, "import", "projects/p/.../dicomStores/s", now=5.0)
+
+    assert journal.get(FINGERPRINT) is None
+    assert journal.claim(record)
+    assert _objects(emulator) == [f"dicom/journal/{FINGERPRINT}.json"]
+    assert journal.path_for(FINGERPRINT) == f"{JOURNAL_URI}/{FINGERPRINT}.json"
+    assert journal.get(FINGERPRINT) == record
+
+    named = record.with_operation("projects/p/locations/l/datasets/d/operations/1")
+    journal.put(named)
+    assert journal.get(FINGERPRINT) == named
+    assert list(journal.records()) == [named]
+
+    journal.remove(FINGERPRINT)
+    journal.remove(FINGERPRINT)  # absent: no error
+    assert journal.get(FINGERPRINT) is None and _objects(emulator) == []
+
+
+def test_only_one_of_many_concurrent_claims_wins(emulator: Emulator) -> None:
+    journals = [_journal(emulator) for _ in range(8)]
+    barrier = threading.Barrier(len(journals))
+    wins: list[bool] = []
+    lock = threading.Lock()
+
+    def claim(journal: GcsJournal) -> None:
+        barrier.wait(timeout=10)
+        won = journal.claim(journal.new_record(FINGERPRINT, "export", "store"))
+        with lock:
+            wins.append(won)
+
+    threads = [threading.Thread(target=claim, args=(j,)) for j in journals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_a_second_machine_resumes_the_first_machines_submit(
+    emulator: Emulator, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = corpus_files()
+    upload(emulator, files)
+    props = import_props(emulator, store)
+    spec = ImportSpec.from_props(props)
+    journal = _journal(emulator)
+    # Machine A: claimed the fingerprint, submitted, recorded the operation name, then died.
+    fingerprint = import_fingerprint(spec, None, "load")
+    assert journal.claim(journal.new_record(fingerprint, "import", store))
+    datasets = healthcare_client(emulator).projects().locations().datasets()
+    submitted = datasets.dicomStores().import_(name=store, body=spec.request_body()).execute()
+    journal.put(journal.get(fingerprint).with_operation(submitted["name"]))  # type: ignore[union-attr]
+
+    # Machine B: an empty local state directory, the same shared journal.
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "machine-b"))
+    monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
+    result = DicomImportProvider().create(props)
+
+    assert result.id == submitted["name"]
+    assert result.outs is not None
+    assert result.outs["success_count"] == expected_import(files).success
+    assert operation_count(emulator, "import") == 1, "machine B must not submit again"
+    assert _objects(emulator) == [], "the finished operation's record is removed"
+    assert not (tmp_path / "machine-b").exists(), "nothing was written to the local journal"
+
+
+def test_a_fresh_create_with_the_shared_journal_leaves_no_record(
+    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = corpus_files()
+    upload(emulator, files)
+    _journal(emulator)  # the bucket
+    monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
+
+    result = DicomImportProvider().create(import_props(emulator, store))
+
+    assert result.outs is not None
+    assert result.outs["success_count"] == expected_import(files).success
+    assert operation_count(emulator, "import") == 1
+    # The record was claimed (ifGenerationMatch=0), named, then removed.
+    writes = emulator.requests.matching("POST", rf"/b/{JOURNAL_BUCKET}/o(\?|$)")
+    assert len(writes) == 2, [w.path for w in writes]
+    assert _objects(emulator) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["s3://bucket/journal", "gs://Bad_Bucket/x", "gs://bucket/a/*/b", "journal"]
+)
+def test_a_malformed_location_fails_check_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(JOURNAL_ENV, value)
+    expected = re.escape(f"{JOURNAL_ENV}: got '{value}'; expected gs://BUCKET")
+    with pytest.raises(InvalidSpec, match=expected):
+        DicomImportProvider().check({}, {"dicom_store": "x", "gcs_uri": "gs://b/x"})
