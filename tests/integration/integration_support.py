@@ -154,3 +154,21 @@ def list_operations(emu: Emulator) -> list[dict[str, Any]]:
         for op in answer.get("operations", [])
         if ".dicom.DicomService." in op.get("metadata", {}).get("apiMethodName", "")
     ]
+
+
+def claim_and_submit_import(
+    emu: Emulator, store: str, props: dict[str, Any], journal: Any
+) -> tuple[str, str]:
+    """What a run killed right after its submit left: a claimed record and a running import.
+
+    Returns:
+        The request's fingerprint and the operation's name.
+    """
+    from dicom_transfer.specs import ImportSpec, import_fingerprint
+
+    spec = ImportSpec.from_props(props)
+    fingerprint = import_fingerprint(spec, None, str(props["resource_name"]))
+    assert journal.claim(journal.new_record(fingerprint, "import", store))
+    datasets = healthcare_client(emu).projects().locations().datasets()
+    operation = datasets.dicomStores().import_(name=store, body=spec.request_body()).execute()
+    return fingerprint, str(operation["name"])

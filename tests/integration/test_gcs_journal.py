@@ -18,12 +18,11 @@ from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.healthcare.client import ApiConfig, StorageApi
 from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
-from dicom_transfer.specs import ImportSpec, import_fingerprint
 from integration_support import (
     PROJECT,
+    claim_and_submit_import,
     corpus_files,
     expected_import,
-    healthcare_client,
     operation_count,
     upload,
 )
@@ -95,21 +94,17 @@ def test_a_second_machine_resumes_the_first_machines_submit(
     files = corpus_files()
     upload(emulator, files)
     props = import_props(emulator, store)
-    spec = ImportSpec.from_props(props)
     journal = _journal(emulator)
     # Machine A: claimed the fingerprint, submitted, recorded the operation name, then died.
-    fingerprint = import_fingerprint(spec, None, "load")
-    assert journal.claim(journal.new_record(fingerprint, "import", store))
-    datasets = healthcare_client(emulator).projects().locations().datasets()
-    submitted = datasets.dicomStores().import_(name=store, body=spec.request_body()).execute()
-    journal.put(journal.get(fingerprint).with_operation(submitted["name"]))  # type: ignore[union-attr]
+    fingerprint, submitted = claim_and_submit_import(emulator, store, props, journal)
+    journal.put(journal.new_record(fingerprint, "import", store).with_operation(submitted))
 
     # Machine B: an empty local state directory, the same shared journal.
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "machine-b"))
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
     result = DicomImportProvider().create(props)
 
-    assert result.id == submitted["name"]
+    assert result.id == submitted
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
     assert operation_count(emulator, "import") == 1, "machine B must not submit again"

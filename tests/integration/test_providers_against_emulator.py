@@ -26,16 +26,16 @@ from dicom_transfer import (
 from dicom_transfer.emulator.app import Emulator
 from dicom_transfer.emulator.healthcare_api import healthcare_service, service_agent_member
 from dicom_transfer.healthcare.journal import Journal
-from dicom_transfer.specs import ImportSpec, filter_file_content, import_fingerprint
+from dicom_transfer.specs import filter_file_content
 from integration_support import (
     EXPORT_BUCKET,
     PROJECT,
     SOURCE_BUCKET,
     Instance,
+    claim_and_submit_import,
     corpus_files,
     expected_import,
     get_operation,
-    healthcare_client,
     list_operations,
     operation_count,
     read_instance,
@@ -482,16 +482,11 @@ def test_adopts_the_operation_of_a_submit_interrupted_before_its_answer(
     files = corpus_files()
     upload(emulator, files)
     props = import_props(emulator, store)
-    spec = ImportSpec.from_props(props)
-    journal = Journal(journal_dir)
-    fingerprint = import_fingerprint(spec, None, "load")
-    assert journal.claim(journal.new_record(fingerprint, "import", store))
-    datasets = healthcare_client(emulator).projects().locations().datasets()
-    lost = datasets.dicomStores().import_(name=store, body=spec.request_body()).execute()
+    _, lost = claim_and_submit_import(emulator, store, props, Journal(journal_dir))
 
     result = DicomImportProvider().create(props)
 
-    assert result.id == lost["name"]
+    assert result.id == lost
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
     assert operation_count(emulator, "import") == 1

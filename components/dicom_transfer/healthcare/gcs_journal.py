@@ -17,13 +17,13 @@ operation name; no credential.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from dicom_transfer.healthcare.client import StorageApi
 from dicom_transfer.healthcare.journal import (
     JOURNAL_ENV,
     JournalRecord,
+    _NewRecords,
     check_fingerprint,
     is_fingerprint,
     journal_uri,
@@ -35,7 +35,7 @@ __all__ = ["JOURNAL_ENV", "GcsJournal", "journal_uri"]
 _SUFFIX = ".json"
 
 
-class GcsJournal:
+class GcsJournal(_NewRecords):
     """Journal records as objects under a Cloud Storage prefix.
 
     Args:
@@ -95,12 +95,6 @@ class GcsJournal:
             record = self.get(fingerprint)
             if record is not None:
                 yield record
-
-    def new_record(
-        self, fingerprint: str, kind: str, store: str, now: float | None = None
-    ) -> JournalRecord:
-        """A "submitting" record stamped with the current wall-clock time."""
-        return JournalRecord(fingerprint, kind, store, time.time() if now is None else now)
 
     def __repr__(self) -> str:
         return f"GcsJournal('gs://{self.bucket}/{self.prefix}')"

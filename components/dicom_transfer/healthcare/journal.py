@@ -182,7 +182,17 @@ def is_fingerprint(name: str) -> bool:
     return _FINGERPRINT_RE.fullmatch(name) is not None
 
 
-class Journal:
+class _NewRecords:
+    """What every journal store shares: how a "submitting" record starts."""
+
+    def new_record(
+        self, fingerprint: str, kind: str, store: str, now: float | None = None
+    ) -> JournalRecord:
+        """A "submitting" record stamped with the current wall-clock time."""
+        return JournalRecord(fingerprint, kind, store, time.time() if now is None else now)
+
+
+class Journal(_NewRecords):
     """The journal directory. Cheap to create; pickles as its path.
 
     Args:
@@ -272,12 +282,6 @@ class Journal:
             except FileNotFoundError:
                 continue
             yield JournalRecord.from_json(text, fingerprint)
-
-    def new_record(
-        self, fingerprint: str, kind: str, store: str, now: float | None = None
-    ) -> JournalRecord:
-        """A "submitting" record stamped with the current wall-clock time."""
-        return JournalRecord(fingerprint, kind, store, time.time() if now is None else now)
 
     def __repr__(self) -> str:
         return f"Journal({str(self.directory)!r})"
