@@ -5,7 +5,7 @@ Both sides handle the same N files (copies of pydicom's corpus with fresh UIDs):
 * **emulator**: the files sit in an emulator bucket; one ``dicomStores.import`` is submitted
   through googleapiclient and polled every ``POLL_S`` until done; the rate is instances per
   second from just before the submit to the poll that saw ``done``. The emulator runs as its
-  own process (``python -m dicom_transfer.emulator``), so its peak RSS (``VmHWM``, read from
+  own process (``python -m dicom_transfer_emulator``), so its peak RSS (``VmHWM``, read from
   ``/proc`` at the end) is its own.
 * **bare loop**: read each file from a temporary directory, parse it with pydicom, take its
   UIDs and copy its bytes into a dict -- the least any importer must do.
@@ -38,8 +38,8 @@ from bench_common import (
     rss_mb,
     upload_objects,
 )
-from dicom_transfer.emulator.clients import healthcare_client
-from dicom_transfer.emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.clients import healthcare_client
+from dicom_transfer_emulator.launch import EmulatorProcess
 
 POLL_S = 0.05
 BUCKET = "bench-import-src"

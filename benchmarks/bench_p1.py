@@ -51,10 +51,10 @@ from bench_common import (
     http_json,
     upload_objects,
 )
-from dicom_transfer.emulator.clients import gcloud_environment, healthcare_client
-from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.providers import DicomImportProvider
+from dicom_transfer_emulator.clients import gcloud_environment, healthcare_client
+from dicom_transfer_emulator.launch import EmulatorProcess
 
 BUCKET = "bench-p1-src"
 PREFIX = "src"

@@ -11,7 +11,7 @@ and the waits included):
 * ``sixteen_s``: ``imports`` (16) imports, served by one provider process whose thread pool
   the first call widened (``worker_pool.py``); ``ratio`` = sixteen_s / single_s (target
   <= 1.25). The engine runs at most ``--parallel`` resource operations at once:
-  ``PULUMI_PARALLEL``, which ``scripts/pulumi-env.sh`` sets to 64 unless the user did
+  ``PULUMI_PARALLEL``, which ``tools/pulumi_host/pulumi-env.sh`` sets to 64 unless the user did
   (``engine_parallel``);
 * ``engine_default_s`` / ``engine_default_ratio``: the same with the engine's own default of
   4 x CPUs (``engine_default_parallel``; 8 on 2 CPUs: the creates run in waves whatever the
@@ -44,12 +44,12 @@ from bench_common import (
     upload_objects,
 )
 from bench_pulumi import PARALLEL_ENV, PulumiProject, default_parallel
-from dicom_transfer.emulator.clients import healthcare_client
-from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
 from dicom_transfer.worker_pool import SDK_WORKERS, WORKERS_ENV
+from dicom_transfer_emulator.clients import healthcare_client
+from dicom_transfer_emulator.launch import EmulatorProcess
 
 BUCKET_PREFIX = "bench-p2-src"
 FILES_PER_IMPORT = 2

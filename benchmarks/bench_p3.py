@@ -43,11 +43,11 @@ from bench_common import (
     upload_objects,
 )
 from bench_pulumi import ProcessSampler, ProviderProcess, PulumiProject
-from dicom_transfer.emulator.clients import healthcare_client
-from dicom_transfer.emulator.launch import EmulatorProcess
 from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
+from dicom_transfer_emulator.clients import healthcare_client
+from dicom_transfer_emulator.launch import EmulatorProcess
 
 SOURCE_BUCKET = "bench-p3-src"
 EXPORT_BUCKET = "bench-p3-out"

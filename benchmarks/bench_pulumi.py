@@ -2,7 +2,7 @@
 
 A :class:`PulumiProject` is a throw-away project directory (``Pulumi.yaml`` + ``__main__.py``)
 with a private file backend; its commands run with the environment printed by
-``scripts/pulumi-env.sh --format json`` (the same one ``make``, the demo and the e2e tests
+``tools/pulumi_host/pulumi-env.sh --format json`` (the same one ``make``, the demo and the e2e tests
 use). :class:`ProcessSampler` follows the peak memory, CPU time and start time of the
 dynamic-provider processes a command starts.
 """
@@ -19,21 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_common import peak_rss_mb
-from dicom_transfer.pulumi_host.environment import checkout_environment
+from dicom_transfer_pulumi_host.environment import checkout_environment
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
 PARALLEL_ENV = "PULUMI_PARALLEL"
 """The engine's default ``--parallel``; empty = its own default, 4 x CPUs."""
 PROVIDER_MARKER = "pulumi.dynamic"
-"""In the command line of every dynamic-provider process (``scripts/plugins`` shim)."""
+"""In the command line of every dynamic-provider process (``tools/pulumi_host/plugins`` shim)."""
 
 
 def offline_env(state_dir: Path) -> dict[str, str]:
     """``os.environ`` plus the offline Pulumi settings, state under ``state_dir``.
 
     Raises:
-        RuntimeError: ``scripts/pulumi-env.sh`` could not provide a CLI (its message).
+        RuntimeError: ``tools/pulumi_host/pulumi-env.sh`` could not provide a CLI (its message).
     """
     return checkout_environment(REPO, state_dir=state_dir)
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dicom_transfer.emulator.launch import EmulatorProcess
-from dicom_transfer.emulator.seed import SeedPlan, seed
-from dicom_transfer.pulumi_host.environment import checkout_environment
+from dicom_transfer_emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.seed import SeedPlan, seed
+from dicom_transfer_pulumi_host.environment import checkout_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "local"

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dicom_transfer.emulator.app import Emulator, run_emulator
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
+from dicom_transfer_emulator.app import Emulator, run_emulator
 
 
 @pytest.fixture(scope="session")

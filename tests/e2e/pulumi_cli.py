@@ -1,9 +1,10 @@
 """Drive the real Pulumi CLI offline from end-to-end tests.
 
-The environment comes from ``scripts/pulumi-env.sh --format json``, exactly as a Makefile gets
-it: the script locates or builds the CLI (``scripts/install-pulumi-cli.sh``) and the test fails
-with the script's own message when no CLI can be had. ``PulumiCli`` runs commands in one project
-directory against a private state directory (file backend, ``PULUMI_HOME``).
+The environment comes from ``tools/pulumi_host/pulumi-env.sh --format json``, exactly as a
+Makefile gets it: the script locates or builds the CLI (``tools/pulumi_host/install-pulumi-cli.sh``)
+and the test fails with the script's own message when no CLI can be had. ``PulumiCli`` runs
+commands in one project directory against a private state directory (file backend,
+``PULUMI_HOME``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dicom_transfer.pulumi_host.environment import checkout_environment
+from dicom_transfer_pulumi_host.environment import checkout_environment
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -38,7 +38,7 @@ def test_sixteen_imports_take_about_as_long_as_one(
     single = dicom_stack(tmp_path / "single", emulator, stack="single")
     # The engine runs at most PULUMI_PARALLEL resource operations at once, 4 x CPUs by
     # default (8 on 2 CPUs: the imports would run in two waves); the offline environment
-    # of scripts/pulumi-env.sh raises it unless the user set it.
+    # of tools/pulumi_host/pulumi-env.sh raises it unless the user set it.
     assert int(single.cli.env()["PULUMI_PARALLEL"]) >= IMPORTS
     single.configure(gcsUri=source)
     many = dicom_stack(tmp_path / "many", emulator, stack="many")

@@ -1,7 +1,7 @@
 """The real Pulumi engine runs a Python program with a dynamic resource, fully offline.
 
 This checks the project's CLI set-up rather than the DICOM resources: our language host
-(``dicom_transfer.pulumi_host``), the plugin shims in ``scripts/plugins`` and the offline
+(``dicom_transfer_pulumi_host``), the plugin shims in ``tools/pulumi_host/plugins`` and the offline
 environment, through the whole stack lifecycle.
 """
 

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dicom_transfer.emulator.app import Emulator
-from dicom_transfer.emulator.clients import gcloud_environment
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.clients import gcloud_environment
 
 PROJECT = "test-project"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from dicom_transfer.emulator.app import Emulator
+from dicom_transfer_emulator.app import Emulator
 from google.auth.credentials import AnonymousCredentials
 from googleapiclient import discovery
 from pydicom.uid import generate_uid

@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dicom_transfer.emulator.app import Emulator, run_emulator
-from dicom_transfer.emulator.errors import ApiException
-from dicom_transfer.emulator.faults import FaultInjector, parse_fault_spec
+from dicom_transfer_emulator.app import Emulator, run_emulator
+from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.faults import FaultInjector, parse_fault_spec
 from google.cloud import storage
 
 HttpCall = Callable[..., Any]

@@ -8,8 +8,8 @@ import subprocess
 from typing import Any
 
 import pydicom
-from dicom_transfer.emulator.app import Emulator
-from dicom_transfer.emulator.healthcare_api import healthcare_service
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.healthcare_api import healthcare_service
 from healthcare_support import corpus_bytes, fresh_copy
 
 LOCATION = ["--location=us-central1"]

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from dicom_transfer.emulator.app import Emulator
-from dicom_transfer.emulator.healthcare_api import healthcare_service
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.healthcare_api import healthcare_service
 from googleapiclient.errors import HttpError
 from healthcare_support import (
     client,

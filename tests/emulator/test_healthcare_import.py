@@ -6,8 +6,8 @@ import io
 
 import pydicom
 import pytest
-from dicom_transfer.emulator.app import Emulator
-from dicom_transfer.emulator.healthcare_api import healthcare_service
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.healthcare_api import healthcare_service
 from googleapiclient.errors import HttpError
 from healthcare_support import (
     client,

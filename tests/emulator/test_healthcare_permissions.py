@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from dicom_transfer.emulator.app import Emulator, run_emulator
-from dicom_transfer.emulator.healthcare_api import (
+from dicom_transfer_emulator.app import Emulator, run_emulator
+from dicom_transfer_emulator.healthcare_api import (
     project_number,
     service_agent_email,
     service_agent_member,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dicom_transfer.emulator.app import run_emulator
-from dicom_transfer.emulator.healthcare_api import healthcare_service
-from dicom_transfer.emulator.state import HealthcareState
+from dicom_transfer_emulator.app import run_emulator
+from dicom_transfer_emulator.healthcare_api import healthcare_service
+from dicom_transfer_emulator.state import HealthcareState
 from healthcare_support import (
     PARENT,
     client,

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_transfer.emulator.bigquery import (
+from dicom_transfer_emulator.bigquery import (
     BigQueryTables,
     TableNotEmpty,
     effective_disposition,
     parse_table_uri,
 )
-from dicom_transfer.emulator.dicom import (
+from dicom_transfer_emulator.dicom import (
     DicomParseError,
     RenderError,
     instance_row,
@@ -22,7 +22,7 @@ from dicom_transfer.emulator.dicom import (
     parse_instance,
     render_instance,
 )
-from dicom_transfer.emulator.state import AddResult, AlreadyExists, HealthcareState, NotFound
+from dicom_transfer_emulator.state import AddResult, AlreadyExists, HealthcareState, NotFound
 from healthcare_support import corpus_bytes, fresh_copy
 
 LE = "1.2.840.10008.1.2.1"

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dicom_transfer.emulator.app import Emulator, run_emulator
+from dicom_transfer_emulator.app import Emulator, run_emulator
 
 HttpCall = Callable[..., Any]
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m dicom_transfer.emulator`` / ``dicom-transfer-emulator``."""
+"""The command line: ``python -m dicom_transfer_emulator`` / ``dicom-transfer-emulator``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def cli(
 ) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     """Start the emulator process; yield it and the endpoints from its JSON line."""
     stderr = (tmp_path / "stderr.log").open("a")
-    base = command or [sys.executable, "-m", "dicom_transfer.emulator"]
+    base = command or [sys.executable, "-m", "dicom_transfer_emulator"]
     proc = subprocess.Popen(
         [*base, "--port", "0", "--storage-port", "0", *args],
         stdout=subprocess.PIPE,
@@ -108,7 +108,7 @@ def test_fault_flag_and_console_script(tmp_path: Path) -> None:
 
 def test_bad_fault_flag_is_a_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "dicom_transfer.emulator", "--port", "0", "--fault", "oops"],
+        [sys.executable, "-m", "dicom_transfer_emulator", "--port", "0", "--fault", "oops"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -126,7 +126,7 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "dicom_transfer.emulator",
+                "dicom_transfer_emulator",
                 "--port",
                 port,
                 "--storage-port",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import google_crc32c
 import pytest
-from dicom_transfer.emulator import storage as storage_module
-from dicom_transfer.emulator.errors import ApiException
-from dicom_transfer.emulator.storage import StorageBackend
+from dicom_transfer_emulator import storage as storage_module
+from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.storage import StorageBackend
 
 AGENT = "serviceAccount:service-1@gcp-sa-healthcare.iam.gserviceaccount.com"
 

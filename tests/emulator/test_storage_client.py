@@ -10,7 +10,7 @@ from typing import Any
 
 import google_crc32c
 import pytest
-from dicom_transfer.emulator.app import Emulator
+from dicom_transfer_emulator.app import Emulator
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 

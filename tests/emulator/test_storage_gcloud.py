@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from dicom_transfer.emulator.app import Emulator
+from dicom_transfer_emulator.app import Emulator
 
 
 def gcloud(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from dicom_transfer.emulator.app import Emulator
+from dicom_transfer_emulator.app import Emulator
 
 HttpCall = Callable[..., Any]
 

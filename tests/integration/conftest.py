@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from dicom_transfer import providers
-from dicom_transfer.emulator.app import Emulator
 from dicom_transfer.healthcare import transfer
 from dicom_transfer.healthcare.client import HealthcareApi, StorageApi
 from dicom_transfer.healthcare.operations import PollPolicy
 from dicom_transfer.healthcare.retrying import PermissionRetryPolicy, RetryPolicy
+from dicom_transfer_emulator.app import Emulator
 from integration_support import create_store
 
 FAST_POLL = PollPolicy(

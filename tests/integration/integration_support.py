@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from dicom_transfer.emulator.app import Emulator
-from dicom_transfer.emulator.clients import healthcare_client as emulator_healthcare_client
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.clients import healthcare_client as emulator_healthcare_client
 
 PROJECT = "demo-project"
 LOCATION = "us-central1"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from dicom_transfer import DicomImportProvider
-from dicom_transfer.emulator.app import Emulator
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.healthcare.client import ApiConfig, StorageApi
 from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
+from dicom_transfer_emulator.app import Emulator
 from integration_support import (
     PROJECT,
     claim_and_submit_import,

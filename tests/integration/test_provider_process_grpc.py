@@ -28,8 +28,8 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
-from dicom_transfer.emulator.app import Emulator
-from dicom_transfer.emulator.healthcare_api import healthcare_service
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.healthcare_api import healthcare_service
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]
 from integration_support import (
     EXPORT_BUCKET,

@@ -1,4 +1,4 @@
-"""The offline environment of the Pulumi CLI (``dicom_transfer.pulumi_host.environment``)."""
+"""The offline environment of the Pulumi CLI (``dicom_transfer_pulumi_host.environment``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from dicom_transfer.pulumi_host.environment import (
+from dicom_transfer_pulumi_host.environment import (
     DEFAULT_PARALLEL,
     DEFAULT_PASSPHRASE,
     offline_environment,

@@ -1,8 +1,9 @@
 """The environment under which the Pulumi CLI runs fully offline.
 
-``python .../pulumi_host/launch.py environment --cli-dir DIR --state-dir DIR`` prints
+``python -m dicom_transfer_pulumi_host.environment --cli-dir DIR --state-dir DIR`` prints
 ``export`` lines for a shell (``--format json`` prints one JSON object instead); the
-``scripts/pulumi-env.sh`` wrapper fills in the arguments. Tests call ``offline_environment``.
+``tools/pulumi_host/pulumi-env.sh`` wrapper fills in the arguments. Tests call
+``offline_environment``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def checkout_environment(
 ) -> dict[str, str]:
     """The whole environment of ``pulumi`` commands run from a checkout of this project.
 
-    Runs ``scripts/pulumi-env.sh --format json`` (which finds or builds the CLI) for tools in
-    the checkout: the demo, the end-to-end tests, the benchmarks.
+    Runs ``tools/pulumi_host/pulumi-env.sh --format json`` (which finds or builds the CLI) for
+    tools in the checkout: the demo, the end-to-end tests, the benchmarks.
 
     Args:
         checkout: The repository root.
@@ -104,7 +105,7 @@ def checkout_environment(
         env["DICOM_TRANSFER_PULUMI_STATE"] = str(state_dir)
     if python is not None:
         env["DICOM_TRANSFER_PYTHON"] = str(python)
-    script = checkout / "scripts" / "pulumi-env.sh"
+    script = checkout / "tools" / "pulumi_host" / "pulumi-env.sh"
     result = subprocess.run(
         [str(script), "--format", "json"], env=env, capture_output=True, text=True, check=False
     )

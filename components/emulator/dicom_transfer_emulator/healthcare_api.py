@@ -46,29 +46,30 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dicom_transfer.emulator.bigquery import (
+from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.specs import compile_gcs_wildcard, parse_gcs_uri
+
+from dicom_transfer_emulator.bigquery import (
     BigQueryTables,
     effective_disposition,
     parse_table_id,
     parse_table_uri,
 )
-from dicom_transfer.emulator.dicom import parse_export_format
-from dicom_transfer.emulator.errors import ApiException, invalid_argument, not_found
-from dicom_transfer.emulator.http import Request, Response, Router
-from dicom_transfer.emulator.state import HealthcareState, StateError
-from dicom_transfer.emulator.storage import fake_project_number, rfc3339
-from dicom_transfer.emulator.transfers import (
+from dicom_transfer_emulator.dicom import parse_export_format
+from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
+from dicom_transfer_emulator.http import Request, Response, Router
+from dicom_transfer_emulator.state import HealthcareState, StateError
+from dicom_transfer_emulator.storage import fake_project_number, rfc3339
+from dicom_transfer_emulator.transfers import (
     BigQueryExportRequest,
     FilterSource,
     GcsExportRequest,
     ImportRequest,
     TransferRunner,
 )
-from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import compile_gcs_wildcard, parse_gcs_uri
 
 if TYPE_CHECKING:
-    from dicom_transfer.emulator.app import EmulatorContext
+    from dicom_transfer_emulator.app import EmulatorContext
 
 __all__ = [
     "HealthcareService",

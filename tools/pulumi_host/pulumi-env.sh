@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Print the environment under which `pulumi` runs offline against a local state directory:
-#     eval "$(scripts/pulumi-env.sh)"            # shell: export lines
-#     scripts/pulumi-env.sh --format json        # one JSON object (for tests and tools)
-# It locates or builds the CLI (scripts/install-pulumi-cli.sh; build progress goes to stderr) and
-# sets PATH (CLI directory, then scripts/plugins), PULUMI_HOME and PULUMI_BACKEND_URL
+#     eval "$(tools/pulumi_host/pulumi-env.sh)"            # shell: export lines
+#     tools/pulumi_host/pulumi-env.sh --format json        # one JSON object (for tests and tools)
+# It locates or builds the CLI (tools/pulumi_host/install-pulumi-cli.sh; build progress goes to stderr) and
+# sets PATH (CLI directory, then tools/pulumi_host/plugins), PULUMI_HOME and PULUMI_BACKEND_URL
 # (file backend) under the state directory, PULUMI_CONFIG_PASSPHRASE (unless one is set),
 # PULUMI_SKIP_UPDATE_CHECK, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION and
 # DICOM_TRANSFER_PYTHON (the interpreter of our language host and, by default, of programs).
@@ -12,16 +12,16 @@
 # DICOM_TRANSFER_PYTHON (default: <checkout>/.venv/bin/python), and those of install-pulumi-cli.sh.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 python=${DICOM_TRANSFER_PYTHON:-$here/.venv/bin/python}
 if [[ ! -x "$python" ]]; then
   echo "pulumi-env: $python not found; create the virtualenv first (python3 -m venv .venv && .venv/bin/pip install -e '.[emulator,test]')" >&2
   exit 1
 fi
-cli_dir=$("$here/scripts/install-pulumi-cli.sh")
-exec "$python" "$here/components/dicom_transfer/pulumi_host/launch.py" environment \
+cli_dir=$("$here/tools/pulumi_host/install-pulumi-cli.sh")
+exec "$python" -m dicom_transfer_pulumi_host.environment \
   --cli-dir "$cli_dir" \
-  --plugins-dir "$here/scripts/plugins" \
+  --plugins-dir "$here/tools/pulumi_host/plugins" \
   --state-dir "${DICOM_TRANSFER_PULUMI_STATE:-$here/.pulumi-state}" \
   --python "$python" \
   "$@"

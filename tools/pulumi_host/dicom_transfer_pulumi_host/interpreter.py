@@ -4,7 +4,8 @@ The order mirrors Pulumi's own Python language host, with one project-specific f
 
 1. the ``virtualenv`` runtime option of ``Pulumi.yaml`` (relative to the project root);
 2. the active virtualenv (``VIRTUAL_ENV``);
-3. ``DICOM_TRANSFER_PYTHON`` (set by ``scripts/pulumi-env.sh`` to the repository's ``.venv``);
+3. ``DICOM_TRANSFER_PYTHON`` (set by ``tools/pulumi_host/pulumi-env.sh`` to the repository's
+   ``.venv``);
 4. the interpreter running the language host itself.
 """
 

@@ -30,7 +30,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-from dicom_transfer.emulator.dicom import ParsedInstance
+from dicom_transfer_emulator.dicom import ParsedInstance
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
 

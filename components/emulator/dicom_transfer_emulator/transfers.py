@@ -35,8 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dicom_transfer.emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
-from dicom_transfer.emulator.dicom import (
+from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.specs import parse_filter_path
+
+from dicom_transfer_emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
+from dicom_transfer_emulator.dicom import (
     DicomParseError,
     ExportFormat,
     RenderError,
@@ -44,18 +47,16 @@ from dicom_transfer.emulator.dicom import (
     parse_instance,
     render_instance,
 )
-from dicom_transfer.emulator.errors import ApiException
-from dicom_transfer.emulator.faults import FaultInjector
-from dicom_transfer.emulator.state import (
+from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.faults import FaultInjector
+from dicom_transfer_emulator.state import (
     AddResult,
     HealthcareState,
     InstanceRecord,
     NotFound,
     OperationRecord,
 )
-from dicom_transfer.emulator.storage import StorageBackend, rfc3339
-from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import parse_filter_path
+from dicom_transfer_emulator.storage import StorageBackend, rfc3339
 
 CODE_CANCELLED = 1
 CODE_INVALID_ARGUMENT = 3

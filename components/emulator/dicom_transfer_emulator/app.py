@@ -54,7 +54,7 @@ from .http import (
 from .storage import StorageBackend
 from .storage_api import StorageApi
 
-HEALTHCARE_MODULE = "dicom_transfer.emulator.healthcare_api"
+HEALTHCARE_MODULE = "dicom_transfer_emulator.healthcare_api"
 
 
 @dataclass

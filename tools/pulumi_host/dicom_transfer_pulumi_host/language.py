@@ -1,7 +1,7 @@
 """A minimal ``pulumi-language-python`` plugin: the engine's LanguageRuntime service for Python.
 
 Pulumi's own Python language host is a Go program that cannot be built here, so the
-``pulumi-language-python`` shim runs ``python -u .../pulumi_host/launch.py language ARGS``.
+``pulumi-language-python`` shim runs ``python -u -m dicom_transfer_pulumi_host.language ARGS``.
 
 Protocol (as the engine drives it): the engine starts the plugin in the program directory with
 optional logging/tracing flags followed by its own gRPC address as the last argument, reads one
@@ -38,7 +38,7 @@ import grpc  # type: ignore[import-untyped]
 from google.protobuf import empty_pb2, json_format  # type: ignore[import-untyped]
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
-from dicom_transfer.pulumi_host.interpreter import (
+from dicom_transfer_pulumi_host.interpreter import (
     Interpreter,
     InterpreterNotFound,
     find_interpreter,

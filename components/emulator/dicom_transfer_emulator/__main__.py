@@ -1,4 +1,4 @@
-"""Command line: ``python -m dicom_transfer.emulator`` / ``dicom-transfer-emulator``.
+"""Command line: ``python -m dicom_transfer_emulator`` / ``dicom-transfer-emulator``.
 
 Serves the Healthcare API on ``--port`` and the Cloud Storage JSON API on ``--storage-port``
 (0 picks free ports), prints exactly one JSON line ``{"healthcare": URL, "storage": URL}`` on

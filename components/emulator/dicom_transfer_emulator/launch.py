@@ -16,7 +16,7 @@ __all__ = ["EmulatorProcess"]
 
 
 class EmulatorProcess:
-    """``python -m dicom_transfer.emulator`` on free loopback ports, as a context manager.
+    """``python -m dicom_transfer_emulator`` on free loopback ports, as a context manager.
 
     Attributes:
         healthcare_url: ``http://127.0.0.1:PORT`` of the Healthcare API.
@@ -45,7 +45,7 @@ class EmulatorProcess:
         self._args = [
             sys.executable,
             "-m",
-            "dicom_transfer.emulator",
+            "dicom_transfer_emulator",
             "--port",
             "0",
             "--storage-port",

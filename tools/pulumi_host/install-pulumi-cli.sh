@@ -6,7 +6,7 @@
 #      ships its own Python language host and dynamic-provider plugin next to it);
 #   2. a CLI built earlier into the cache (outside the repo, survives between runs);
 #   3. a fresh build of the pinned CLI from the Go module proxy into that cache (a few minutes).
-# For 2 and 3 it also copies our plugin shims (scripts/plugins/: `pulumi-language-python`,
+# For 2 and 3 it also copies our plugin shims (tools/pulumi_host/plugins/: `pulumi-language-python`,
 # `pulumi-resource-pulumi-python`) next to the cached `pulumi`, where the engine looks for its
 # bundled plugins: Pulumi's Go language host is not available from the module proxy.
 # On a machine with neither Go nor a usable CLI it says how to install the CLI the official way.
@@ -17,7 +17,7 @@
 # ignore a `pulumi` on PATH.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 pinned=$(sed -n 's/^[[:space:]]*"pulumi==\([0-9.]*\)".*/\1/p' "$here/pyproject.toml" | head -n1)
 version=${PULUMI_VERSION:-$pinned}
 [[ -n "$version" ]] || { echo "install-pulumi-cli: no pulumi==X.Y.Z pin found in pyproject.toml" >&2; exit 2; }
@@ -30,7 +30,7 @@ version_at_least() {  # version_at_least HAVE WANT
 
 install_shims() {  # install_shims BIN_DIR: copy changed shims atomically (other runs may use them)
   local shim name
-  for shim in "$here"/scripts/plugins/*; do
+  for shim in "$here"/tools/pulumi_host/plugins/*; do
     name=$(basename "$shim")
     if ! cmp -s "$shim" "$1/$name"; then
       cp "$shim" "$1/.$name.$$"
