@@ -44,7 +44,7 @@ from bench_common import (
     upload_objects,
 )
 from bench_pulumi import PARALLEL_ENV, PulumiProject, default_parallel
-from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
+from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
 from dicom_transfer.worker_pool import SDK_WORKERS, WORKERS_ENV
@@ -173,8 +173,8 @@ def measure(
             Path(tmp) / "p2",
             PROGRAM,
             env={
-                ENDPOINT_ENV: emulator.healthcare_url,
-                STORAGE_ENDPOINT_ENV: emulator.storage_url,
+                HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,
+                STORAGE_EMULATOR_ENV: emulator.storage_url,
                 STATE_DIR_ENV: str(Path(tmp) / "journal"),
             },
         )

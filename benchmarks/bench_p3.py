@@ -43,7 +43,7 @@ from bench_common import (
     upload_objects,
 )
 from bench_pulumi import ProcessSampler, ProviderProcess, PulumiProject
-from dicom_transfer.healthcare.client import ENDPOINT_ENV, STORAGE_ENDPOINT_ENV
+from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
 from dicom_transfer_emulator.clients import healthcare_client
@@ -206,8 +206,8 @@ def measure(
             Path(tmp) / "p3",
             PROGRAM,
             env={
-                ENDPOINT_ENV: emulator.healthcare_url,
-                STORAGE_ENDPOINT_ENV: emulator.storage_url,
+                HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,
+                STORAGE_EMULATOR_ENV: emulator.storage_url,
                 STATE_DIR_ENV: str(Path(tmp) / "journal"),
             },
         )

@@ -96,7 +96,7 @@ def main() -> int:
             f"{len(files)} DICOM files in gs://{PLAN.source_bucket}/{PLAN.source_prefix}/"
         )
         env.update(
-            DICOM_TRANSFER_HEALTHCARE_ENDPOINT=emulator.healthcare_url,
+            HEALTHCARE_EMULATOR_HOST=emulator.healthcare_url,
             STORAGE_EMULATOR_HOST=emulator.storage_url,
         )
         pulumi(env, "stack", "select", STACK, "--create")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dicom_transfer.access import ServiceAgentGrants
     from dicom_transfer.errors import (
         ApiError,
+        AuthenticationFailed,
         DicomTransferError,
         InvalidSpec,
         NotFound,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "ServiceAgentGrants": "access",
     "ApiError": "errors",
+    "AuthenticationFailed": "errors",
     "DicomTransferError": "errors",
     "InvalidSpec": "errors",
     "NotFound": "errors",
@@ -57,6 +59,7 @@ _HOMES = {
 
 __all__ = [
     "ApiError",
+    "AuthenticationFailed",
     "BigQueryDestinationArgs",
     "DicomExport",
     "DicomExportProvider",

@@ -5,6 +5,7 @@ Every error says what happened and what the user can do about it::
     DicomTransferError
       InvalidSpec            (field, value, allowed form)
       ApiError               (http_status, status, message)
+        AuthenticationFailed 401 / UNAUTHENTICATED, or no usable credentials (endpoint, source)
         PermissionDenied     403 / PERMISSION_DENIED (hint names the likely missing role)
         NotFound             404 / NOT_FOUND
         Transient            429, 5xx, connection reset/refused, socket timeout
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiError",
+    "AuthenticationFailed",
     "DicomTransferError",
     "InvalidSpec",
     "JournalConflict",
@@ -92,6 +94,31 @@ class ApiError(DicomTransferError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.http_status, self.status, self.message, self.hint))
+
+
+class AuthenticationFailed(ApiError):
+    """Credentials could not be found or refreshed, or the endpoint rejected them (HTTP 401).
+
+    Attributes:
+        endpoint: The endpoint called (URL, or "Google's public endpoint").
+        source: Where the credentials came from: an ADC file path, the metadata server,
+            impersonation; never a secret.
+        reason: What google-auth or the server said (first line, no token).
+    """
+
+    def __init__(self, endpoint: str, source: str, reason: str, hint: str = "") -> None:
+        self.endpoint = endpoint
+        self.source = source
+        self.reason = reason
+        super().__init__(
+            401,
+            "UNAUTHENTICATED",
+            f"calling {endpoint} with credentials from {source} failed: {reason}",
+            hint,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.endpoint, self.source, self.reason, self.hint))
 
 
 class PermissionDenied(ApiError):

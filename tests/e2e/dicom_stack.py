@@ -257,7 +257,7 @@ def dicom_stack(root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME
         project_dir=project,
         state_dir=root / "state",
         extra_env={
-            "DICOM_TRANSFER_HEALTHCARE_ENDPOINT": emulator.healthcare_url,
+            "HEALTHCARE_EMULATOR_HOST": emulator.healthcare_url,
             "STORAGE_EMULATOR_HOST": emulator.storage_url,
             "DICOM_TRANSFER_STATE_DIR": str(journal_dir),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,

@@ -6,6 +6,8 @@
   (tens of milliseconds instead of seconds). Everything else is the production path: real
   HTTP through googleapiclient, real clocks and sleeps.
 * ``store``: the dataset and DICOM store created over HTTP; returns the store name.
+* ``emulator_hosts`` (every test): ``HEALTHCARE_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``
+  point at the session's emulator, the way a user declares an emulator (anonymous calls).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from dicom_transfer import providers
 from dicom_transfer.healthcare import transfer
 from dicom_transfer.healthcare.client import HealthcareApi, StorageApi
+from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer.healthcare.operations import PollPolicy
 from dicom_transfer.healthcare.retrying import PermissionRetryPolicy, RetryPolicy
 from dicom_transfer_emulator.app import Emulator
@@ -38,6 +41,13 @@ FAST_SUBMIT_RETRY = RetryPolicy(
 FAST_PERMISSION_RETRY = PermissionRetryPolicy(
     initial_s=0.25, multiplier=1.5, max_s=0.5, jitter_s=0.0
 )
+
+
+@pytest.fixture(autouse=True)
+def emulator_hosts(monkeypatch: pytest.MonkeyPatch, emulator_session: Emulator) -> None:
+    """Declare the session's emulator through the environment, as users do."""
+    monkeypatch.setenv(HEALTHCARE_EMULATOR_ENV, emulator_session.healthcare_url)
+    monkeypatch.setenv(STORAGE_EMULATOR_ENV, emulator_session.storage_url)
 
 
 @pytest.fixture

@@ -40,7 +40,10 @@ def _journal(emulator: Emulator) -> GcsJournal:
         emulator.storage.create_bucket(JOURNAL_BUCKET, PROJECT)
     location = journal_uri({JOURNAL_ENV: JOURNAL_URI})
     assert location is not None
-    return GcsJournal(StorageApi(ApiConfig(storage_endpoint=emulator.storage_url)), location)
+    return GcsJournal(
+        StorageApi(ApiConfig(storage_endpoint=emulator.storage_url, storage_emulator=True)),
+        location,
+    )
 
 
 def _objects(emulator: Emulator) -> list[str]:

@@ -90,8 +90,6 @@ def test_payload_holds_nothing_after_create_and_read_ran(emulator: Emulator, sto
         "dicom_store": store,
         "api_version": "v1",
         "timeout_seconds": 30.0,
-        "endpoint": emulator.healthcare_url,
-        "storage_endpoint": emulator.storage_url,
     }
     importer = DicomImportProvider()
     exporter = DicomExportProvider()

@@ -4,7 +4,7 @@
 (through the ``pulumi-resource-pulumi-python`` shim). It prints its port, then serves the
 ResourceProvider service; every request carries the base64 dill payload of the provider
 under ``__provider``, built here exactly as ``pulumi.dynamic.Resource`` builds it. The
-process finds the emulator through the environment (``DICOM_TRANSFER_HEALTHCARE_ENDPOINT``,
+process finds the emulator through the environment (``HEALTHCARE_EMULATOR_HOST``,
 ``STORAGE_EMULATOR_HOST``), not through inputs, and keeps its journal under its own
 ``DICOM_TRANSFER_STATE_DIR``. Its default poll and retry schedules are used (no patching
 crosses a process boundary), so each create takes about a second.
@@ -109,7 +109,7 @@ def provider_process(
     }
     env.update(
         {
-            "DICOM_TRANSFER_HEALTHCARE_ENDPOINT": emulator_session.healthcare_url,
+            "HEALTHCARE_EMULATOR_HOST": emulator_session.healthcare_url,
             "STORAGE_EMULATOR_HOST": emulator_session.storage_url,
             "DICOM_TRANSFER_STATE_DIR": str(workdir / "journal"),
             "PYTHONUNBUFFERED": "1",

@@ -62,8 +62,6 @@ def import_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
         "timeout_seconds": 30.0,
         "max_failures": 0,
         "permission_retry_seconds": 5.0,
-        "endpoint": emu.healthcare_url,
-        "storage_endpoint": emu.storage_url,
     }
     props.update(overrides)
     return props
@@ -79,8 +77,6 @@ def export_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
         "timeout_seconds": 30.0,
         "max_failures": 0,
         "permission_retry_seconds": 5.0,
-        "endpoint": emu.healthcare_url,
-        "storage_endpoint": emu.storage_url,
     }
     props.update(overrides)
     return props

@@ -11,19 +11,14 @@ from typing import Any
 import httplib2
 import pytest
 from dicom_transfer.errors import ApiError, NotFound, PermissionDenied, Transient
-from dicom_transfer.healthcare import client as client_module
 from dicom_transfer.healthcare.client import (
-    ENDPOINT_ENV,
-    STORAGE_ENDPOINT_ENV,
     ApiConfig,
     HealthcareApi,
     StorageApi,
     api_error_from_exception,
-    normalize_endpoint,
     retry_after_seconds,
     validate_operation_name,
 )
-from google.auth.credentials import AnonymousCredentials
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpMockSequence
 
@@ -49,55 +44,6 @@ def ok(body: dict[str, Any]) -> tuple[dict[str, str], str]:
 
 
 # --- configuration -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
-        ("localhost:9023/", "http://localhost:9023/"),
-        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
-        ("https://healthcare.example.com/", "https://healthcare.example.com/"),
-    ],
-)
-def test_normalize_endpoint(given: str, expected: str) -> None:
-    assert normalize_endpoint(given) == expected
-
-
-def test_from_env_arguments_win_over_environment() -> None:
-    env = {ENDPOINT_ENV: "127.0.0.1:8080", STORAGE_ENDPOINT_ENV: "http://127.0.0.1:9023"}
-    config = ApiConfig.from_env(environ=env)
-    assert config.endpoint == "http://127.0.0.1:8080/"
-    assert config.storage_endpoint == "http://127.0.0.1:9023/"
-    config = ApiConfig.from_env(endpoint="http://10.0.0.1:1", environ=env)
-    assert config.endpoint == "http://10.0.0.1:1/"
-    assert ApiConfig.from_env(environ={}) == ApiConfig()
-
-
-def test_endpoint_override_uses_anonymous_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_adc(**_kwargs: Any) -> Any:
-        raise AssertionError("ADC must not be consulted with an endpoint override")
-
-    monkeypatch.setattr(client_module.google.auth, "default", no_adc)
-    config = ApiConfig(endpoint="http://127.0.0.1:1/")
-    assert isinstance(config.credentials(config.endpoint), AnonymousCredentials)
-
-
-def test_adc_and_impersonation(monkeypatch: pytest.MonkeyPatch) -> None:
-    source = AnonymousCredentials()
-    seen: dict[str, Any] = {}
-
-    def fake_default(scopes: list[str]) -> tuple[Any, str]:
-        seen["scopes"] = scopes
-        return source, "proj"
-
-    monkeypatch.setattr(client_module.google.auth, "default", fake_default)
-    plain = ApiConfig().credentials(None)
-    assert plain is source and seen["scopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
-    impersonated = ApiConfig(impersonate_service_account="deployer@p.iam.gserviceaccount.com")
-    creds = impersonated.credentials(None)
-    assert type(creds).__module__ == "google.auth.impersonated_credentials"
-    assert creds.service_account_email == "deployer@p.iam.gserviceaccount.com"
 
 
 # --- Healthcare client ---------------------------------------------------------------------------
@@ -176,8 +122,8 @@ def test_one_client_per_thread_built_lazily() -> None:
 
 
 def test_pickles_small_without_client() -> None:
-    api = HealthcareApi(ApiConfig(endpoint="http://127.0.0.1:8080/"), "v1")
-    api._service()  # build the (anonymous, endpoint) client for this thread
+    api = HealthcareApi(ApiConfig(endpoint="http://127.0.0.1:8080/", healthcare_emulator=True))
+    api._service()  # build the (anonymous, emulator) client for this thread
     payload = pickle.dumps(api)
     assert len(payload) < 2000
     for forbidden in (b"httplib2", b"googleapiclient", b"Credentials", b"token"):
@@ -190,7 +136,9 @@ def test_pickles_small_without_client() -> None:
 
 
 def test_storage_pickles_without_client() -> None:
-    storage = StorageApi(ApiConfig(storage_endpoint="http://127.0.0.1:9023/"))
+    storage = StorageApi(
+        ApiConfig(storage_endpoint="http://127.0.0.1:9023/", storage_emulator=True)
+    )
     storage._service()
     payload = pickle.dumps(storage)
     assert b"httplib2" not in payload and len(payload) < 2000

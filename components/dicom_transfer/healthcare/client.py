@@ -5,11 +5,10 @@ documents, so building one needs no network. They are built lazily, one per thre
 is not thread-safe), and never pickled: :class:`ApiConfig`, :class:`HealthcareApi` and
 :class:`StorageApi` pickle as plain configuration (``__getstate__`` drops the clients).
 
-Credentials: Application Default Credentials (``google.auth.default``), optionally
-impersonating a service account. With an endpoint override (argument, or the environment
-variables ``DICOM_TRANSFER_HEALTHCARE_ENDPOINT`` / ``STORAGE_EMULATOR_HOST``) the client talks
-to that endpoint with anonymous credentials, like python-storage does for its emulator.
-No credential or token ever appears in a message or a log record.
+Endpoints and credentials follow Google's client conventions (:mod:`.credentials`): an
+endpoint input (a private, regional or VPC-SC endpoint) keeps Application Default Credentials
+and impersonation; ``HEALTHCARE_EMULATOR_HOST`` / ``STORAGE_EMULATOR_HOST`` declare emulators,
+called anonymously. No credential or token ever appears in a message or a log record.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import http.client
 import io
 import json
 import logging
-import os
 import re
 import socket
 import threading
@@ -28,17 +26,30 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import google.auth
 import google_auth_httplib2
 import httplib2
-from google.auth import impersonated_credentials
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
+from google.auth.exceptions import GoogleAuthError
 from googleapiclient import discovery
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
-from dicom_transfer.errors import ApiError, NotFound, PermissionDenied, Transient
+from dicom_transfer.errors import (
+    ApiError,
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    Transient,
+)
+from dicom_transfer.healthcare.credentials import (
+    HEALTHCARE_EMULATOR_ENV,
+    STORAGE_EMULATOR_ENV,
+    Target,
+    authentication_failed,
+    load_credentials,
+    resolve_target,
+)
 from dicom_transfer.healthcare.retrying import (
     READ_RETRY,
     SUBMIT_RETRY,
@@ -49,14 +60,13 @@ from dicom_transfer.healthcare.retrying import (
 )
 
 __all__ = [
-    "ENDPOINT_ENV",
+    "HEALTHCARE_EMULATOR_ENV",
     "SCOPES",
-    "STORAGE_ENDPOINT_ENV",
+    "STORAGE_EMULATOR_ENV",
     "ApiConfig",
     "HealthcareApi",
     "StorageApi",
     "api_error_from_exception",
-    "normalize_endpoint",
     "validate_operation_name",
 ]
 
@@ -64,8 +74,6 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ENDPOINT_ENV = "DICOM_TRANSFER_HEALTHCARE_ENDPOINT"
-STORAGE_ENDPOINT_ENV = "STORAGE_EMULATOR_HOST"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 _OPERATION_NAME_RE = re.compile(
@@ -73,21 +81,6 @@ _OPERATION_NAME_RE = re.compile(
 )
 _DATASET_NAME_RE = re.compile(r"projects/[^/?#%\s]+/locations/[^/?#%\s]+/datasets/[^/?#%\s]+")
 _STORE_NAME_RE = re.compile(rf"{_DATASET_NAME_RE.pattern}/dicomStores/[^/?#%\s]+")
-
-
-def normalize_endpoint(value: str) -> str:
-    """``host:port`` -> ``http://host:port/``; URLs keep their scheme; always a trailing ``/``.
-
-    Args:
-        value: An endpoint as given by a user or an environment variable.
-
-    Returns:
-        The endpoint URL ending in ``/``.
-    """
-    value = value.strip()
-    if "://" not in value:
-        value = f"http://{value}"
-    return value if value.endswith("/") else f"{value}/"
 
 
 def _checked_name(name: str, pattern: re.Pattern[str], what: str) -> str:
@@ -112,16 +105,22 @@ class ApiConfig:
     """Where and how to call the APIs (no credentials: those are looked up at call time).
 
     Attributes:
-        endpoint: Healthcare API root, e.g. ``http://127.0.0.1:8080/``; None = Google's.
-        impersonate_service_account: Service account email to impersonate (real API only).
+        endpoint: Healthcare API root, e.g. ``https://healthcare-x.p.googleapis.com/``;
+            None = Google's.
+        impersonate_service_account: Service account email to impersonate (not with emulators).
         storage_endpoint: Cloud Storage JSON API root; None = Google's.
         timeout_s: Socket timeout of each HTTP request.
+        healthcare_emulator: ``endpoint`` is an emulator (``HEALTHCARE_EMULATOR_HOST``):
+            anonymous calls.
+        storage_emulator: ``storage_endpoint`` is an emulator (``STORAGE_EMULATOR_HOST``).
     """
 
     endpoint: str | None = None
     impersonate_service_account: str | None = None
     storage_endpoint: str | None = None
     timeout_s: float = 60.0
+    healthcare_emulator: bool = False
+    storage_emulator: bool = False
 
     @classmethod
     def from_env(
@@ -131,7 +130,7 @@ class ApiConfig:
         storage_endpoint: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> ApiConfig:
-        """Arguments first, then ``DICOM_TRANSFER_HEALTHCARE_ENDPOINT`` / ``STORAGE_EMULATOR_HOST``.
+        """Endpoint inputs first (credentials kept), then the ``*_EMULATOR_HOST`` variables.
 
         Args:
             endpoint: Healthcare endpoint override (``host:port`` gets ``http://``).
@@ -142,33 +141,42 @@ class ApiConfig:
         Returns:
             The configuration.
         """
-        env = os.environ if environ is None else environ
-        healthcare = endpoint or env.get(ENDPOINT_ENV) or None
-        storage = storage_endpoint or env.get(STORAGE_ENDPOINT_ENV) or None
+        healthcare = resolve_target(endpoint, HEALTHCARE_EMULATOR_ENV, environ)
+        storage = resolve_target(storage_endpoint, STORAGE_EMULATOR_ENV, environ)
         return cls(
-            endpoint=normalize_endpoint(healthcare) if healthcare else None,
+            endpoint=healthcare.endpoint,
             impersonate_service_account=impersonate_service_account or None,
-            storage_endpoint=normalize_endpoint(storage) if storage else None,
+            storage_endpoint=storage.endpoint,
+            healthcare_emulator=healthcare.emulator,
+            storage_emulator=storage.emulator,
         )
 
-    def credentials(self, endpoint: str | None) -> Credentials:
-        """Credentials for calls to ``endpoint`` (anonymous when it is an override)."""
-        if endpoint is not None:
-            return AnonymousCredentials()  # type: ignore[no-untyped-call]
-        credentials, _project = google.auth.default(scopes=list(SCOPES))
-        if self.impersonate_service_account:
-            credentials = impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
-                source_credentials=credentials,
-                target_principal=self.impersonate_service_account,
-                target_scopes=list(SCOPES),
-            )
-        return credentials
+    @property
+    def healthcare(self) -> Target:
+        """The Healthcare API's target."""
+        return Target(self.endpoint, self.healthcare_emulator)
 
-    def authorized_http(self, endpoint: str | None) -> Any:
-        """A fresh ``AuthorizedHttp`` (one per thread: httplib2 is not thread-safe)."""
-        return google_auth_httplib2.AuthorizedHttp(
-            self.credentials(endpoint), http=httplib2.Http(timeout=self.timeout_s)
+    @property
+    def storage(self) -> Target:
+        """The Cloud Storage JSON API's target."""
+        return Target(self.storage_endpoint, self.storage_emulator)
+
+    def credentials(self, target: Target, emulator_env: str) -> tuple[Credentials, str]:
+        """Credentials for calls to ``target`` and where they came from.
+
+        Raises:
+            AuthenticationFailed: No Application Default Credentials were found.
+        """
+        return load_credentials(target, SCOPES, emulator_env, self.impersonate_service_account)
+
+    def authorized_http(self, target: Target, emulator_env: str) -> tuple[Any, str]:
+        """A fresh ``AuthorizedHttp`` (one per thread: httplib2 is not thread-safe) and the
+        credentials' source."""
+        credentials, source = self.credentials(target, emulator_env)
+        http = google_auth_httplib2.AuthorizedHttp(
+            credentials, http=httplib2.Http(timeout=self.timeout_s)
         )
+        return http, source
 
 
 def _error_fields(exc: HttpError) -> tuple[str, str]:
@@ -255,20 +263,36 @@ def api_error_from_exception(exc: BaseException) -> ApiError | None:
 
 
 class _ThreadLocalClients:
-    """Lazily built per-thread clients; the pickled form holds only configuration."""
+    """Lazily built per-thread clients; the pickled form holds only configuration.
+
+    Subclasses set ``config`` and ``http_factory`` and define ``_target``, ``_emulator_env``
+    and ``_build(http)``.
+    """
+
+    config: ApiConfig
+    http_factory: Callable[[], Any] | None
+    _emulator_env: str
 
     def __init__(self) -> None:
         self._local = threading.local()
 
+    def _target(self) -> Target:
+        raise NotImplementedError
+
+    def _build(self, http: Any) -> Any:
+        raise NotImplementedError
+
     def _service(self) -> Any:
         service = getattr(self._local, "service", None)
         if service is None:
-            service = self._build()
+            if self.http_factory is not None:
+                http, source = self.http_factory(), "the test's HTTP object"
+            else:
+                http, source = self.config.authorized_http(self._target(), self._emulator_env)
+            service = self._build(http)
             self._local.service = service
+            self._local.source = source
         return service
-
-    def _build(self) -> Any:
-        raise NotImplementedError
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -279,13 +303,25 @@ class _ThreadLocalClients:
         self.__dict__.update(state)
         self._local = threading.local()
 
+    def _auth_error(self, error: BaseException | str) -> AuthenticationFailed:
+        source = getattr(self._local, "source", "Application Default Credentials")
+        return authentication_failed(self._target(), source, error, self._emulator_env)
+
     def _once(self, make_request: Callable[[Any], Any]) -> Any:
         try:
             return make_request(self._service()).execute(num_retries=0)
+        except AuthenticationFailed:
+            raise
+        except GoogleAuthError as exc:
+            # Refreshing the token failed (bad ADC file, metadata server unreachable,
+            # impersonation refused): say where, with what and how to fix it.
+            raise self._auth_error(exc) from None
         except Exception as exc:
             mapped = api_error_from_exception(exc)
             if mapped is None:
                 raise
+            if mapped.http_status == 401:
+                raise self._auth_error(mapped.message or mapped.status) from exc
             raise mapped from exc
 
 
@@ -325,12 +361,12 @@ class HealthcareApi(_ThreadLocalClients):
         self.sleep = sleep
         self.clock = clock
 
-    def _build(self) -> Any:
-        http = (
-            self.http_factory()
-            if self.http_factory
-            else self.config.authorized_http(self.config.endpoint)
-        )
+    _emulator_env = HEALTHCARE_EMULATOR_ENV
+
+    def _target(self) -> Target:
+        return self.config.healthcare
+
+    def _build(self, http: Any) -> Any:
         options = {"api_endpoint": self.config.endpoint} if self.config.endpoint else None
         return discovery.build(
             "healthcare",
@@ -443,9 +479,13 @@ class StorageApi(_ThreadLocalClients):
         self.sleep = sleep
         self.clock = clock
 
-    def _build(self) -> Any:
+    _emulator_env = STORAGE_EMULATOR_ENV
+
+    def _target(self) -> Target:
+        return self.config.storage
+
+    def _build(self, http: Any) -> Any:
         endpoint = self.config.storage_endpoint
-        http = self.http_factory() if self.http_factory else self.config.authorized_http(endpoint)
         document = json.loads(get_static_doc("storage", "v1"))
         if endpoint:
             # The media (upload) URL is derived from rootUrl and keeps its https scheme with
