@@ -46,9 +46,6 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import compile_gcs_wildcard, parse_gcs_uri
-
 from dicom_transfer_emulator.bigquery import (
     BigQueryTables,
     effective_disposition,
@@ -57,6 +54,7 @@ from dicom_transfer_emulator.bigquery import (
 )
 from dicom_transfer_emulator.dicom import parse_export_format
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
+from dicom_transfer_emulator.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.http import Request, Response, Router
 from dicom_transfer_emulator.state import HealthcareState, StateError
 from dicom_transfer_emulator.storage import fake_project_number, rfc3339
@@ -194,8 +192,6 @@ def _state_errors(handler: Callable[[Request], Response]) -> Callable[[Request],
             return handler(request)
         except StateError as exc:
             raise ApiException(exc.http_status, exc.message, exc.status) from None
-        except InvalidSpec as exc:
-            raise invalid_argument(str(exc)) from None
 
     return wrapped
 
@@ -541,8 +537,7 @@ class HealthcareService:
         if not uri:
             raise invalid_argument("gcsSource.uri is required.")
         source = parse_gcs_uri(uri, "gcsSource.uri", kind="pattern")
-        pattern = compile_gcs_wildcard(source.path)
-        literal = re.split(r"[*?]", source.path, maxsplit=1)[0]
+        pattern = compile_import_pattern(source.path, "gcsSource.uri", uri)
         settings = body.get("blobStorageSettings") or {}
         storage_class = settings.get("blobStorageClass") or "STANDARD"
         if storage_class not in _BLOB_STORAGE_CLASSES:
@@ -563,8 +558,8 @@ class HealthcareService:
                 store=store,
                 source_uri=uri,
                 bucket=source.bucket,
-                prefix=literal,
-                matches=lambda name: pattern.fullmatch(name) is not None,
+                prefix=pattern.literal_prefix,
+                matches=pattern.matches,
                 storage_class=storage_class,
             ),
         )

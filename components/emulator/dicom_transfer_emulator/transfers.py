@@ -35,9 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import parse_filter_path
-
 from dicom_transfer_emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
 from dicom_transfer_emulator.dicom import (
     DicomParseError,
@@ -49,6 +46,7 @@ from dicom_transfer_emulator.dicom import (
 )
 from dicom_transfer_emulator.errors import ApiException
 from dicom_transfer_emulator.faults import FaultInjector
+from dicom_transfer_emulator.filter_paths import FilterKey, parse_filter_file
 from dicom_transfer_emulator.state import (
     AddResult,
     HealthcareState,
@@ -419,7 +417,7 @@ class TransferRunner:
             or (r.study_uid, r.series_uid, r.sop_instance_uid) in keys
         ]
 
-    def _read_filter(self, source: FilterSource) -> set[tuple[str, ...]]:
+    def _read_filter(self, source: FilterSource) -> set[FilterKey]:
         try:
             raw = self.storage.read_object(source.bucket, source.name)
         except ApiException as exc:
@@ -432,21 +430,12 @@ class TransferRunner:
             raise _OperationError(
                 CODE_INVALID_ARGUMENT, f"filter file {source.uri} is not UTF-8 text"
             ) from None
-        keys: set[tuple[str, ...]] = set()
-        for number, line in enumerate(text.split("\n"), start=1):
-            path = line.removesuffix("\r").strip()
-            if not path:
-                continue
-            try:
-                study, series, instance = parse_filter_path(path)
-            except InvalidSpec:
-                raise _OperationError(
-                    CODE_INVALID_ARGUMENT,
-                    f"filter file {source.uri} line {number}: {path!r} is not of the form "
-                    "/studies/UID[/series/UID[/instances/UID]]",
-                ) from None
-            keys.add(tuple(u for u in (study, series, instance) if u is not None))
-        return keys
+        try:
+            return parse_filter_file(text)
+        except ValueError as exc:
+            raise _OperationError(
+                CODE_INVALID_ARGUMENT, f"filter file {source.uri} {exc}"
+            ) from None
 
     def _gcs_export(self, job: _Job, request: GcsExportRequest) -> str:
         if not self.storage.bucket_exists(request.bucket):
