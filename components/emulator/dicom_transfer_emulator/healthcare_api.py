@@ -52,8 +52,9 @@ from dicom_transfer_emulator.bigquery import (
     parse_table_id,
     parse_table_uri,
 )
-from dicom_transfer_emulator.dicom import parse_export_format
+from dicom_transfer_emulator.bigquery_rows import row_shape
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
+from dicom_transfer_emulator.export_formats import parse_export_format
 from dicom_transfer_emulator.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.http import Request, Response, Router
 from dicom_transfer_emulator.state import HealthcareState, StateError
@@ -593,8 +594,10 @@ class HealthcareService:
             except ValueError as exc:
                 raise invalid_argument(f"gcsDestination.mimeType: {exc}") from None
             prefix = dest.path.rstrip("/")
+            # Export overwrites existing objects, which takes storage.objects.delete: the
+            # permission objectCreator lacks (it has storage.objects.create) and objectAdmin has.
             self._require_role(
-                project, dest.bucket, "roles/storage.objectAdmin", "storage.objects.create"
+                project, dest.bucket, "roles/storage.objectAdmin", "storage.objects.delete"
             )
             if filter_source is not None:
                 self._require_role(
@@ -626,6 +629,7 @@ class HealthcareService:
             )
         except ValueError as exc:
             raise invalid_argument(f"bigqueryDestination: {exc}") from None
+        shape = row_shape(bigquery, request.params["version"], store)
         if table.project != project:
             raise invalid_argument(
                 f"bigqueryDestination.tableUri {table_uri!r}: the BigQuery dataset must be in "
@@ -642,7 +646,7 @@ class HealthcareService:
                 store=store,
                 table=table,
                 disposition=disposition,
-                include_source_store=bool(bigquery.get("includeSourceStore")),
+                shape=shape,
                 filter=filter_source,
             ),
         )

@@ -36,17 +36,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from dicom_transfer_emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
-from dicom_transfer_emulator.dicom import (
-    DicomParseError,
-    ExportFormat,
-    RenderError,
-    instance_row,
-    parse_instance,
-    render_instance,
-)
+from dicom_transfer_emulator.bigquery_rows import RowShape, export_row
+from dicom_transfer_emulator.dicom import DicomParseError, RenderError, parse_instance
 from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.export_formats import ExportFormat
 from dicom_transfer_emulator.faults import FaultInjector
 from dicom_transfer_emulator.filter_paths import FilterKey, parse_filter_file
+from dicom_transfer_emulator.rendering import render_instance
 from dicom_transfer_emulator.state import (
     AddResult,
     HealthcareState,
@@ -99,12 +95,12 @@ class GcsExportRequest:
 
 @dataclass(frozen=True)
 class BigQueryExportRequest:
-    """A validated export to BigQuery."""
+    """A validated export to BigQuery (``shape``: schema, source store column, CDC)."""
 
     store: str
     table: TableRef
     disposition: str
-    include_source_store: bool
+    shape: RowShape
     filter: FilterSource | None
 
 
@@ -213,7 +209,8 @@ class _Job:
             if error is not None:
                 op.error = error
             elif op.cancel_requested:
-                op.error = {"code": CODE_CANCELLED, "message": "Operation was cancelled."}
+                # No final period: clients append their own ("… failed: MESSAGE.").
+                op.error = {"code": CODE_CANCELLED, "message": "Operation was cancelled"}
             elif self.failures:
                 noun = "import" if self.kind == "import" else "export"
                 op.error = {
@@ -359,7 +356,13 @@ class TransferRunner:
             job.failed(uri, CODE_INVALID_ARGUMENT, f"failed to parse DICOM: {exc}")
             return
         try:
-            result = self.state.add_instance(request.store, parsed, data, request.storage_class)
+            result = self.state.add_instance(
+                request.store,
+                parsed,
+                data,
+                request.storage_class,
+                stored_at=rfc3339(self.clock()),
+            )
         except NotFound as exc:
             job.failed(uri, CODE_NOT_FOUND, exc.message)
             return
@@ -492,16 +495,16 @@ class TransferRunner:
                 break
             resource = f"{request.store}/dicomWeb{record.path}"
             try:
-                row = instance_row(self.state.read_instance(request.store, record.sop_instance_uid))
+                data = self.state.read_instance(request.store, record.sop_instance_uid)
+                row = export_row(data, record, request.shape)
             except (DicomParseError, NotFound, OSError) as exc:
                 job.failed(resource, CODE_INVALID_ARGUMENT, str(exc))
             else:
-                if request.include_source_store:
-                    row["SourceStore"] = request.store
                 rows.append(row)
                 job.succeeded()
+        key = "SOPInstanceUID" if request.shape.change_data_capture else None
         try:
-            self.tables.write_rows(request.table, rows, request.disposition)
+            self.tables.write_rows(request.table, rows, request.disposition, upsert_key=key)
         except TableNotEmpty as exc:
             raise _OperationError(CODE_FAILED_PRECONDITION, str(exc)) from None
         return "ExportDicomDataResponse"
