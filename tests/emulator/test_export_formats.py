@@ -168,7 +168,7 @@ def test_jpeg_baseline_takes_8_bit_data_and_fails_the_rest_one_by_one(
 
 
 def test_documented_syntaxes_without_an_encoder_fail_per_instance(emulator: Emulator) -> None:
-    hc, store, by_sop = load(emulator)
+    hc, store, _ = load(emulator)
 
     op, files = export_as(
         emulator, hc, store, "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.201"
