@@ -108,7 +108,10 @@ def test_export_needs_object_admin_and_filter_viewer(checked: Emulator, clock: F
     run_import(hc, store, "gs://src/a.dcm")
     stores = datasets(hc).dicomStores()
     gcs = {"gcsDestination": {"uriPrefix": "gs://out/x"}}
-    denied(stores.export(name=store, body=gcs))
+    error = denied(stores.export(name=store, body=gcs))
+    # objectCreator has storage.objects.create; what it lacks is delete (to overwrite).
+    assert "storage.objects.delete" in str(error["message"])
+    assert "storage.objects.create" not in str(error["message"])
     grant(checked, "out", "roles/storage.admin")  # stronger than objectAdmin
     denied(stores.export(name=store, body=gcs))
     clock.now += DELAY + 1

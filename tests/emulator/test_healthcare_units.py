@@ -14,29 +14,34 @@ from dicom_transfer_emulator.bigquery import (
     effective_disposition,
     parse_table_uri,
 )
-from dicom_transfer_emulator.dicom import (
-    DicomParseError,
-    RenderError,
-    instance_row,
-    parse_export_format,
-    parse_instance,
-    render_instance,
-)
+from dicom_transfer_emulator.dicom import DicomParseError, RenderError, instance_row, parse_instance
+from dicom_transfer_emulator.export_formats import parse_export_format
+from dicom_transfer_emulator.rendering import render_instance
 from dicom_transfer_emulator.state import AddResult, AlreadyExists, HealthcareState, NotFound
 from healthcare_support import corpus_bytes, fresh_copy
 
 LE = "1.2.840.10008.1.2.1"
+IMPLICIT = "1.2.840.10008.1.2"
 
 
 @pytest.mark.parametrize(
     ("value", "mime", "syntax", "ext"),
     [
-        (None, "application/dicom", None, ".dcm"),
-        ("", "application/dicom", None, ".dcm"),
-        ("application/dicom; transfer-syntax=", "application/dicom", None, ".dcm"),
-        ("application/dicom; transfer-syntax=*", "application/dicom", None, ".dcm"),
+        (None, "application/dicom", "*", ".dcm"),
+        ("", "application/dicom", "*", ".dcm"),
+        ("application/dicom; transfer-syntax=*", "application/dicom", "*", ".dcm"),
         (f"Application/DICOM;transfer-syntax={LE}", "application/dicom", LE, ".dcm"),
-        ("application/octet-stream", "application/octet-stream", None, ""),
+        (
+            "application/dicom; transfer-syntax=1.2.840.10008.1.2",
+            "application/dicom",
+            IMPLICIT,
+            ".dcm",
+        ),
+        # DICOMweb forms without transfer-syntax take the conformance statement's default.
+        ("application/dicom", "application/dicom", LE, ".dcm"),
+        ("application/octet-stream", "application/octet-stream", LE, ""),
+        ("image/jpeg", "image/jpeg", "1.2.840.10008.1.2.4.50", ".jpg"),
+        ("application/octet-stream; transfer-syntax=*", "application/octet-stream", "*", ""),
         (f"application/octet-stream; transfer-syntax={LE}", "application/octet-stream", LE, ""),
         (
             "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50",
@@ -58,11 +63,18 @@ def test_export_formats(value: str | None, mime: str, syntax: str | None, ext: s
         "image/gif",
         "image/png; transfer-syntax=1.2.840.10008.1.2.1",
         "application/dicom; q=1",
+        # Older pages showed "transfer-syntax=" where the API documents "transfer-syntax=*".
+        "application/dicom; transfer-syntax=",
+        "application/octet-stream; transfer-syntax=",
+        "application/dicom; transfer-syntax=1.2.3",
+        "application/dicom; transfer-syntax=*; transfer-syntax=*",
         "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50",
+        "application/octet-stream; transfer-syntax=1.2.840.10008.1.2",
+        "image/jpeg; transfer-syntax=*",
     ],
 )
 def test_unsupported_export_formats(value: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unsupported mimeType"):
         parse_export_format(value)
 
 
@@ -114,14 +126,17 @@ def test_transcode_to_explicit_little_endian_keeps_pixels(name: str) -> None:
 def test_render_errors_are_explicit() -> None:
     with pytest.raises(RenderError, match="no pixel data"):
         render_instance(corpus_bytes("test-SR.dcm"), parse_export_format("image/png"))
-    with pytest.raises(RenderError, match="JPEG-LS"):
-        render_instance(
-            corpus_bytes("MR_small_jpeg_ls_lossless.dcm"), parse_export_format("image/jpeg")
-        )
-    with pytest.raises(RenderError, match="not supported"):
+    with pytest.raises(RenderError, match=r"cannot decode pixel data .*JPEG Extended"):
+        render_instance(corpus_bytes("JPEG-lossy.dcm"), parse_export_format("image/jpeg"))
+    with pytest.raises(RenderError, match="holds 8-bit unsigned"):
         render_instance(
             corpus_bytes("CT_small.dcm"),
             parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"),
+        )
+    with pytest.raises(RenderError, match="no encoder for that transfer syntax"):
+        render_instance(
+            corpus_bytes("CT_small.dcm"),
+            parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.57"),
         )
     # Already in the requested syntax: the original bytes.
     jpeg = corpus_bytes("SC_rgb_jpeg_dcmtk.dcm")
@@ -133,7 +148,8 @@ def test_render_errors_are_explicit() -> None:
 
 def test_multiframe_octet_stream_frames() -> None:
     data = corpus_bytes("SC_rgb_rle_2frame.dcm")
-    frames = render_instance(data, parse_export_format("application/octet-stream"))
+    as_stored = parse_export_format("application/octet-stream; transfer-syntax=*")
+    frames = render_instance(data, as_stored)
     assert [f.frame for f in frames] == [1, 2]
     uncompressed = parse_export_format(f"application/octet-stream; transfer-syntax={LE}")
     raw = render_instance(data, uncompressed)

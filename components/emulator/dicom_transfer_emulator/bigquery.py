@@ -148,7 +148,12 @@ class BigQueryTables:
             return sum(1 for line in fh if line.strip())
 
     def write_rows(
-        self, table: TableRef | str, rows: Iterable[dict[str, Any]], disposition: str
+        self,
+        table: TableRef | str,
+        rows: Iterable[dict[str, Any]],
+        disposition: str,
+        *,
+        upsert_key: str | None = None,
     ) -> int:
         """Write rows with BigQuery's write-disposition semantics.
 
@@ -157,6 +162,8 @@ class BigQueryTables:
             rows: JSON-serialisable rows.
             disposition: ``WRITE_EMPTY`` (fail when the table has rows), ``WRITE_TRUNCATE``
                 (replace) or ``WRITE_APPEND``.
+            upsert_key: a column; a written row replaces the table's rows with the same value
+                in it (BigQuery change data capture keeps "only the latest version" of each).
 
         Returns:
             The number of rows written.
@@ -172,6 +179,10 @@ class BigQueryTables:
         with self._lock:
             if disposition == "WRITE_EMPTY" and self._count(ref) > 0:
                 raise TableNotEmpty(f"table {ref.id} already contains data")
+            if upsert_key is not None and disposition != "WRITE_TRUNCATE":
+                keys = {row.get(upsert_key) for row in batch}
+                kept = [r for r in self._read(ref) if r.get(upsert_key) not in keys]
+                batch, disposition = [*kept, *batch], "WRITE_TRUNCATE"
             if self._root is None:
                 existing = [] if disposition == "WRITE_TRUNCATE" else self._memory.get(ref.id, [])
                 self._memory[ref.id] = [*existing, *(json.loads(json.dumps(r)) for r in batch)]
@@ -195,13 +206,16 @@ class BigQueryTables:
         """
         ref = parse_table_id(table) if isinstance(table, str) else table
         with self._lock:
-            if self._root is None:
-                return [dict(r) for r in self._memory.get(ref.id, [])]
-            path = self._path(ref)
-            if not path.exists():
-                return []
-            with path.open(encoding="utf-8") as fh:
-                return [json.loads(line) for line in fh if line.strip()]
+            return self._read(ref)
+
+    def _read(self, ref: TableRef) -> list[dict[str, Any]]:
+        if self._root is None:
+            return [dict(r) for r in self._memory.get(ref.id, [])]
+        path = self._path(ref)
+        if not path.exists():
+            return []
+        with path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
 
     def exists(self, table: TableRef | str) -> bool:
         """Whether the table has been written (possibly with zero rows)."""

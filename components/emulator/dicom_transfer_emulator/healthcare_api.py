@@ -46,17 +46,16 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import compile_gcs_wildcard, parse_gcs_uri
-
 from dicom_transfer_emulator.bigquery import (
     BigQueryTables,
     effective_disposition,
     parse_table_id,
     parse_table_uri,
 )
-from dicom_transfer_emulator.dicom import parse_export_format
+from dicom_transfer_emulator.bigquery_rows import row_shape
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
+from dicom_transfer_emulator.export_formats import parse_export_format
+from dicom_transfer_emulator.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.http import Request, Response, Router
 from dicom_transfer_emulator.state import HealthcareState, StateError
 from dicom_transfer_emulator.storage import fake_project_number, rfc3339
@@ -194,8 +193,6 @@ def _state_errors(handler: Callable[[Request], Response]) -> Callable[[Request],
             return handler(request)
         except StateError as exc:
             raise ApiException(exc.http_status, exc.message, exc.status) from None
-        except InvalidSpec as exc:
-            raise invalid_argument(str(exc)) from None
 
     return wrapped
 
@@ -541,8 +538,7 @@ class HealthcareService:
         if not uri:
             raise invalid_argument("gcsSource.uri is required.")
         source = parse_gcs_uri(uri, "gcsSource.uri", kind="pattern")
-        pattern = compile_gcs_wildcard(source.path)
-        literal = re.split(r"[*?]", source.path, maxsplit=1)[0]
+        pattern = compile_import_pattern(source.path, "gcsSource.uri", uri)
         settings = body.get("blobStorageSettings") or {}
         storage_class = settings.get("blobStorageClass") or "STANDARD"
         if storage_class not in _BLOB_STORAGE_CLASSES:
@@ -563,8 +559,8 @@ class HealthcareService:
                 store=store,
                 source_uri=uri,
                 bucket=source.bucket,
-                prefix=literal,
-                matches=lambda name: pattern.fullmatch(name) is not None,
+                prefix=pattern.literal_prefix,
+                matches=pattern.matches,
                 storage_class=storage_class,
             ),
         )
@@ -598,8 +594,10 @@ class HealthcareService:
             except ValueError as exc:
                 raise invalid_argument(f"gcsDestination.mimeType: {exc}") from None
             prefix = dest.path.rstrip("/")
+            # Export overwrites existing objects, which takes storage.objects.delete: the
+            # permission objectCreator lacks (it has storage.objects.create) and objectAdmin has.
             self._require_role(
-                project, dest.bucket, "roles/storage.objectAdmin", "storage.objects.create"
+                project, dest.bucket, "roles/storage.objectAdmin", "storage.objects.delete"
             )
             if filter_source is not None:
                 self._require_role(
@@ -631,6 +629,7 @@ class HealthcareService:
             )
         except ValueError as exc:
             raise invalid_argument(f"bigqueryDestination: {exc}") from None
+        shape = row_shape(bigquery, request.params["version"], store)
         if table.project != project:
             raise invalid_argument(
                 f"bigqueryDestination.tableUri {table_uri!r}: the BigQuery dataset must be in "
@@ -647,7 +646,7 @@ class HealthcareService:
                 store=store,
                 table=table,
                 disposition=disposition,
-                include_source_store=bool(bigquery.get("includeSourceStore")),
+                shape=shape,
                 filter=filter_source,
             ),
         )

@@ -80,6 +80,8 @@ class InstanceRecord:
     number_of_frames: int
     size: int
     storage_class: str = "STANDARD"
+    #: RFC 3339 time it was stored ("" in records persisted before this field existed).
+    stored_at: str = ""
 
     @property
     def path(self) -> str:
@@ -458,7 +460,12 @@ class HealthcareState:
     # --- instances ---------------------------------------------------------------------
 
     def add_instance(
-        self, store: str, parsed: ParsedInstance, data: bytes, storage_class: str = "STANDARD"
+        self,
+        store: str,
+        parsed: ParsedInstance,
+        data: bytes,
+        storage_class: str = "STANDARD",
+        stored_at: str = "",
     ) -> AddResult:
         """Store one imported instance unless its SOP Instance UID is already present.
 
@@ -470,6 +477,7 @@ class HealthcareState:
             parsed: the instance's identifiers.
             data: the original bytes.
             storage_class: the blob storage class requested by the import.
+            stored_at: RFC 3339 time of storing (BigQuery JSON rows' ``LastUpdated``).
 
         Returns:
             Whether it was added, a duplicate, or a conflict (same SOP Instance UID under a
@@ -487,6 +495,7 @@ class HealthcareState:
             parsed.number_of_frames,
             len(data),
             storage_class,
+            stored_at,
         )
         with self._lock:
             target = self._store(store)

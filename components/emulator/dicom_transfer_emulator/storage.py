@@ -33,14 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
+
 from .errors import ApiException, already_exists, invalid_argument, not_found, precondition_failed
-
-try:  # The C implementation ships with google-cloud-storage; the fallback is pure Python.
-    import google_crc32c
-
-    _crc32c_impl: Callable[[bytes], int] | None = google_crc32c.value
-except ImportError:  # pragma: no cover - depends on the environment
-    _crc32c_impl = None
 
 #: Roles that satisfy a requested role on a bucket (a role is satisfied by itself too).
 ROLE_IMPLIED_BY: dict[str, frozenset[str]] = {
@@ -85,28 +80,9 @@ def md5_base64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
 def crc32c_value(data: bytes) -> int:
     """Return the CRC32C (Castagnoli) checksum of ``data`` as an unsigned int."""
-    if _crc32c_impl is not None:
-        return int(_crc32c_impl(data))
-    crc = 0xFFFFFFFF
-    table = _CRC32C_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    return int(google_crc32c.value(data))
 
 
 def crc32c_base64(data: bytes) -> str:

@@ -35,20 +35,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import parse_filter_path
-
 from dicom_transfer_emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
-from dicom_transfer_emulator.dicom import (
-    DicomParseError,
-    ExportFormat,
-    RenderError,
-    instance_row,
-    parse_instance,
-    render_instance,
-)
+from dicom_transfer_emulator.bigquery_rows import RowShape, export_row
+from dicom_transfer_emulator.dicom import DicomParseError, RenderError, parse_instance
 from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.export_formats import ExportFormat
 from dicom_transfer_emulator.faults import FaultInjector
+from dicom_transfer_emulator.filter_paths import FilterKey, parse_filter_file
+from dicom_transfer_emulator.rendering import render_instance
 from dicom_transfer_emulator.state import (
     AddResult,
     HealthcareState,
@@ -101,12 +95,12 @@ class GcsExportRequest:
 
 @dataclass(frozen=True)
 class BigQueryExportRequest:
-    """A validated export to BigQuery."""
+    """A validated export to BigQuery (``shape``: schema, source store column, CDC)."""
 
     store: str
     table: TableRef
     disposition: str
-    include_source_store: bool
+    shape: RowShape
     filter: FilterSource | None
 
 
@@ -215,7 +209,8 @@ class _Job:
             if error is not None:
                 op.error = error
             elif op.cancel_requested:
-                op.error = {"code": CODE_CANCELLED, "message": "Operation was cancelled."}
+                # No final period: clients append their own ("… failed: MESSAGE.").
+                op.error = {"code": CODE_CANCELLED, "message": "Operation was cancelled"}
             elif self.failures:
                 noun = "import" if self.kind == "import" else "export"
                 op.error = {
@@ -361,7 +356,13 @@ class TransferRunner:
             job.failed(uri, CODE_INVALID_ARGUMENT, f"failed to parse DICOM: {exc}")
             return
         try:
-            result = self.state.add_instance(request.store, parsed, data, request.storage_class)
+            result = self.state.add_instance(
+                request.store,
+                parsed,
+                data,
+                request.storage_class,
+                stored_at=rfc3339(self.clock()),
+            )
         except NotFound as exc:
             job.failed(uri, CODE_NOT_FOUND, exc.message)
             return
@@ -419,7 +420,7 @@ class TransferRunner:
             or (r.study_uid, r.series_uid, r.sop_instance_uid) in keys
         ]
 
-    def _read_filter(self, source: FilterSource) -> set[tuple[str, ...]]:
+    def _read_filter(self, source: FilterSource) -> set[FilterKey]:
         try:
             raw = self.storage.read_object(source.bucket, source.name)
         except ApiException as exc:
@@ -432,21 +433,12 @@ class TransferRunner:
             raise _OperationError(
                 CODE_INVALID_ARGUMENT, f"filter file {source.uri} is not UTF-8 text"
             ) from None
-        keys: set[tuple[str, ...]] = set()
-        for number, line in enumerate(text.split("\n"), start=1):
-            path = line.removesuffix("\r").strip()
-            if not path:
-                continue
-            try:
-                study, series, instance = parse_filter_path(path)
-            except InvalidSpec:
-                raise _OperationError(
-                    CODE_INVALID_ARGUMENT,
-                    f"filter file {source.uri} line {number}: {path!r} is not of the form "
-                    "/studies/UID[/series/UID[/instances/UID]]",
-                ) from None
-            keys.add(tuple(u for u in (study, series, instance) if u is not None))
-        return keys
+        try:
+            return parse_filter_file(text)
+        except ValueError as exc:
+            raise _OperationError(
+                CODE_INVALID_ARGUMENT, f"filter file {source.uri} {exc}"
+            ) from None
 
     def _gcs_export(self, job: _Job, request: GcsExportRequest) -> str:
         if not self.storage.bucket_exists(request.bucket):
@@ -503,16 +495,16 @@ class TransferRunner:
                 break
             resource = f"{request.store}/dicomWeb{record.path}"
             try:
-                row = instance_row(self.state.read_instance(request.store, record.sop_instance_uid))
+                data = self.state.read_instance(request.store, record.sop_instance_uid)
+                row = export_row(data, record, request.shape)
             except (DicomParseError, NotFound, OSError) as exc:
                 job.failed(resource, CODE_INVALID_ARGUMENT, str(exc))
             else:
-                if request.include_source_store:
-                    row["SourceStore"] = request.store
                 rows.append(row)
                 job.succeeded()
+        key = "SOPInstanceUID" if request.shape.change_data_capture else None
         try:
-            self.tables.write_rows(request.table, rows, request.disposition)
+            self.tables.write_rows(request.table, rows, request.disposition, upsert_key=key)
         except TableNotEmpty as exc:
             raise _OperationError(CODE_FAILED_PRECONDITION, str(exc)) from None
         return "ExportDicomDataResponse"
