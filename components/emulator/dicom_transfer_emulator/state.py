@@ -591,18 +591,6 @@ class HealthcareState:
         assert self._root is not None
         return (self._root / "stores" / _key(store) / f"{sop_instance_uid}.dcm").read_bytes()
 
-    def get_instance(self, store: str, sop_instance_uid: str) -> InstanceRecord:
-        """The record of one stored instance.
-
-        Raises:
-            NotFound: no such store or instance.
-        """
-        with self._lock:
-            record = self._store(store).instances.get(sop_instance_uid)
-            if record is None:
-                raise NotFound(f"instance {sop_instance_uid} not found in {store}")
-            return record
-
     def delete_instances(
         self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceRecord]:
