@@ -2,7 +2,8 @@
 
 Starts the emulator (state kept in .emulator-data between runs), seeds the DICOM store and a
 source bucket with pydicom's corpus, runs `pulumi up --yes` on the `local` stack (state in
-.pulumi-state), prints the stack outputs and a summary, and stops the emulator. Running it
+.pulumi-state), prints the stack outputs and a summary, lists the imported studies with one
+DICOMweb search (QIDO-RS, the call a viewer or app makes), and stops the emulator. Running it
 again changes nothing.
 """
 
@@ -12,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,33 @@ def changes(resource_changes: dict[str, int]) -> str:
     )
 
 
+def dicomweb_studies(healthcare_url: str) -> tuple[str, list[dict[str, Any]]]:
+    """One QIDO-RS search for the studies of the demo store: ``(URL, DICOM JSON results)``."""
+    store = (
+        f"projects/{PLAN.project}/locations/{PLAN.location}/datasets/{PLAN.dataset}"
+        f"/dicomStores/{PLAN.store}"
+    )
+    url = f"{healthcare_url}/v1/{store}/dicomWeb/studies?limit=1000"
+    request = urllib.request.Request(url, headers={"Accept": "application/dicom+json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        studies: list[dict[str, Any]] = json.load(response)
+    return url, studies
+
+
+def study_lines(studies: list[dict[str, Any]]) -> str:
+    """One line per study: UID, patient name, number of instances (DICOM JSON tags)."""
+
+    def first(study: dict[str, Any], tag: str) -> Any:
+        value = study.get(tag, {}).get("Value", [""])[0]
+        return value.get("Alphabetic", "") if isinstance(value, dict) else value
+
+    return "\n".join(
+        f"  {first(s, '0020000D')}  {first(s, '00100010') or '(no name)'}  "
+        f"{first(s, '00201208')} instance(s)"
+        for s in studies
+    )
+
+
 def main() -> int:
     """Runs the demo; returns the process exit code."""
     started = time.monotonic()
@@ -117,9 +146,12 @@ def main() -> int:
                 capture=True,
             )
         )
+        search_url, studies = dicomweb_studies(emulator.healthcare_url)
     print(json.dumps(outputs, indent=2))
     print(summary(outputs))
     print(changes(history[0].get("resourceChanges") or {}))
+    print(f"demo: DICOMweb search GET {search_url}\n{len(studies)} studies:")
+    print(study_lines(studies))
     print(f"demo: done in {time.monotonic() - started:.0f} s; emulator stopped.")
     return 0
 

@@ -11,6 +11,9 @@ google-api-python-client)::
     POST …/dicomStores/S:import           POST …/dicomStores/S:export        (→ Operation)
     GET  …/datasets/D/operations[?pageSize&pageToken]
     GET  …/datasets/D/operations/O        POST …/operations/O:cancel
+    …/dicomStores/S/dicomWeb/…            DICOMweb (STOW, QIDO, WADO, delete): see .dicomweb
+    …/datasets/D:{get,set}IamPolicy, :testIamPermissions (datasets and stores): see .iam
+    any other method of the real API      501 UNIMPLEMENTED naming it: see .not_emulated
 
 Emulator extras on the same port::
 
@@ -21,6 +24,8 @@ Emulator extras on the same port::
 
 Decisions (the real API's behaviour where known, else the choice documented here):
 
+- ``dicomStores.patch`` accepts nested ``updateMask`` paths (``notificationConfig.pubsubTopic``,
+  as ``gcloud healthcare dicom-stores update --pubsub-topic`` sends): see .update_mask.
 - ``datasets.create`` returns an Operation that is already done, with the Dataset as
   ``response``; ``dicomStores.create`` answers the store directly.
 - Import/export run in background threads (:mod:`.transfers`); see there how units count.
@@ -46,6 +51,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dicom_transfer_emulator import not_emulated
 from dicom_transfer_emulator.bigquery import (
     BigQueryTables,
     effective_disposition,
@@ -53,10 +59,12 @@ from dicom_transfer_emulator.bigquery import (
     parse_table_uri,
 )
 from dicom_transfer_emulator.bigquery_rows import row_shape
+from dicom_transfer_emulator.dicomweb import DicomWeb
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
 from dicom_transfer_emulator.export_formats import parse_export_format
 from dicom_transfer_emulator.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.http import Request, Response, Router
+from dicom_transfer_emulator.iam import IamRoutes, parse_set_policy
 from dicom_transfer_emulator.state import HealthcareState, StateError
 from dicom_transfer_emulator.storage import fake_project_number, rfc3339
 from dicom_transfer_emulator.transfers import (
@@ -66,6 +74,7 @@ from dicom_transfer_emulator.transfers import (
     ImportRequest,
     TransferRunner,
 )
+from dicom_transfer_emulator.update_mask import apply_update_mask, mask_paths
 
 if TYPE_CHECKING:
     from dicom_transfer_emulator.app import EmulatorContext
@@ -92,6 +101,10 @@ _BLOB_STORAGE_CLASSES = (
     "ARCHIVE",
 )
 _STORE_FIELDS = ("labels", "notificationConfig", "notificationConfigs", "streamConfigs")
+#: Nested update-mask paths (sub-fields of ``NotificationConfig`` in the discovery documents).
+_STORE_UPDATABLE: dict[str, frozenset[str]] = {f: frozenset() for f in _STORE_FIELDS} | {
+    "notificationConfig": frozenset({"pubsubTopic", "sendForBulkImport"})
+}
 _STORE_SCHEMA: dict[str, Any] = {
     "name": str,
     "labels": object,
@@ -258,6 +271,13 @@ class HealthcareService:
         self.state = HealthcareState(ctx.data_dir)
         self.tables = BigQueryTables(ctx.data_dir)
         self.runner = TransferRunner(self.state, self.tables, ctx.storage, ctx.faults, ctx.clock)
+        self.dicomweb = DicomWeb(
+            self.state,
+            store_name=self._store_name,
+            new_done_operation=self._done_operation,
+            server_url=lambda: ctx.healthcare_url,
+        )
+        self.iam = IamRoutes(self.state, dataset_name=self._dataset, store_name=self._store_name)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -310,6 +330,9 @@ class HealthcareService:
             ("GET", r"/_emulator/bigquery", self.list_tables),
             ("GET", r"/_emulator/bigquery/(?P<table>[^/]+)", self.get_table),
             ("GET", r"/_emulator/service-agent/(?P<project>[^/]+)", self.service_agent),
+            *self.dicomweb.routes(_ST),
+            *self.iam.routes(_DS, _ST),
+            *not_emulated.routes(),  # last: served routes win
         ]
         for method, pattern, handler in routes:
             router.add(method, pattern, _state_errors(handler))
@@ -451,21 +474,12 @@ class HealthcareService:
         name = self._store_name(request)
         body = request.json()
         _check_fields(body, _STORE_SCHEMA, "")
-        mask = [m.strip() for m in (request.arg("updateMask") or "").split(",") if m.strip()]
-        if not mask:
-            raise invalid_argument("updateMask is required.")
-        changes: dict[str, Any] = {}
-        removed: list[str] = []
-        for path in mask:
-            if path not in _STORE_FIELDS:
-                raise invalid_argument(
-                    f"updateMask path {path!r} cannot be updated; allowed: "
-                    + ", ".join(_STORE_FIELDS)
-                )
-            if path in body:
-                changes[path] = body[path]
-            else:
-                removed.append(path)
+        changes, removed = apply_update_mask(
+            self.state.get_store(name),
+            body,
+            mask_paths(request.arg("updateMask")),
+            _STORE_UPDATABLE,
+        )
         return Response.json_response(self.state.patch_store(name, changes, removed))
 
     def delete_store(self, request: Request) -> Response:
@@ -480,23 +494,32 @@ class HealthcareService:
     def set_store_policy(self, request: Request) -> Response:
         """``dicomStores.setIamPolicy``."""
         name = self._store_name(request)
-        body = request.json()
-        _check_fields(body, {"policy": object, "updateMask": str}, "")
-        policy = body.get("policy")
-        if not isinstance(policy, dict):
-            raise invalid_argument("policy is required.")
-        bindings = policy.get("bindings", [])
-        if not isinstance(bindings, list) or not all(
-            isinstance(b, dict)
-            and isinstance(b.get("role"), str)
-            and isinstance(b.get("members", []), list)
-            and all(isinstance(m, str) for m in b.get("members", []))
-            for b in bindings
-        ):
-            raise invalid_argument(
-                'policy.bindings must be a list of {"role": str, "members": [str]}.'
-            )
+        policy = parse_set_policy(request.json())
         return Response.json_response(self.state.set_store_policy(name, policy))
+
+    def _done_operation(self, request: Request, dataset: str, method: str) -> dict[str, Any]:
+        """Record a DICOMweb delete as an Operation that is already done (see .dicomweb)."""
+        version = request.params["version"]
+        now = self._now()
+        op = self.state.new_operation(
+            dataset,
+            api_method_name=f"google.cloud.healthcare.{version}.dicomweb.DicomWebService.{method}",
+            api_version=version,
+            create_time=now,
+            logs_url=self._logs_url,
+            kind="dicomweb-delete",
+            target=request.path,
+            counted=False,
+        )
+
+        def finish(record: Any) -> None:
+            record.done = True
+            record.end_time = now
+            record.response = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+
+        done = self.state.update_operation(op.name, finish, persist=True)
+        assert done is not None
+        return done.to_json()
 
     # -- permission emulation ------------------------------------------------------------
 

@@ -3,10 +3,12 @@
 Everything lives in memory; with a data directory it is also persisted under
 ``{data_dir}/healthcare/`` so a restarted emulator finds it again:
 
-- ``datasets.json``, ``stores.json``: small documents rewritten on every change;
+- ``datasets.json``, ``dataset_policies.json``, ``stores.json``: small documents rewritten on
+  every change;
 - ``stores/{key}/index.jsonl`` (one line per stored instance, appended) and
   ``stores/{key}/{sop_instance_uid}.dcm`` (the original bytes), ``key`` a hash of the store
-  name — appending keeps a 1,000-file import linear;
+  name — appending keeps a 1,000-file import linear; deleting instances (DICOMweb) rewrites
+  the index without them;
 - ``operations/{id}.json`` (written when created, cancelled and finished) and
   ``operations/{id}.logs.json`` (per-file log entries, written when finished). An operation
   that was still running when the emulator stopped is loaded as failed with ``ABORTED``.
@@ -155,10 +157,13 @@ class OperationRecord:
         return body
 
 
+_EMPTY_POLICY_ETAG = "ACAB"
+
+
 @dataclass
 class _StoreData:
     resource: dict[str, Any]
-    policy: dict[str, Any] = field(default_factory=lambda: {"etag": "ACAB"})
+    policy: dict[str, Any] = field(default_factory=lambda: {"etag": _EMPTY_POLICY_ETAG})
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     index: IO[str] | None = None
@@ -167,6 +172,25 @@ class _StoreData:
         if self.index is not None:
             self.index.close()
             self.index = None
+
+
+def _replace_policy(current: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy that replaces ``current`` (IAM ``setIamPolicy`` semantics).
+
+    An ``etag`` in ``policy`` must equal the current one (optimistic concurrency, as the IAM
+    ``Policy.etag`` documentation describes); the stored policy gets a fresh etag.
+
+    Raises:
+        StateError: ``ABORTED`` (409) when the etag is stale.
+    """
+    etag = policy.get("etag")
+    if etag and etag != current.get("etag"):
+        err = StateError("there were concurrent policy changes; re-read the policy")
+        err.http_status, err.status = 409, "ABORTED"
+        raise err
+    stored = {k: copy.deepcopy(v) for k, v in policy.items() if k != "etag"}
+    stored["etag"] = _etag(stored)
+    return stored
 
 
 def _key(name: str) -> str:
@@ -199,6 +223,7 @@ class HealthcareState:
         self._root = Path(data_dir) / "healthcare" if data_dir is not None else None
         self._lock = threading.RLock()
         self._datasets: dict[str, dict[str, Any]] = {}
+        self._dataset_policies: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, _StoreData] = {}
         self._operations: dict[str, OperationRecord] = {}
         self._logs: dict[str, list[dict[str, Any]]] = {}
@@ -212,6 +237,9 @@ class HealthcareState:
         datasets = self._root / "datasets.json"
         if datasets.exists():
             self._datasets = json.loads(datasets.read_text(encoding="utf-8"))
+        policies = self._root / "dataset_policies.json"
+        if policies.exists():
+            self._dataset_policies = json.loads(policies.read_text(encoding="utf-8"))
         stores = self._root / "stores.json"
         if stores.exists():
             for name, doc in json.loads(stores.read_text(encoding="utf-8")).items():
@@ -246,6 +274,10 @@ class HealthcareState:
         if self._root is not None:
             _write_json(self._root / "datasets.json", self._datasets)
 
+    def _save_dataset_policies(self) -> None:
+        if self._root is not None:
+            _write_json(self._root / "dataset_policies.json", self._dataset_policies)
+
     def _save_stores(self) -> None:
         if self._root is not None:
             docs = {
@@ -270,6 +302,7 @@ class HealthcareState:
         """Forget everything (and delete what was persisted)."""
         with self._lock:
             self._datasets.clear()
+            self._dataset_policies.clear()
             for data in self._stores.values():
                 data.close()
             self._stores.clear()
@@ -338,6 +371,8 @@ class HealthcareState:
             if name not in self._datasets:
                 raise NotFound(f"dataset {name} not found")
             del self._datasets[name]
+            if self._dataset_policies.pop(name, None) is not None:
+                self._save_dataset_policies()
             for store in [s for s in self._stores if s.startswith(name + "/dicomStores/")]:
                 self._drop_store(store)
             for op_name in [o for o in self._operations if o.startswith(name + "/operations/")]:
@@ -446,16 +481,35 @@ class HealthcareState:
         """
         with self._lock:
             data = self._store(name)
-            etag = policy.get("etag")
-            if etag and etag != data.policy.get("etag"):
-                err = StateError("there were concurrent policy changes; re-read the policy")
-                err.http_status, err.status = 409, "ABORTED"
-                raise err
-            stored = {k: copy.deepcopy(v) for k, v in policy.items() if k != "etag"}
-            stored["etag"] = _etag(stored)
-            data.policy = stored
+            data.policy = _replace_policy(data.policy, policy)
             self._save_stores()
-            return copy.deepcopy(stored)
+            return copy.deepcopy(data.policy)
+
+    def get_dataset_policy(self, name: str) -> dict[str, Any]:
+        """The dataset's IAM policy (``{"etag": …}`` until one is set).
+
+        Raises:
+            NotFound: no such dataset.
+        """
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            return copy.deepcopy(self._dataset_policies.get(name, {"etag": _EMPTY_POLICY_ETAG}))
+
+    def set_dataset_policy(self, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Replace the dataset's IAM policy; returns it with a fresh etag.
+
+        Raises:
+            NotFound: no such dataset.
+            StateError: ``ABORTED`` when the policy's etag is stale.
+        """
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            current = self._dataset_policies.get(name, {"etag": _EMPTY_POLICY_ETAG})
+            self._dataset_policies[name] = _replace_policy(current, policy)
+            self._save_dataset_policies()
+            return copy.deepcopy(self._dataset_policies[name])
 
     # --- instances ---------------------------------------------------------------------
 
@@ -545,6 +599,56 @@ class HealthcareState:
             return blob
         assert self._root is not None
         return (self._root / "stores" / _key(store) / f"{sop_instance_uid}.dcm").read_bytes()
+
+    def delete_instances(
+        self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """Delete the instances of a study, a series or one instance.
+
+        The persisted index is rewritten without them (then their blobs are removed), so a
+        restarted emulator does not bring them back.
+
+        Args:
+            store: the store name.
+            study_uid: Study Instance UID.
+            series_uid: Series Instance UID (``None``: the whole study).
+            sop_uid: SOP Instance UID (``None``: the whole series or study).
+
+        Returns:
+            The deleted records.
+
+        Raises:
+            NotFound: no such store, or nothing matched.
+        """
+
+        def matches(rec: InstanceRecord) -> bool:
+            return (
+                rec.study_uid == study_uid
+                and series_uid in (None, rec.series_uid)
+                and sop_uid in (None, rec.sop_instance_uid)
+            )
+
+        with self._lock:
+            target = self._store(store)
+            gone = [r for r in target.instances.values() if matches(r)]
+            if not gone:
+                path = f"/studies/{study_uid}"
+                path += f"/series/{series_uid}" if series_uid else ""
+                path += f"/instances/{sop_uid}" if sop_uid else ""
+                raise NotFound(f"{path} not found in {store}")
+            for rec in gone:
+                del target.instances[rec.sop_instance_uid]
+                target.blobs.pop(rec.sop_instance_uid, None)
+            if self._root is not None:
+                folder = self._root / "stores" / _key(store)
+                target.close()
+                lines = "".join(json.dumps(asdict(r)) + "\n" for r in target.instances.values())
+                tmp = folder / "index.jsonl.tmp"
+                tmp.write_text(lines, encoding="utf-8")
+                os.replace(tmp, folder / "index.jsonl")
+                for rec in gone:
+                    (folder / f"{rec.sop_instance_uid}.dcm").unlink(missing_ok=True)
+        return gone
 
     # --- operations --------------------------------------------------------------------
 
