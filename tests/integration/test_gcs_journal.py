@@ -88,6 +88,50 @@ def test_only_one_of_many_concurrent_claims_wins(emulator: Emulator) -> None:
     assert sorted(wins) == [False] * 7 + [True]
 
 
+CLAIM_UPLOAD = rf"/b/{JOURNAL_BUCKET}/o$"  # the conditional insert (a POST)
+
+
+def test_a_claim_whose_answer_was_lost_is_recognised_as_ours(emulator: Emulator) -> None:
+    journal = _journal(emulator)
+    record = journal.new_record(FINGERPRINT, "import", "store")
+    # Cloud Storage stores the claim, then the connection drops before the answer: the repeat
+    # of the conditional insert gets 412 for the object the first attempt created.
+    emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
+
+    assert journal.claim(record)
+
+    attempts = emulator.requests.matching("POST", CLAIM_UPLOAD)
+    assert [a.status for a in attempts] == [0, 412], "performed, dropped, repeated"
+    assert journal.get(FINGERPRINT) == record
+
+
+def test_a_lost_answer_does_not_make_another_runs_claim_ours(emulator: Emulator) -> None:
+    journal = _journal(emulator)
+    theirs = journal.new_record(FINGERPRINT, "import", "store", now=1.0)
+    assert journal.claim(theirs)
+    emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
+
+    assert not journal.claim(journal.new_record(FINGERPRINT, "import", "store", now=2.0))
+    assert journal.get(FINGERPRINT) == theirs
+
+
+def test_a_create_whose_claim_answer_was_lost_submits_once(
+    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = corpus_files()
+    upload(emulator, files)
+    _journal(emulator)  # the bucket
+    monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
+    emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
+
+    result = DicomImportProvider().create(import_props(emulator, store))
+
+    assert result.outs is not None
+    assert result.outs["success_count"] == expected_import(files).success
+    assert operation_count(emulator, "import") == 1
+    assert _objects(emulator) == [], "the finished operation's record is removed"
+
+
 def test_a_second_machine_resumes_the_first_machines_submit(
     emulator: Emulator, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -273,7 +273,13 @@ class _Run:
             name = self.operation_from_journal()
             if name is not None:
                 return name
-            self.journal.claim(record)
+            if not self.journal.claim(record):
+                raise JournalConflict(
+                    self.fingerprint,
+                    self.journal_path,
+                    "another run claimed the same request while this one was looking at the "
+                    "journal (two `pulumi up` of one stack at once?)",
+                )
         try:
             name = self.submit_once()
         except Transient as exc:
@@ -420,7 +426,7 @@ def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:
         return uri
     content = filter_file_content(spec.filter_resource_paths or ())
     try:
-        storage.upload(location.bucket, location.path, content, "text/plain")
+        storage.write(location.bucket, location.path, content, "text/plain", only_if_absent=True)
     except PermissionDenied as exc:
         raise PermissionDenied(
             exc.http_status,
