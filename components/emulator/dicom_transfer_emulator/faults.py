@@ -6,9 +6,9 @@ Two kinds of faults exist.
 answer them with an error status (429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, or any 4xx/5xx,
 in Google's JSON error shape), delay them, reset the TCP connection instead of answering, or
 perform them and then reset the connection instead of sending the answer (the request took
-effect but the client saw a dropped connection). Paths are the raw request paths (no query string) and are matched with :func:`re.search`. Admin paths
-(``/_emulator/…``) are never faulted. Several delay rules add up; the first matching
-status/reset rule wins.
+effect but the client saw a dropped connection). Paths are the raw request paths (no query
+string) and are matched with :func:`re.search`. Admin paths (``/_emulator/…``) are never
+faulted. Several delay rules add up; the first matching status/reset rule wins.
 
 **Operation faults** are read by the Healthcare side's operation runner through
 :class:`FaultInjector` (``ctx.faults``): how long an operation takes (seconds per operation
