@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import compile_gcs_wildcard, parse_gcs_uri
+from dicom_transfer.specs.gcs import compile_gcs_wildcard, parse_gcs_uri
 
 from dicom_transfer_emulator.bigquery import (
     BigQueryTables,

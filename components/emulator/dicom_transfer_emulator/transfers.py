@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import parse_filter_path
+from dicom_transfer.specs.requests import parse_filter_path
 
 from dicom_transfer_emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
 from dicom_transfer_emulator.dicom import (
