@@ -19,6 +19,7 @@ from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
 from dicom_transfer_emulator.app import Emulator
 from integration_support import (
+    FAST,
     PROJECT,
     claim_and_submit_import,
     corpus_files,
@@ -28,7 +29,7 @@ from integration_support import (
 )
 from test_providers_against_emulator import import_props
 
-pytestmark = pytest.mark.usefixtures("fast_providers")
+pytestmark = pytest.mark.usefixtures("journal_dir")
 
 JOURNAL_BUCKET = "journal-bucket"
 JOURNAL_URI = f"gs://{JOURNAL_BUCKET}/dicom/journal"
@@ -124,7 +125,7 @@ def test_a_create_whose_claim_answer_was_lost_submits_once(
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
     emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
 
-    result = DicomImportProvider().create(import_props(emulator, store))
+    result = DicomImportProvider(FAST).create(import_props(emulator, store))
 
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
@@ -146,7 +147,7 @@ def test_a_second_machine_resumes_the_first_machines_submit(
     # Machine B: an empty local state directory, the same shared journal.
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "machine-b"))
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
-    result = DicomImportProvider().create(props)
+    result = DicomImportProvider(FAST).create(props)
 
     assert result.id == submitted
     assert result.outs is not None
@@ -164,7 +165,7 @@ def test_a_fresh_create_with_the_shared_journal_leaves_no_record(
     _journal(emulator)  # the bucket
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
 
-    result = DicomImportProvider().create(import_props(emulator, store))
+    result = DicomImportProvider(FAST).create(import_props(emulator, store))
 
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
@@ -184,4 +185,4 @@ def test_a_malformed_location_fails_check_naming_the_variable(
     monkeypatch.setenv(JOURNAL_ENV, value)
     expected = re.escape(f"{JOURNAL_ENV}: got '{value}'; expected gs://BUCKET")
     with pytest.raises(InvalidSpec, match=expected):
-        DicomImportProvider().check({}, {"dicom_store": "x", "gcs_uri": "gs://b/x"})
+        DicomImportProvider(FAST).check({}, {"dicom_store": "x", "gcs_uri": "gs://b/x"})

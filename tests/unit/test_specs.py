@@ -21,6 +21,7 @@ from dicom_transfer.specs.props import (
 from dicom_transfer.specs.requests import (
     EXPORT_MIME_TYPES,
     DicomStorePath,
+    ExportSpec,
     export_file_extension,
     filter_file_content,
     normalize_mime_type,
