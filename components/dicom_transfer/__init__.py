@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from dicom_transfer.resources import (
         BigQueryDestinationArgs,
         DicomExport,
+        DicomExportArgs,
         DicomImport,
+        DicomImportArgs,
         GcsDestinationArgs,
     )
 
@@ -53,7 +55,9 @@ _HOMES = {
     "DicomImportProvider": "providers",
     "BigQueryDestinationArgs": "resources",
     "DicomExport": "resources",
+    "DicomExportArgs": "resources",
     "DicomImport": "resources",
+    "DicomImportArgs": "resources",
     "GcsDestinationArgs": "resources",
 }
 
@@ -61,8 +65,10 @@ __all__ = [
     "ApiError",
     "BigQueryDestinationArgs",
     "DicomExport",
+    "DicomExportArgs",
     "DicomExportProvider",
     "DicomImport",
+    "DicomImportArgs",
     "DicomImportProvider",
     "DicomPipeline",
     "DicomTransferError",
