@@ -116,23 +116,6 @@ def test_a_lost_answer_does_not_make_another_runs_claim_ours(emulator: Emulator)
     assert journal.get(FINGERPRINT) == theirs
 
 
-def test_a_create_whose_claim_answer_was_lost_submits_once(
-    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    files = corpus_files()
-    upload(emulator, files)
-    _journal(emulator)  # the bucket
-    monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
-    emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
-
-    result = DicomImportProvider(FAST).create(import_props(emulator, store))
-
-    assert result.outs is not None
-    assert result.outs["success_count"] == expected_import(files).success
-    assert operation_count(emulator, "import") == 1
-    assert _objects(emulator) == [], "the finished operation's record is removed"
-
-
 def test_a_second_machine_resumes_the_first_machines_submit(
     emulator: Emulator, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,22 +140,27 @@ def test_a_second_machine_resumes_the_first_machines_submit(
     assert not (tmp_path / "machine-b").exists(), "nothing was written to the local journal"
 
 
-def test_a_fresh_create_with_the_shared_journal_leaves_no_record(
-    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("claim_answer_lost", [False, True])
+def test_a_fresh_create_with_the_shared_journal_submits_once_and_leaves_no_record(
+    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch, claim_answer_lost: bool
 ) -> None:
     files = corpus_files()
     upload(emulator, files)
     _journal(emulator)  # the bucket
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
+    if claim_answer_lost:
+        emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
 
     result = DicomImportProvider(FAST).create(import_props(emulator, store))
 
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
     assert operation_count(emulator, "import") == 1
-    # The record was claimed (ifGenerationMatch=0), named, then removed.
-    writes = emulator.requests.matching("POST", rf"/b/{JOURNAL_BUCKET}/o(\?|$)")
-    assert len(writes) == 2, [w.path for w in writes]
+    # The record was claimed (ifGenerationMatch=0; repeated after a lost answer), named, then
+    # removed.
+    writes = emulator.requests.matching("POST", CLAIM_UPLOAD)
+    expected = [0, 412, 200] if claim_answer_lost else [200, 200]
+    assert [w.status for w in writes] == expected, [w.path for w in writes]
     assert _objects(emulator) == []
 
 
