@@ -170,6 +170,21 @@ def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
     assert len(api.gets) == 2 and fake.sleeps == [], "a resumed operation is read at once"
 
 
+class RacingJournal(Journal):
+    """Another run claims every time just before this one and is gone when it looks."""
+
+    def claim(self, record: JournalRecord) -> bool:
+        return False
+
+
+def test_a_claim_lost_twice_to_another_run_submits_nothing(tmp_path: Path) -> None:
+    fake = FakeTime()
+    api = FakeApi(submits=[OP], operations={OP: [op(done=True)]})
+    with pytest.raises(JournalConflict, match="another run claimed the same request"):
+        run(api, RacingJournal(tmp_path / "journal"), fake)
+    assert api.submitted == []
+
+
 def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> None:
     fake = FakeTime()
     old = f"{DATASET}/operations/1"
