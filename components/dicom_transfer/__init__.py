@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         AuthenticationFailed,
         DicomTransferError,
         InvalidSpec,
+        JournalConflict,
         NotFound,
         OperationFailed,
         OperationTimedOut,
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from dicom_transfer.resources import (
         BigQueryDestinationArgs,
         DicomExport,
+        DicomExportArgs,
         DicomImport,
+        DicomImportArgs,
         GcsDestinationArgs,
     )
 
@@ -41,6 +44,7 @@ _HOMES = {
     "AuthenticationFailed": "errors",
     "DicomTransferError": "errors",
     "InvalidSpec": "errors",
+    "JournalConflict": "errors",
     "NotFound": "errors",
     "OperationFailed": "errors",
     "OperationTimedOut": "errors",
@@ -53,7 +57,9 @@ _HOMES = {
     "DicomImportProvider": "providers",
     "BigQueryDestinationArgs": "resources",
     "DicomExport": "resources",
+    "DicomExportArgs": "resources",
     "DicomImport": "resources",
+    "DicomImportArgs": "resources",
     "GcsDestinationArgs": "resources",
 }
 
@@ -62,8 +68,10 @@ __all__ = [
     "AuthenticationFailed",
     "BigQueryDestinationArgs",
     "DicomExport",
+    "DicomExportArgs",
     "DicomExportProvider",
     "DicomImport",
+    "DicomImportArgs",
     "DicomImportProvider",
     "DicomPipeline",
     "DicomTransferError",
@@ -71,6 +79,7 @@ __all__ = [
     "GcsDestinationArgs",
     "ImportStep",
     "InvalidSpec",
+    "JournalConflict",
     "NotFound",
     "OperationFailed",
     "OperationTimedOut",

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from dicom_transfer.roles import (
+    BIGQUERY_DATASET_ROLE,
+    BIGQUERY_PROJECT_ROLE,
+    EXPORT_BUCKET_ROLE,
+    FILTER_BUCKET_ROLE,
+    IMPORT_BUCKET_ROLE,
+)
+
 HEALTHCARE_SERVICE = "healthcare.googleapis.com"
-IMPORT_BUCKET_ROLE = "roles/storage.objectViewer"
-FILTER_BUCKET_ROLE = "roles/storage.objectViewer"
-EXPORT_BUCKET_ROLE = "roles/storage.objectAdmin"
-BIGQUERY_DATASET_ROLE = "roles/bigquery.dataEditor"
-BIGQUERY_PROJECT_ROLE = "roles/bigquery.jobUser"
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -50,7 +53,8 @@ def _labels(targets: Sequence[pulumi.Input[str]], prefix: str) -> list[str]:
 
 
 class ServiceAgentGrants(pulumi.ComponentResource):
-    """Grants the Cloud Healthcare Service Agent exactly the roles DICOM transfers need.
+    """Grants the Cloud Healthcare Service Agent exactly the roles DICOM transfers need
+    (:mod:`dicom_transfer.roles`):
 
     - ``roles/storage.objectViewer`` on every import-source bucket and filter-file bucket;
     - ``roles/storage.objectAdmin`` on every Cloud Storage export bucket (objectCreator cannot

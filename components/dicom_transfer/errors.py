@@ -20,10 +20,9 @@ processes. No message ever contains credentials or access tokens.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from dicom_transfer.healthcare.operations import OperationResult
+from dicom_transfer.healthcare.results import OperationResult
 
 __all__ = [
     "ApiError",

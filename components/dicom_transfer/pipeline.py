@@ -8,63 +8,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 
 from dicom_transfer.access import ServiceAgentGrants
-from dicom_transfer.resources import (
-    DEFAULT_TIMEOUT_SECONDS,
-    BigQueryDestinationArgs,
-    DicomExport,
-    DicomImport,
-    GcsDestinationArgs,
-)
-from dicom_transfer.specs import parse_gcs_uri
+from dicom_transfer.resources import DicomExport, DicomExportArgs, DicomImport, DicomImportArgs
+from dicom_transfer.specs.gcs import parse_gcs_uri
 
 __all__ = ["DicomPipeline", "ExportStep", "ImportStep"]
 
 
 @dataclass
-class ImportStep:
-    """One import of the pipeline; its resource is named ``{pipeline}-{name}``."""
+class ImportStep(DicomImportArgs):
+    """One import of the pipeline; its resource is named ``{pipeline}-{name}``.
 
+    The other fields are :class:`~dicom_transfer.resources.DicomImportArgs` (keywords).
+    """
+
+    not_inputs: ClassVar[frozenset[str]] = frozenset({"name"})
     name: str
     """Short name of the step."""
-    gcs_uri: pulumi.Input[str]
-    """``gs://BUCKET/PATH`` with wildcards."""
-    blob_storage_class: pulumi.Input[str] | None = None
-    """STANDARD, NEARLINE, COLDLINE or ARCHIVE (v1beta1)."""
-    max_failures: pulumi.Input[int] | None = 0
-    """Failed files tolerated; None = any."""
-    timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS
-    """Deadline for submit + wait."""
-    triggers: Any = None
-    """Changing these re-runs the import."""
 
 
 @dataclass
-class ExportStep:
-    """One export of the pipeline; its resource is named ``{pipeline}-{name}``."""
+class ExportStep(DicomExportArgs):
+    """One export of the pipeline; its resource is named ``{pipeline}-{name}``.
 
+    The other fields are :class:`~dicom_transfer.resources.DicomExportArgs` (keywords).
+    """
+
+    not_inputs: ClassVar[frozenset[str]] = frozenset({"name"})
     name: str
     """Short name of the step."""
-    gcs_destination: GcsDestinationArgs | None = None
-    """``{"uri_prefix", "mime_type"}``."""
-    bigquery_destination: BigQueryDestinationArgs | None = None
-    """``{"table_uri", "write_disposition", ...}``."""
-    filter_gcs_uri: pulumi.Input[str] | None = None
-    """An existing filter file."""
-    filter_resource_paths: Sequence[pulumi.Input[str]] | None = None
-    """Inline study/series/instance paths."""
-    filter_staging_uri: pulumi.Input[str] | None = None
-    """Where the inline filter file is written."""
-    max_failures: pulumi.Input[int] | None = 0
-    """Failed instances tolerated; None = any."""
-    timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS
-    """Deadline for submit + wait."""
-    triggers: Any = None
-    """Changing these re-runs the export."""
 
 
 @dataclass
@@ -112,17 +88,27 @@ def _dataset(table_uri: str) -> str:
     return parts[1]
 
 
+def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str] | None:
+    """``destination[key]``; an Output when the destination itself is one."""
+    if destination is None:
+        return None
+    if isinstance(destination, Mapping):
+        value: pulumi.Input[str] | None = destination.get(key)
+        return value
+    return pulumi.Output.from_input(destination).apply(lambda resolved: resolved[key])
+
+
 def _buckets_needed(imports: Sequence[ImportStep], exports: Sequence[ExportStep]) -> _Buckets:
     buckets = _Buckets()
     for step in imports:
         buckets.add(buckets.imports, bucket_of(step.gcs_uri))
     for export in exports:
-        gcs = export.gcs_destination
-        if gcs is not None and "uri_prefix" in gcs:
-            buckets.add(buckets.exports, bucket_of(gcs["uri_prefix"]))
-        bigquery = export.bigquery_destination
-        if bigquery is not None and "table_uri" in bigquery:
-            buckets.add(buckets.datasets, bigquery_dataset_of(bigquery["table_uri"]))
+        prefix = _field(export.gcs_destination, "uri_prefix")
+        if prefix is not None:
+            buckets.add(buckets.exports, bucket_of(prefix))
+        table = _field(export.bigquery_destination, "table_uri")
+        if table is not None:
+            buckets.add(buckets.datasets, bigquery_dataset_of(table))
         for filter_uri in (export.filter_gcs_uri, export.filter_staging_uri):
             if filter_uri is not None:
                 buckets.add(buckets.filters, bucket_of(filter_uri))
@@ -217,11 +203,7 @@ class DicomPipeline(pulumi.ComponentResource):
         self.imports = {
             step.name: DicomImport(
                 f"{resource_name}-{step.name}",
-                gcs_uri=step.gcs_uri,
-                blob_storage_class=step.blob_storage_class,
-                max_failures=step.max_failures,
-                timeout_seconds=step.timeout_seconds,
-                triggers=step.triggers,
+                **step.inputs(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=after),
                 **common,
             )
@@ -231,14 +213,7 @@ class DicomPipeline(pulumi.ComponentResource):
         self.exports = {
             step.name: DicomExport(
                 f"{resource_name}-{step.name}",
-                gcs_destination=step.gcs_destination,
-                bigquery_destination=step.bigquery_destination,
-                filter_gcs_uri=step.filter_gcs_uri,
-                filter_resource_paths=step.filter_resource_paths,
-                filter_staging_uri=step.filter_staging_uri,
-                max_failures=step.max_failures,
-                timeout_seconds=step.timeout_seconds,
-                triggers=step.triggers,
+                **step.inputs(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=export_after),
                 **common,
             )

@@ -1,7 +1,9 @@
 """Pulumi dynamic providers for DICOM import and export.
 
 The providers are pickled by reference (this module is installed), hold no client and no
-credential, and build their API clients lazily inside the provider process.
+credential, and build their API clients lazily inside the provider process. What they need to
+talk to the APIs comes from a :class:`~dicom_transfer.healthcare.runtime.TransferRuntime`
+given to the constructor (the default one when none is given, which is what Pulumi pickles).
 
 Lifecycle:
     check   validates every input (bad input fails at ``pulumi preview``; unknowns pass).
@@ -30,25 +32,25 @@ from pulumi.dynamic import (
 )
 
 from dicom_transfer.errors import InvalidSpec, NotFound
-from dicom_transfer.healthcare.journal import Journal, journal_uri
-from dicom_transfer.healthcare.operations import OperationResult, parse_operation
-from dicom_transfer.specs import (
-    UNKNOWN,
-    ExportSpec,
-    ImportSpec,
-    WaitPolicy,
-    export_fingerprint,
+from dicom_transfer.healthcare.journal import journal_uri
+from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.runtime import TransferRuntime
+from dicom_transfer.specs.fingerprint import request_fingerprint
+from dicom_transfer.specs.problems import UNKNOWN
+from dicom_transfer.specs.props import (
     export_problems,
-    import_fingerprint,
+    export_spec_from_props,
     import_problems,
+    import_spec_from_props,
+    wait_policy_from_props,
 )
+from dicom_transfer.specs.requests import ExportSpec, TransferSpec
 from dicom_transfer.worker_pool import widen_worker_pool
 
 if TYPE_CHECKING:
-    from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
-    from dicom_transfer.healthcare.journal import JournalStore
+    from dicom_transfer.healthcare.client import ApiConfig
 
-__all__ = ["DicomExportProvider", "DicomImportProvider"]
+__all__ = ["OPERATION_OUTPUTS", "DicomExportProvider", "DicomImportProvider", "operation_outputs"]
 
 WAIT_KEYS = ("timeout_seconds", "max_failures", "permission_retry_seconds")
 """Inputs that only affect waiting: an in-place update, never a resubmit."""
@@ -62,25 +64,27 @@ OPERATION_OUTPUTS = (
     "end_time",
     "logs_url",
 )
+"""The outputs every transfer resource has (the resources declare them from this tuple)."""
+
+_DEFAULT_RUNTIME = TransferRuntime()
 
 
 def operation_outputs(result: OperationResult) -> dict[str, Any]:
-    """The operation's outputs as plain JSON-able values."""
-    return {
-        "operation_name": result.name,
-        "success_count": result.success_count,
-        "failure_count": result.failure_count,
-        "create_time": result.create_time,
-        "end_time": result.end_time,
-        "logs_url": result.logs_url,
-    }
-
-
-# The API layer (googleapiclient, google-auth, httplib2) is imported on first use: check and
-# diff, all that a preview asks of every provider process, never need it.
+    """The operation's outputs (:data:`OPERATION_OUTPUTS`) as plain JSON-able values."""
+    values = (
+        result.name,
+        result.success_count,
+        result.failure_count,
+        result.create_time,
+        result.end_time,
+        result.logs_url,
+    )
+    return dict(zip(OPERATION_OUTPUTS, values, strict=True))
 
 
 def _api_config(props: Mapping[str, Any]) -> ApiConfig:
+    # The API layer (googleapiclient, google-auth, httplib2) is imported on first use: check
+    # and diff, all that a preview asks of every provider process, never need it.
     from dicom_transfer.healthcare.client import ApiConfig
 
     return ApiConfig.from_env(
@@ -88,37 +92,6 @@ def _api_config(props: Mapping[str, Any]) -> ApiConfig:
         storage_endpoint=props.get("storage_endpoint") or None,
         impersonate_service_account=props.get("impersonate_service_account") or None,
     )
-
-
-def healthcare_api(config: ApiConfig, api_version: str = "v1") -> HealthcareApi:
-    """The Healthcare API client of one call (tests replace this)."""
-    from dicom_transfer.healthcare.client import HealthcareApi
-
-    return HealthcareApi(config, api_version)
-
-
-def storage_api(config: ApiConfig) -> StorageApi:
-    """The Cloud Storage client of one call (tests replace this)."""
-    from dicom_transfer.healthcare.client import StorageApi
-
-    return StorageApi(config)
-
-
-def run_transfer(*args: Any, **kwargs: Any) -> OperationResult:
-    """:func:`dicom_transfer.healthcare.transfer.run_transfer` (tests replace this)."""
-    from dicom_transfer.healthcare.transfer import run_transfer as run
-
-    return run(*args, **kwargs)
-
-
-def journal_for(config: ApiConfig) -> JournalStore:
-    """The shared Cloud Storage journal if ``DICOM_TRANSFER_JOURNAL`` is set, else the local one."""
-    location = journal_uri()
-    if location is None:
-        return Journal.default()
-    from dicom_transfer.healthcare.gcs_journal import GcsJournal
-
-    return GcsJournal(storage_api(config), location)
 
 
 def _stderr_progress(label: str) -> Callable[[str], None]:
@@ -135,13 +108,53 @@ def _failures(problems: Sequence[InvalidSpec]) -> list[CheckFailure]:
 
 
 class _TransferProvider(ResourceProvider):
-    """What import and export share: diff rules, read, update and delete."""
+    """What import and export share: every lifecycle step but validation.
+
+    Args:
+        runtime: API clients, journal and schedules; None = the default (production) one.
+    """
 
     kind: ClassVar[str]
     request_keys: ClassVar[tuple[str, ...]]
 
+    def __init__(self, runtime: TransferRuntime | None = None) -> None:
+        # Only a runtime given on purpose is kept: the pickled provider (the engine diffs
+        # it on every run) stays an empty instance of the installed class.
+        if runtime is not None:
+            self._runtime = runtime
+
+    @property
+    def runtime(self) -> TransferRuntime:
+        """The runtime given to the constructor, or the default one."""
+        runtime: TransferRuntime = self.__dict__.get("_runtime", _DEFAULT_RUNTIME)
+        return runtime
+
     def _problems(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
         raise NotImplementedError
+
+    def _spec(self, props: Mapping[str, Any]) -> TransferSpec:
+        raise NotImplementedError
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Submits the transfer once (or resumes it) and waits for its counters.
+
+        An export with ``filter_resource_paths`` first stages its filter file; the
+        ``filter_uri`` output names the file the export read.
+        """
+        widen_worker_pool()
+        spec = self._spec(props)
+        name = str(props.get("resource_name", ""))
+        result = self.runtime.run(
+            _api_config(props),
+            spec,
+            request_fingerprint(spec, props.get("triggers"), name),
+            wait_policy_from_props(props),
+            _stderr_progress(f"dicom {self.kind} {name}"),
+        )
+        outs = {**props, **operation_outputs(result)}
+        if isinstance(spec, ExportSpec):
+            outs["filter_uri"] = spec.filter_uri
+        return CreateResult(result.name, outs)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
@@ -171,7 +184,7 @@ class _TransferProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
-        api = healthcare_api(_api_config(props), props.get("api_version") or "v1")
+        api = self.runtime.healthcare(_api_config(props), props.get("api_version") or "v1")
         try:
             operation = api.get_operation(id_)
         except NotFound:
@@ -205,25 +218,8 @@ class DicomImportProvider(_TransferProvider):
     def _problems(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
         return import_problems(props)
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        """Submits the import once (or resumes it) and waits for its counters."""
-        widen_worker_pool()
-        spec = ImportSpec.from_props(props)
-        policy = WaitPolicy.from_props(props)
-        name = str(props.get("resource_name", ""))
-        config = _api_config(props)
-        api = healthcare_api(config, spec.api_version)
-        result = run_transfer(
-            api,
-            kind="import",
-            store_name=spec.store.name,
-            body=spec.request_body(),
-            fingerprint=import_fingerprint(spec, props.get("triggers"), name),
-            policy=policy,
-            journal=journal_for(config),
-            progress=_stderr_progress(f"dicom import {name}"),
-        )
-        return CreateResult(result.name, {**props, **operation_outputs(result)})
+    def _spec(self, props: Mapping[str, Any]) -> TransferSpec:
+        return import_spec_from_props(props)
 
 
 class DicomExportProvider(_TransferProvider):
@@ -244,28 +240,5 @@ class DicomExportProvider(_TransferProvider):
     def _problems(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
         return export_problems(props)
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        """Stages the inline filter (if any), submits the export once and waits."""
-        widen_worker_pool()
-        spec = ExportSpec.from_props(props)
-        policy = WaitPolicy.from_props(props)
-        name = str(props.get("resource_name", ""))
-        config = _api_config(props)
-        filter_uri = spec.filter_gcs_uri
-        if spec.filter_resource_paths is not None:
-            from dicom_transfer.healthcare.transfer import stage_filter_file
-
-            filter_uri = stage_filter_file(storage_api(config), spec)
-        api = healthcare_api(config, spec.api_version)
-        result = run_transfer(
-            api,
-            kind="export",
-            store_name=spec.store.name,
-            body=spec.request_body(filter_uri),
-            fingerprint=export_fingerprint(spec, props.get("triggers"), name),
-            policy=policy,
-            journal=journal_for(config),
-            progress=_stderr_progress(f"dicom export {name}"),
-        )
-        outs = {**props, **operation_outputs(result), "filter_uri": filter_uri}
-        return CreateResult(result.name, outs)
+    def _spec(self, props: Mapping[str, Any]) -> TransferSpec:
+        return export_spec_from_props(props)

@@ -8,16 +8,24 @@ changing only how long or how tolerantly to wait does not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, TypedDict
 
 import pulumi
 from pulumi.dynamic import Resource
 
-from dicom_transfer.providers import DicomExportProvider, DicomImportProvider
+from dicom_transfer.providers import OPERATION_OUTPUTS, DicomExportProvider, DicomImportProvider
 from dicom_transfer.sharding import provider_options
-from dicom_transfer.specs import MAX_FAILURES_UNLIMITED
+from dicom_transfer.specs.props import MAX_FAILURES_UNLIMITED
 
-__all__ = ["BigQueryDestinationArgs", "DicomExport", "DicomImport", "GcsDestinationArgs"]
+__all__ = [
+    "BigQueryDestinationArgs",
+    "DicomExport",
+    "DicomExportArgs",
+    "DicomImport",
+    "DicomImportArgs",
+    "GcsDestinationArgs",
+]
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_PERMISSION_RETRY_SECONDS = 600.0
@@ -47,6 +55,62 @@ class BigQueryDestinationArgs(TypedDict, total=False):
     """Use the flattened schema."""
 
 
+Triggers = pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None
+
+
+@dataclass(kw_only=True)
+class _TransferArgs:
+    """What every transfer takes besides the store and the connection: how long and how
+    tolerantly to wait, and what re-runs it."""
+
+    timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS
+    """Deadline for submit + wait, enforced by the provider."""
+    max_failures: pulumi.Input[int] | None = 0
+    """Failed files/instances tolerated before the resource fails; None = any."""
+    permission_retry_seconds: pulumi.Input[float] = DEFAULT_PERMISSION_RETRY_SECONDS
+    """How long PERMISSION_DENIED is retried after fresh grants."""
+    triggers: Triggers = None
+    """Any values; changing them re-runs the transfer."""
+
+    not_inputs: ClassVar[frozenset[str]] = frozenset()
+    """Fields of a subclass that are no input of the resource (a pipeline step's ``name``)."""
+
+    def inputs(self) -> dict[str, Any]:
+        """The arguments by input name (keyword arguments of the resource)."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.not_inputs
+        }
+
+
+@dataclass(kw_only=True)
+class DicomImportArgs(_TransferArgs):
+    """The arguments of one :class:`DicomImport` besides the store and the connection
+    (shared with ``pipeline.ImportStep``)."""
+
+    gcs_uri: pulumi.Input[str]
+    """``gs://BUCKET/PATH`` with ``*``, ``?`` or a trailing ``**`` wildcard."""
+    blob_storage_class: pulumi.Input[str] | None = None
+    """STANDARD, NEARLINE, COLDLINE or ARCHIVE (v1beta1 setting)."""
+
+
+@dataclass(kw_only=True)
+class DicomExportArgs(_TransferArgs):
+    """The arguments of one :class:`DicomExport` besides the store and the connection
+    (shared with ``pipeline.ExportStep``); give exactly one destination."""
+
+    gcs_destination: pulumi.Input[GcsDestinationArgs] | None = None
+    """``{"uri_prefix", "mime_type"}``."""
+    bigquery_destination: pulumi.Input[BigQueryDestinationArgs] | None = None
+    """``{"table_uri", "write_disposition", "force", ...}``."""
+    filter_gcs_uri: pulumi.Input[str] | None = None
+    """``gs://`` URI of an existing filter file."""
+    filter_resource_paths: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """Inline ``/studies/…[/series/…[/instances/…]]`` paths, written by the provider to a
+    content-addressed file under ``filter_staging_uri``."""
+    filter_staging_uri: pulumi.Input[str] | None = None
+    """``gs://BUCKET[/DIR]`` for the inline filter file."""
+
+
 def _max_failures_prop(value: pulumi.Input[int] | None) -> pulumi.Input[Any]:
     # Pulumi drops top-level inputs whose value is None, so "tolerate all" needs a spelling.
     if value is None:
@@ -62,37 +126,27 @@ def _later(value: pulumi.Input[int]) -> pulumi.Output[int]:
     return pulumi.Output.from_input(value)
 
 
-def _common_props(
+def _props(
     resource_name: str,
+    args: _TransferArgs,
     *,
     dicom_store: pulumi.Input[str],
     api_version: pulumi.Input[str],
-    timeout_seconds: pulumi.Input[float],
-    max_failures: pulumi.Input[int] | None,
-    permission_retry_seconds: pulumi.Input[float],
-    triggers: pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None,
     endpoint: pulumi.Input[str] | None,
     storage_endpoint: pulumi.Input[str] | None,
     impersonate_service_account: pulumi.Input[str] | None,
 ) -> dict[str, Any]:
     return {
+        **args.inputs(),
         "resource_name": resource_name,
         "dicom_store": dicom_store,
         "api_version": api_version,
-        "timeout_seconds": timeout_seconds,
-        "max_failures": _max_failures_prop(max_failures),
-        "permission_retry_seconds": permission_retry_seconds,
-        "triggers": triggers,
+        "max_failures": _max_failures_prop(args.max_failures),
         "endpoint": endpoint,
         "storage_endpoint": storage_endpoint,
         "impersonate_service_account": impersonate_service_account,
         # Outputs: declared here so that the engine exposes them.
-        "operation_name": None,
-        "success_count": None,
-        "failure_count": None,
-        "create_time": None,
-        "end_time": None,
-        "logs_url": None,
+        **dict.fromkeys(OPERATION_OUTPUTS),
     }
 
 
@@ -127,7 +181,7 @@ class DicomImport(Resource):
         timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS,
         max_failures: pulumi.Input[int] | None = 0,
         permission_retry_seconds: pulumi.Input[float] = DEFAULT_PERMISSION_RETRY_SECONDS,
-        triggers: pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None = None,
+        triggers: Triggers = None,
         endpoint: pulumi.Input[str] | None = None,
         storage_endpoint: pulumi.Input[str] | None = None,
         impersonate_service_account: pulumi.Input[str] | None = None,
@@ -151,19 +205,23 @@ class DicomImport(Resource):
             impersonate_service_account: Service account to impersonate with ADC.
             opts: Resource options.
         """
-        props = _common_props(
-            resource_name,
-            dicom_store=dicom_store,
-            api_version=api_version,
+        args = DicomImportArgs(
+            gcs_uri=gcs_uri,
+            blob_storage_class=blob_storage_class,
             timeout_seconds=timeout_seconds,
             max_failures=max_failures,
             permission_retry_seconds=permission_retry_seconds,
             triggers=triggers,
+        )
+        props = _props(
+            resource_name,
+            args,
+            dicom_store=dicom_store,
+            api_version=api_version,
             endpoint=endpoint,
             storage_endpoint=storage_endpoint,
             impersonate_service_account=impersonate_service_account,
         )
-        props.update({"gcs_uri": gcs_uri, "blob_storage_class": blob_storage_class})
         super().__init__(DicomImportProvider(), resource_name, props, provider_options(opts))
 
 
@@ -201,7 +259,7 @@ class DicomExport(Resource):
         timeout_seconds: pulumi.Input[float] = DEFAULT_TIMEOUT_SECONDS,
         max_failures: pulumi.Input[int] | None = 0,
         permission_retry_seconds: pulumi.Input[float] = DEFAULT_PERMISSION_RETRY_SECONDS,
-        triggers: pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None = None,
+        triggers: Triggers = None,
         endpoint: pulumi.Input[str] | None = None,
         storage_endpoint: pulumi.Input[str] | None = None,
         impersonate_service_account: pulumi.Input[str] | None = None,
@@ -228,26 +286,25 @@ class DicomExport(Resource):
             impersonate_service_account: Service account to impersonate with ADC.
             opts: Resource options.
         """
-        props = _common_props(
-            resource_name,
-            dicom_store=dicom_store,
-            api_version=api_version,
+        args = DicomExportArgs(
+            gcs_destination=gcs_destination,
+            bigquery_destination=bigquery_destination,
+            filter_gcs_uri=filter_gcs_uri,
+            filter_resource_paths=filter_resource_paths,
+            filter_staging_uri=filter_staging_uri,
             timeout_seconds=timeout_seconds,
             max_failures=max_failures,
             permission_retry_seconds=permission_retry_seconds,
             triggers=triggers,
+        )
+        props = _props(
+            resource_name,
+            args,
+            dicom_store=dicom_store,
+            api_version=api_version,
             endpoint=endpoint,
             storage_endpoint=storage_endpoint,
             impersonate_service_account=impersonate_service_account,
         )
-        props.update(
-            {
-                "gcs_destination": gcs_destination,
-                "bigquery_destination": bigquery_destination,
-                "filter_gcs_uri": filter_gcs_uri,
-                "filter_resource_paths": filter_resource_paths,
-                "filter_staging_uri": filter_staging_uri,
-                "filter_uri": None,
-            }
-        )
+        props["filter_uri"] = None  # output
         super().__init__(DicomExportProvider(), resource_name, props, provider_options(opts))

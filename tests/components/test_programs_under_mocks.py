@@ -119,7 +119,7 @@ EXAMPLES = {
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_example_runs_under_mocks_and_its_transfers_pass_check(example: str) -> None:
-    from dicom_transfer.specs import export_problems, import_problems
+    from dicom_transfer.specs.props import export_problems, import_problems
 
     project, values, expected = EXAMPLES[example]
     stack = run_under_mocks(

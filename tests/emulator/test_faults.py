@@ -23,6 +23,7 @@ HttpCall = Callable[..., Any]
         ("POST:.*:import=503x2", ("POST", ".*:import", "status", 503, 0.0, 2)),
         ("get:/operations/=delay0.5sx*", ("GET", "/operations/", "delay", None, 0.5, None)),
         ("*:^/storage/v1/b$=reset", ("*", "^/storage/v1/b$", "reset", None, 0.0, 1)),
+        ("POST:/o$=reset-afterx2", ("POST", "/o$", "reset-after", None, 0.0, 2)),
         ("PUT:a=b=429x10", ("PUT", "a=b", "status", 429, 0.0, 10)),
     ],
 )
@@ -124,6 +125,25 @@ def test_reset_fault_drops_the_connection(emulator: Emulator) -> None:
     finally:
         conn.close()
     assert [r.status for r in emulator.requests] == [0]
+
+
+def test_reset_after_fault_performs_the_request_then_drops_the_connection(
+    emulator: Emulator,
+) -> None:
+    emulator.faults.add_spec("POST:^/storage/v1/b$=reset-after")
+    parts = urlsplit(emulator.storage_url)
+    conn = HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        body = '{"name": "made-anyway"}'
+        conn.request(
+            "POST", "/storage/v1/b?project=p-1", body, {"Content-Type": "application/json"}
+        )
+        with pytest.raises((ConnectionResetError, RemoteDisconnected)):
+            conn.getresponse().read()
+    finally:
+        conn.close()
+    assert [r.status for r in emulator.requests] == [0]
+    assert [b.name for b in emulator.storage.list_buckets("p-1")] == ["made-anyway"]
 
 
 def test_admin_paths_are_never_faulted(emulator: Emulator, http: HttpCall) -> None:

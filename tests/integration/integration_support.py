@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from dicom_transfer.healthcare.operations import PollPolicy
+from dicom_transfer.healthcare.retrying import RetryPolicy
+from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.clients import healthcare_client as emulator_healthcare_client
 
@@ -22,6 +25,25 @@ STORE = f"{DATASET_NAME}/dicomStores/archive"
 SOURCE_BUCKET = "raw-dicom"
 EXPORT_BUCKET = "out-dicom"
 CORPUS_DIR = Path(pydicom.__file__).parent / "data" / "test_files"
+
+FAST = TransferRuntime(
+    read_retry=RetryPolicy(initial_s=0.02, maximum_s=0.1, jitter_s=0.0, timeout_s=10.0),
+    submit_retry=RetryPolicy(
+        initial_s=0.02, maximum_s=0.1, jitter_s=0.0, max_attempts=5, timeout_s=10.0
+    ),
+    permission_retry=RetryPolicy(
+        initial_s=0.25, multiplier=1.5, maximum_s=0.5, jitter_s=0.0, max_attempts=None
+    ),
+    poll_policy=PollPolicy(
+        initial_s=0.02,
+        multiplier=1.5,
+        max_s=0.1,
+        jitter=0.0,
+        min_tail_s=0.02,
+        progress_initial_s=0.2,
+    ),
+)
+"""The production factories with schedules of tens of milliseconds (real HTTP and clocks)."""
 
 # Real DICOM written by other tools, one SOP instance each: explicit/implicit VR little
 # endian, big endian, deflated, JPEG 2000, RLE, multi-frame, RT plan, structured report.
@@ -164,10 +186,11 @@ def claim_and_submit_import(
     Returns:
         The request's fingerprint and the operation's name.
     """
-    from dicom_transfer.specs import ImportSpec, import_fingerprint
+    from dicom_transfer.specs.fingerprint import request_fingerprint
+    from dicom_transfer.specs.props import import_spec_from_props
 
-    spec = ImportSpec.from_props(props)
-    fingerprint = import_fingerprint(spec, None, str(props["resource_name"]))
+    spec = import_spec_from_props(props)
+    fingerprint = request_fingerprint(spec, None, str(props["resource_name"]))
     assert journal.claim(journal.new_record(fingerprint, "import", store))
     datasets = healthcare_client(emu).projects().locations().datasets()
     operation = datasets.dicomStores().import_(name=store, body=spec.request_body()).execute()

@@ -19,6 +19,7 @@ from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
 from dicom_transfer_emulator.app import Emulator
 from integration_support import (
+    FAST,
     PROJECT,
     claim_and_submit_import,
     corpus_files,
@@ -28,7 +29,7 @@ from integration_support import (
 )
 from test_providers_against_emulator import import_props
 
-pytestmark = pytest.mark.usefixtures("fast_providers")
+pytestmark = pytest.mark.usefixtures("journal_dir")
 
 JOURNAL_BUCKET = "journal-bucket"
 JOURNAL_URI = f"gs://{JOURNAL_BUCKET}/dicom/journal"
@@ -91,6 +92,33 @@ def test_only_one_of_many_concurrent_claims_wins(emulator: Emulator) -> None:
     assert sorted(wins) == [False] * 7 + [True]
 
 
+CLAIM_UPLOAD = rf"/b/{JOURNAL_BUCKET}/o$"  # the conditional insert (a POST)
+
+
+def test_a_claim_whose_answer_was_lost_is_recognised_as_ours(emulator: Emulator) -> None:
+    journal = _journal(emulator)
+    record = journal.new_record(FINGERPRINT, "import", "store")
+    # Cloud Storage stores the claim, then the connection drops before the answer: the repeat
+    # of the conditional insert gets 412 for the object the first attempt created.
+    emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
+
+    assert journal.claim(record)
+
+    attempts = emulator.requests.matching("POST", CLAIM_UPLOAD)
+    assert [a.status for a in attempts] == [0, 412], "performed, dropped, repeated"
+    assert journal.get(FINGERPRINT) == record
+
+
+def test_a_lost_answer_does_not_make_another_runs_claim_ours(emulator: Emulator) -> None:
+    journal = _journal(emulator)
+    theirs = journal.new_record(FINGERPRINT, "import", "store", now=1.0)
+    assert journal.claim(theirs)
+    emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
+
+    assert not journal.claim(journal.new_record(FINGERPRINT, "import", "store", now=2.0))
+    assert journal.get(FINGERPRINT) == theirs
+
+
 def test_a_second_machine_resumes_the_first_machines_submit(
     emulator: Emulator, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,7 +133,7 @@ def test_a_second_machine_resumes_the_first_machines_submit(
     # Machine B: an empty local state directory, the same shared journal.
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "machine-b"))
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
-    result = DicomImportProvider().create(props)
+    result = DicomImportProvider(FAST).create(props)
 
     assert result.id == submitted
     assert result.outs is not None
@@ -115,22 +143,27 @@ def test_a_second_machine_resumes_the_first_machines_submit(
     assert not (tmp_path / "machine-b").exists(), "nothing was written to the local journal"
 
 
-def test_a_fresh_create_with_the_shared_journal_leaves_no_record(
-    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("claim_answer_lost", [False, True])
+def test_a_fresh_create_with_the_shared_journal_submits_once_and_leaves_no_record(
+    emulator: Emulator, store: str, monkeypatch: pytest.MonkeyPatch, claim_answer_lost: bool
 ) -> None:
     files = corpus_files()
     upload(emulator, files)
     _journal(emulator)  # the bucket
     monkeypatch.setenv(JOURNAL_ENV, JOURNAL_URI)
+    if claim_answer_lost:
+        emulator.faults.reset_connections("POST", CLAIM_UPLOAD, after=True)
 
-    result = DicomImportProvider().create(import_props(emulator, store))
+    result = DicomImportProvider(FAST).create(import_props(emulator, store))
 
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
     assert operation_count(emulator, "import") == 1
-    # The record was claimed (ifGenerationMatch=0), named, then removed.
-    writes = emulator.requests.matching("POST", rf"/b/{JOURNAL_BUCKET}/o(\?|$)")
-    assert len(writes) == 2, [w.path for w in writes]
+    # The record was claimed (ifGenerationMatch=0; repeated after a lost answer), named, then
+    # removed.
+    writes = emulator.requests.matching("POST", CLAIM_UPLOAD)
+    expected = [0, 412, 200] if claim_answer_lost else [200, 200]
+    assert [w.status for w in writes] == expected, [w.path for w in writes]
     assert _objects(emulator) == []
 
 
@@ -143,4 +176,4 @@ def test_a_malformed_location_fails_check_naming_the_variable(
     monkeypatch.setenv(JOURNAL_ENV, value)
     expected = re.escape(f"{JOURNAL_ENV}: got '{value}'; expected gs://BUCKET")
     with pytest.raises(InvalidSpec, match=expected):
-        DicomImportProvider().check({}, {"dicom_store": "x", "gcs_uri": "gs://b/x"})
+        DicomImportProvider(FAST).check({}, {"dicom_store": "x", "gcs_uri": "gs://b/x"})

@@ -82,7 +82,7 @@ def test_payload_is_deterministic(cls: type[ResourceProvider]) -> None:
     assert serialize_provider(cls()) == serialize_provider(cls())
 
 
-@pytest.mark.usefixtures("fast_providers")
+@pytest.mark.usefixtures("journal_dir")
 def test_payload_holds_nothing_after_create_and_read_ran(emulator: Emulator, store: str) -> None:
     upload(emulator, corpus_files())
     emulator.storage.create_bucket(EXPORT_BUCKET, PROJECT)

@@ -1,7 +1,7 @@
 """DicomImportProvider / DicomExportProvider over real HTTP against the in-process emulator.
 
 The providers run their production path (googleapiclient over HTTP, the journal on disk,
-real clocks); only the poll and retry schedules are shortened (``fast_providers``).
+real clocks); only the poll and retry schedules are shortened (``integration_support.FAST``).
 Expected counters and exported objects are computed with pydicom from the uploaded bytes.
 """
 
@@ -24,11 +24,12 @@ from dicom_transfer import (
     PermissionDenied,
 )
 from dicom_transfer.healthcare.journal import Journal
-from dicom_transfer.specs import filter_file_content
+from dicom_transfer.specs.requests import filter_file_content
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.healthcare_api import healthcare_service, service_agent_member
 from integration_support import (
     EXPORT_BUCKET,
+    FAST,
     PROJECT,
     SOURCE_BUCKET,
     Instance,
@@ -44,7 +45,7 @@ from integration_support import (
 )
 
 pytestmark = [
-    pytest.mark.usefixtures("fast_providers"),
+    pytest.mark.usefixtures("journal_dir"),
     # One corpus file has a UID with a leading-zero component; pydicom warns when reading it.
     pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning"),
 ]
@@ -105,7 +106,7 @@ def imported(emu: Emulator, store: str) -> set[Instance]:
     """Import the corpus through the provider; return the instances pydicom sees in it."""
     files = corpus_files()
     upload(emu, files)
-    DicomImportProvider().create(import_props(emu, store))
+    DicomImportProvider(FAST).create(import_props(emu, store))
     expected = expected_import(files).instances
     assert stored_instances(emu, store) == expected
     return set(expected)
@@ -120,7 +121,7 @@ def test_import_reports_exact_counters(emulator: Emulator, store: str, journal_d
     expected = expected_import(files)
     assert expected.failure == 0
 
-    result = DicomImportProvider().create(import_props(emulator, store))
+    result = DicomImportProvider(FAST).create(import_props(emulator, store))
 
     outs = result.outs
     assert outs is not None
@@ -153,13 +154,13 @@ def test_partial_failure_against_max_failures(
     props = import_props(emulator, store, max_failures=max_failures)
 
     if tolerated:
-        outs = DicomImportProvider().create(props).outs
+        outs = DicomImportProvider(FAST).create(props).outs
         assert outs is not None
         assert (outs["success_count"], outs["failure_count"]) == (expected.success, 2)
         logs_url = outs["logs_url"]
     else:
         with pytest.raises(OperationFailed) as caught:
-            DicomImportProvider().create(props)
+            DicomImportProvider(FAST).create(props)
         error = caught.value
         message = str(error)
         assert error.operation_name in message
@@ -183,7 +184,7 @@ def test_failed_operation_raises_with_code_and_message(
     emulator.faults.fail_next_operation(13, "the archive caught fire")
 
     with pytest.raises(OperationFailed) as caught:
-        DicomImportProvider().create(import_props(emulator, store, max_failures="unlimited"))
+        DicomImportProvider(FAST).create(import_props(emulator, store, max_failures="unlimited"))
 
     error = caught.value
     assert error.code == 13
@@ -201,7 +202,7 @@ def test_503_on_poll_and_429_on_submit_create_exactly_one_operation(
     emulator.faults.fail_requests("POST", r":import$", status=429, times=2)
     emulator.faults.fail_requests("GET", r"/operations/", status=503, times=3)
 
-    outs = DicomImportProvider().create(import_props(emulator, store)).outs
+    outs = DicomImportProvider(FAST).create(import_props(emulator, store)).outs
 
     assert outs is not None
     assert outs["success_count"] == expected_import(files).success
@@ -227,7 +228,7 @@ def test_permission_denied_until_the_grant_propagates(emulator: Emulator, store:
     granted_at = time.monotonic()
 
     outs = (
-        DicomImportProvider()
+        DicomImportProvider(FAST)
         .create(import_props(emulator, store, permission_retry_seconds=10.0))
         .outs
     )
@@ -249,7 +250,9 @@ def test_permission_denied_after_the_window_names_the_missing_grant(
     emulator.permission_checks = True
 
     with pytest.raises(PermissionDenied) as caught:
-        DicomImportProvider().create(import_props(emulator, store, permission_retry_seconds=0.6))
+        DicomImportProvider(FAST).create(
+            import_props(emulator, store, permission_retry_seconds=0.6)
+        )
 
     message = str(caught.value)
     assert "roles/storage.objectViewer" in message
@@ -268,7 +271,7 @@ def test_deadline_names_the_running_operation(
 
     started = time.monotonic()
     with pytest.raises(OperationTimedOut) as caught:
-        DicomImportProvider().create(import_props(emulator, store, timeout_seconds=0.5))
+        DicomImportProvider(FAST).create(import_props(emulator, store, timeout_seconds=0.5))
 
     assert time.monotonic() - started < 3.0
     name = caught.value.operation_name
@@ -288,12 +291,12 @@ def test_resume_after_an_interrupted_create(
     props = import_props(emulator, store)
 
     with pytest.raises(OperationTimedOut) as caught:
-        DicomImportProvider().create({**props, "timeout_seconds": 0.3})
+        DicomImportProvider(FAST).create({**props, "timeout_seconds": 0.3})
     first = caught.value.operation_name
     record = json.loads(journal_files(journal_dir)[0].read_text())
     assert record["operation_name"] == first
 
-    result = DicomImportProvider().create({**props, "timeout_seconds": 20.0})
+    result = DicomImportProvider(FAST).create({**props, "timeout_seconds": 20.0})
 
     assert result.id == first
     assert result.outs is not None
@@ -340,7 +343,7 @@ def test_export_to_cloud_storage_with_an_inline_filter(emulator: Emulator, store
         filter_staging_uri=f"gs://{EXPORT_BUCKET}/filters",
     )
 
-    result = DicomExportProvider().create(props)
+    result = DicomExportProvider(FAST).create(props)
 
     outs = result.outs
     assert outs is not None
@@ -370,7 +373,7 @@ def test_export_to_bigquery_writes_rows(emulator: Emulator, store: str) -> None:
     )
     del props["gcs_destination"]
 
-    outs = DicomExportProvider().create(props).outs
+    outs = DicomExportProvider(FAST).create(props).outs
 
     assert outs is not None
     assert (outs["success_count"], outs["failure_count"]) == (len(instances), 0)
@@ -384,7 +387,7 @@ def test_export_to_bigquery_writes_rows(emulator: Emulator, store: str) -> None:
 
 def test_read_refreshes_a_finished_operation(emulator: Emulator, store: str) -> None:
     upload(emulator, corpus_files())
-    provider = DicomImportProvider()
+    provider = DicomImportProvider(FAST)
     created = provider.create(import_props(emulator, store))
     outs = created.outs
     assert outs is not None
@@ -400,7 +403,7 @@ def test_read_keeps_recorded_outputs_once_the_operation_is_forgotten(
     emulator: Emulator, store: str
 ) -> None:
     upload(emulator, corpus_files())
-    provider = DicomImportProvider()
+    provider = DicomImportProvider(FAST)
     created = provider.create(import_props(emulator, store))
     assert created.outs is not None
     emulator.reset()  # the API no longer knows the operation (404)
@@ -413,7 +416,7 @@ def test_read_keeps_recorded_outputs_once_the_operation_is_forgotten(
 
 def test_update_resubmits_nothing(emulator: Emulator, store: str) -> None:
     upload(emulator, corpus_files())
-    provider = DicomImportProvider()
+    provider = DicomImportProvider(FAST)
     created = provider.create(import_props(emulator, store))
     assert created.outs is not None
     before = len(emulator.requests)
@@ -439,7 +442,7 @@ def test_delete_keeps_the_instances(
     outs = {**import_props(emulator, store), "operation_name": operation["name"]}
     before = len(emulator.requests)
 
-    DicomImportProvider().delete(operation["name"], outs)
+    DicomImportProvider(FAST).delete(operation["name"], outs)
 
     assert stored_instances(emulator, store) == instances
     objects, _ = emulator.storage.list_objects(SOURCE_BUCKET, "incoming/")
@@ -453,7 +456,7 @@ def test_exported_files_are_the_stored_instances(emulator: Emulator, store: str)
     instances = imported(emulator, store)
     emulator.storage.create_bucket(EXPORT_BUCKET, PROJECT)
 
-    outs = DicomExportProvider().create(export_props(emulator, store)).outs
+    outs = DicomExportProvider(FAST).create(export_props(emulator, store)).outs
 
     assert outs is not None
     assert outs["success_count"] == len(instances)
@@ -480,7 +483,7 @@ def test_adopts_the_operation_of_a_submit_interrupted_before_its_answer(
     props = import_props(emulator, store)
     _, lost = claim_and_submit_import(emulator, store, props, Journal(journal_dir))
 
-    result = DicomImportProvider().create(props)
+    result = DicomImportProvider(FAST).create(props)
 
     assert result.id == lost
     assert result.outs is not None
@@ -494,7 +497,7 @@ def test_import_v1beta1_with_a_blob_storage_class(emulator: Emulator, store: str
     upload(emulator, files)
     props = import_props(emulator, store, api_version="v1beta1", blob_storage_class="COLDLINE")
 
-    result = DicomImportProvider().create(props)
+    result = DicomImportProvider(FAST).create(props)
 
     assert result.outs is not None
     assert result.outs["success_count"] == expected_import(files).success
@@ -502,7 +505,7 @@ def test_import_v1beta1_with_a_blob_storage_class(emulator: Emulator, store: str
     assert submit.path.startswith("/v1beta1/")
     classes = {r.storage_class for r in healthcare_service(emulator).state.list_instances(store)}
     assert classes == {"COLDLINE"}
-    read = DicomImportProvider().read(result.id, result.outs)
+    read = DicomImportProvider(FAST).read(result.id, result.outs)
     assert read.outs == result.outs
 
 
@@ -526,7 +529,7 @@ def test_export_transcoded_to_explicit_vr_little_endian_with_a_filter_file(
         filter_gcs_uri=f"gs://{EXPORT_BUCKET}/lists/chosen.txt",
     )
 
-    outs = DicomExportProvider().create(props).outs
+    outs = DicomExportProvider(FAST).create(props).outs
 
     assert outs is not None
     assert (outs["success_count"], outs["failure_count"]) == (len(uncompressed), 0)

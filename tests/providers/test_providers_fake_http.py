@@ -13,7 +13,8 @@ from dicom_transfer import (
     OperationTimedOut,
     PermissionDenied,
 )
-from dicom_transfer.specs import UNKNOWN
+from dicom_transfer.healthcare.runtime import TransferRuntime
+from dicom_transfer.specs.problems import UNKNOWN
 from fake_http import (
     LOGS,
     OPERATION,
@@ -152,9 +153,11 @@ def test_diff_export_filter_list_change_replaces() -> None:
     assert result.replaces == ["filter_resource_paths"]
 
 
-def test_update_keeps_operation_outputs_and_resubmits_nothing(http: ScriptedHttp) -> None:
+def test_update_keeps_operation_outputs_and_resubmits_nothing(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     news = {**IMPORT_PROPS, "timeout_seconds": 7200.0, "max_failures": 3.0}
-    outs = DicomImportProvider().update(OPERATION, _outputs(IMPORT_PROPS), news).outs
+    outs = DicomImportProvider(runtime).update(OPERATION, _outputs(IMPORT_PROPS), news).outs
     assert outs is not None
     assert outs["operation_name"] == OPERATION
     assert outs["success_count"] == 7
@@ -167,7 +170,10 @@ def test_update_keeps_operation_outputs_and_resubmits_nothing(http: ScriptedHttp
 
 
 def test_create_submits_once_waits_and_returns_counters(
-    http: ScriptedHttp, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    http: ScriptedHttp,
+    runtime: TransferRuntime,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _script(
         http,
@@ -175,7 +181,7 @@ def test_create_submits_once_waits_and_returns_counters(
         reply(200, operation(done=False, success=40, pending=60)),
         reply(200, operation(done=True, success=100)),
     )
-    result = DicomImportProvider().create(dict(IMPORT_PROPS))
+    result = DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert result.id == OPERATION
     assert result.outs is not None
     assert {
@@ -203,40 +209,46 @@ def test_create_submits_once_waits_and_returns_counters(
     assert "dicom import load" in capsys.readouterr().err
 
 
-def test_create_fails_on_partial_failure_beyond_max_failures(http: ScriptedHttp) -> None:
+def test_create_fails_on_partial_failure_beyond_max_failures(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     _script(
         http,
         reply(200, operation(done=False)),
         reply(200, operation(done=True, success=98, failure=2, error_code=3)),
     )
     with pytest.raises(OperationFailed) as caught:
-        DicomImportProvider().create(dict(IMPORT_PROPS))
+        DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     message = str(caught.value)
     for part in (OPERATION, "code 3", "success=98", "failure=2", LOGS):
         assert part in message
 
 
-def test_create_tolerates_failures_within_max_failures(http: ScriptedHttp) -> None:
+def test_create_tolerates_failures_within_max_failures(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     _script(
         http,
         reply(200, operation(done=False)),
         reply(200, operation(done=True, success=98, failure=2, error_code=3)),
     )
-    result = DicomImportProvider().create({**IMPORT_PROPS, "max_failures": 2.0})
+    result = DicomImportProvider(runtime).create({**IMPORT_PROPS, "max_failures": 2.0})
     assert result.outs is not None
     assert (result.outs["success_count"], result.outs["failure_count"]) == (98, 2)
 
 
-def test_create_fails_on_a_failed_operation_whatever_max_failures(http: ScriptedHttp) -> None:
+def test_create_fails_on_a_failed_operation_whatever_max_failures(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     _script(
         http, reply(200, operation(done=False)), reply(200, operation(done=True, error_code=13))
     )
     with pytest.raises(OperationFailed, match="code 13"):
-        DicomImportProvider().create({**IMPORT_PROPS, "max_failures": "unlimited"})
+        DicomImportProvider(runtime).create({**IMPORT_PROPS, "max_failures": "unlimited"})
 
 
 def test_create_retries_429_submit_and_503_poll_and_submits_once(
-    http: ScriptedHttp, clock: FakeClock
+    http: ScriptedHttp, runtime: TransferRuntime, clock: FakeClock
 ) -> None:
     _script(
         http,
@@ -245,14 +257,14 @@ def test_create_retries_429_submit_and_503_poll_and_submits_once(
         error(503, "UNAVAILABLE", "try again"),
         reply(200, operation(done=True, success=5)),
     )
-    result = DicomImportProvider().create(dict(IMPORT_PROPS))
+    result = DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert result.outs is not None and result.outs["success_count"] == 5
     assert len(http.calls("POST", ":import")) == 2  # the 429 one created nothing
     assert clock.sleeps, "retries must back off"
 
 
 def test_create_retries_permission_denied_until_the_grant_propagates(
-    http: ScriptedHttp, clock: FakeClock
+    http: ScriptedHttp, runtime: TransferRuntime, clock: FakeClock
 ) -> None:
     denied = error(403, "PERMISSION_DENIED", "service agent lacks storage.objects.list")
     _script(
@@ -262,18 +274,18 @@ def test_create_retries_permission_denied_until_the_grant_propagates(
         reply(200, operation(done=False)),
         reply(200, operation(done=True, success=1)),
     )
-    result = DicomImportProvider().create(dict(IMPORT_PROPS))
+    result = DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert result.outs is not None and result.outs["success_count"] == 1
     assert sum(clock.sleeps) >= 5
 
 
 def test_create_gives_up_on_permission_denied_naming_role_and_bucket(
-    http: ScriptedHttp, clock: FakeClock
+    http: ScriptedHttp, runtime: TransferRuntime, clock: FakeClock
 ) -> None:
     denied = error(403, "PERMISSION_DENIED", "denied")
     _script(http, *[denied] * 40)
     with pytest.raises(PermissionDenied) as caught:
-        DicomImportProvider().create({**IMPORT_PROPS, "permission_retry_seconds": 30.0})
+        DicomImportProvider(runtime).create({**IMPORT_PROPS, "permission_retry_seconds": 30.0})
     message = str(caught.value)
     assert "roles/storage.objectViewer" in message
     assert "raw-dicom" in message
@@ -281,11 +293,11 @@ def test_create_gives_up_on_permission_denied_naming_role_and_bucket(
 
 
 def test_create_enforces_its_own_deadline_and_says_how_to_resume(
-    http: ScriptedHttp, clock: FakeClock, journal_dir: Path
+    http: ScriptedHttp, runtime: TransferRuntime, clock: FakeClock, journal_dir: Path
 ) -> None:
     _script(http, reply(200, operation(done=False)), *[reply(200, operation(done=False))] * 60)
     with pytest.raises(OperationTimedOut) as caught:
-        DicomImportProvider().create({**IMPORT_PROPS, "timeout_seconds": 60.0})
+        DicomImportProvider(runtime).create({**IMPORT_PROPS, "timeout_seconds": 60.0})
     assert OPERATION in str(caught.value)
     assert "pulumi up" in str(caught.value)
     assert clock.now - 1_000.0 <= 61
@@ -294,11 +306,11 @@ def test_create_enforces_its_own_deadline_and_says_how_to_resume(
 
 
 def test_create_after_interruption_resumes_instead_of_submitting_again(
-    http: ScriptedHttp, clock: FakeClock
+    http: ScriptedHttp, runtime: TransferRuntime, clock: FakeClock
 ) -> None:
     _script(http, reply(200, operation(done=False)), *[reply(200, operation(done=False))] * 60)
     with pytest.raises(OperationTimedOut):
-        DicomImportProvider().create({**IMPORT_PROPS, "timeout_seconds": 30.0})
+        DicomImportProvider(runtime).create({**IMPORT_PROPS, "timeout_seconds": 30.0})
     http._iterable.clear()
     submits_before = len(http.calls("POST", ":import"))
 
@@ -308,13 +320,15 @@ def test_create_after_interruption_resumes_instead_of_submitting_again(
         reply(200, operation(done=False, success=6)),
         reply(200, operation(done=True, success=12)),
     )
-    result = DicomImportProvider().create(dict(IMPORT_PROPS))
+    result = DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert result.id == OPERATION
     assert result.outs is not None and result.outs["success_count"] == 12
     assert len(http.calls("POST", ":import")) == submits_before == 1
 
 
-def test_export_stages_inline_filter_then_submits_with_its_uri(http: ScriptedHttp) -> None:
+def test_export_stages_inline_filter_then_submits_with_its_uri(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     _script(
         http,
         error(404, "NOT_FOUND", "no such object"),  # the staged filter does not exist yet
@@ -322,7 +336,7 @@ def test_export_stages_inline_filter_then_submits_with_its_uri(http: ScriptedHtt
         reply(200, operation(done=False)),
         reply(200, operation(done=True, success=3)),
     )
-    result = DicomExportProvider().create(dict(EXPORT_PROPS))
+    result = DicomExportProvider(runtime).create(dict(EXPORT_PROPS))
     assert result.outs is not None
     filter_uri = result.outs["filter_uri"]
     assert filter_uri.startswith("gs://out-dicom/filters/") and filter_uri.endswith(".txt")
@@ -339,26 +353,30 @@ def test_export_stages_inline_filter_then_submits_with_its_uri(http: ScriptedHtt
 # --- read / delete ---------------------------------------------------------------------------
 
 
-def test_read_refreshes_counters_from_the_operation(http: ScriptedHttp) -> None:
+def test_read_refreshes_counters_from_the_operation(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     _script(http, reply(200, operation(done=True, success=9, failure=1, error_code=3)))
-    result = DicomImportProvider().read(OPERATION, _outputs(IMPORT_PROPS))
+    result = DicomImportProvider(runtime).read(OPERATION, _outputs(IMPORT_PROPS))
     assert result.id == OPERATION
     assert result.outs is not None
     assert (result.outs["success_count"], result.outs["failure_count"]) == (9, 1)
 
 
-def test_read_keeps_recorded_outputs_once_the_operation_expired(http: ScriptedHttp) -> None:
+def test_read_keeps_recorded_outputs_once_the_operation_expired(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
     _script(http, error(404, "NOT_FOUND", "operation not found"))
     recorded = _outputs(IMPORT_PROPS)
-    result = DicomImportProvider().read(OPERATION, recorded)
+    result = DicomImportProvider(runtime).read(OPERATION, recorded)
     assert result.id == OPERATION
     assert result.outs == recorded
 
 
 def test_delete_keeps_the_data_and_says_so(
-    http: ScriptedHttp, capsys: pytest.CaptureFixture[str]
+    http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    DicomImportProvider().delete(OPERATION, _outputs(IMPORT_PROPS))
+    DicomImportProvider(runtime).delete(OPERATION, _outputs(IMPORT_PROPS))
     assert http.request_sequence == []
     err = capsys.readouterr().err
     assert "kept" in err and OPERATION in err

@@ -147,7 +147,7 @@ def test_storage_pickles_without_client() -> None:
 # --- Storage client ------------------------------------------------------------------------------
 
 
-def test_storage_upload_and_exists_use_the_emulator_endpoint() -> None:
+def test_storage_conditional_write_and_exists_use_the_emulator_endpoint() -> None:
     http = Recorder(
         [
             ({"status": "404"}, json.dumps({"error": {"code": 404, "message": "No such object"}})),
@@ -159,7 +159,9 @@ def test_storage_upload_and_exists_use_the_emulator_endpoint() -> None:
         ApiConfig(storage_endpoint="http://127.0.0.1:9023/"), http_factory=lambda: http
     )
     assert storage.exists("stage", "filters/abc.txt") is False
-    storage.upload("stage", "filters/abc.txt", b"/studies/1.2\n", "text/plain")
+    assert storage.write(
+        "stage", "filters/abc.txt", b"/studies/1.2\n", "text/plain", only_if_absent=True
+    )
     assert storage.exists("stage", "filters/abc.txt") is True
     (_, get_uri, _, _), (method, upload_uri, body, headers), _ = http.requests
     assert get_uri.startswith("http://127.0.0.1:9023/storage/v1/b/stage/o/filters%2Fabc.txt")
@@ -169,10 +171,28 @@ def test_storage_upload_and_exists_use_the_emulator_endpoint() -> None:
     assert body == b"/studies/1.2\n" and headers["content-type"] == "text/plain"
 
 
-def test_storage_upload_precondition_failed_means_exists() -> None:
-    http = Recorder([({"status": "412"}, json.dumps({"error": {"code": 412, "message": "x"}}))])
+PRECONDITION_FAILED = ({"status": "412"}, json.dumps({"error": {"code": 412, "message": "x"}}))
+
+
+def test_storage_conditional_write_finds_another_writers_object() -> None:
+    http = Recorder([PRECONDITION_FAILED, ({"status": "200"}, "theirs")])
     storage = StorageApi(ApiConfig(storage_endpoint="http://h:1/"), http_factory=lambda: http)
-    storage.upload("stage", "f.txt", b"x", "text/plain")
+    assert storage.write("stage", "f.txt", b"ours", "text/plain", only_if_absent=True) is False
+    assert "alt=media" in http.requests[1][1]
+
+
+def test_storage_conditional_write_recognises_its_own_earlier_attempt() -> None:
+    # The first attempt created the object but its answer was lost; the repeat gets 412.
+    http = Recorder([PRECONDITION_FAILED, ({"status": "200"}, "ours")])
+    storage = StorageApi(ApiConfig(storage_endpoint="http://h:1/"), http_factory=lambda: http)
+    assert storage.write("stage", "f.txt", b"ours", "text/plain", only_if_absent=True) is True
+
+
+def test_storage_unconditional_write_raises_on_412() -> None:
+    http = Recorder([PRECONDITION_FAILED])
+    storage = StorageApi(ApiConfig(storage_endpoint="http://h:1/"), http_factory=lambda: http)
+    with pytest.raises(ApiError, match="412"):
+        storage.write("stage", "f.txt", b"ours", "text/plain")
 
 
 def test_storage_default_endpoint_is_google() -> None:

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 from dicom_transfer.errors import OperationFailed, OperationTimedOut
 from dicom_transfer.healthcare.operations import (
-    OperationResult,
     PollPolicy,
     apply_failure_policy,
-    parse_operation,
     wait_for_operation,
 )
+from dicom_transfer.healthcare.results import OperationResult, parse_operation
 
 NAME = "projects/p/locations/l/datasets/d/operations/42"
 IMPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData"
@@ -105,7 +104,7 @@ def test_parse_operation_error_and_sample_errors() -> None:
 def run_wait(
     responses: list[dict[str, Any]] | Callable[[FakeTime], dict[str, Any]],
     *,
-    deadline_s: float = 3600.0,
+    timeout_s: float = 3600.0,
     policy: PollPolicy | None = None,
     progress: list[tuple[OperationResult, float]] | None = None,
     just_submitted: bool = False,
@@ -122,7 +121,7 @@ def run_wait(
 
     result = wait_for_operation(
         get,
-        deadline_s=deadline_s,
+        timeout_s=timeout_s,
         clock=fake.clock,
         sleep=fake.sleep,
         on_progress=(lambda r, e: progress.append((r, e))) if progress is not None else None,
@@ -148,7 +147,7 @@ def test_jitter_only_shortens_sleeps() -> None:
     responses = iter([operation()] * 5 + [operation(done=True)])
     wait_for_operation(
         lambda: next(responses),
-        deadline_s=100,
+        timeout_s=100,
         clock=fake.clock,
         sleep=fake.sleep,
         rand=lambda: 0.999,
@@ -164,7 +163,7 @@ def test_done_on_first_get_does_not_sleep() -> None:
 
 def test_deadline_raises_with_name_and_resume_hint() -> None:
     with pytest.raises(OperationTimedOut) as info:
-        run_wait([operation()], deadline_s=10.0)
+        run_wait([operation()], timeout_s=10.0)
     error = info.value
     assert error.operation_name == NAME
     assert error.elapsed_s == pytest.approx(10.0)
@@ -179,7 +178,7 @@ def test_last_sleep_is_cut_to_the_deadline() -> None:
         return operation()
 
     with pytest.raises(OperationTimedOut):
-        run_wait(responses, deadline_s=4.0)
+        run_wait(responses, timeout_s=4.0)
     fake = fake_holder[0]
     # 1 + 1.5 = 2.5, then 2.25 would overshoot: cut to 1.5 so the final GET is at 4.0.
     assert fake.sleeps == pytest.approx([1.0, 1.5, 1.5])

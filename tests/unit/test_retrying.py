@@ -9,14 +9,14 @@ import pytest
 from dicom_transfer.errors import ApiError, PermissionDenied, Transient
 from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi
 from dicom_transfer.healthcare.retrying import (
-    PermissionRetryPolicy,
     RetryPolicy,
     call_with_retry,
     is_retryable_read,
     is_retryable_submit,
-    permission_hint,
     retry_permission_denied,
 )
+from dicom_transfer.roles import permission_hint
+from dicom_transfer.specs.props import export_spec_from_props, import_spec_from_props
 from googleapiclient.http import HttpMockSequence
 
 STORE = "projects/my-project/locations/us/datasets/d/dicomStores/s"
@@ -94,7 +94,7 @@ def test_call_with_retry_backoff_is_capped_with_jitter() -> None:
         return "ok"
 
     policy = RetryPolicy(
-        initial_s=1, exp_base=2, max_s=10, jitter_s=1, max_attempts=8, deadline_s=1e9
+        initial_s=1, multiplier=2, maximum_s=10, jitter_s=1, max_attempts=8, timeout_s=1e9
     )
     assert (
         call_with_retry(flaky, policy=policy, sleep=fake.sleep, clock=fake.clock, rand=lambda: 0.5)
@@ -120,7 +120,7 @@ def test_call_with_retry_gives_up_after_attempts_and_deadline() -> None:
     with pytest.raises(Transient):
         call_with_retry(
             failing,
-            policy=RetryPolicy(max_attempts=100, deadline_s=20, max_s=5),
+            policy=RetryPolicy(max_attempts=100, timeout_s=20, maximum_s=5),
             sleep=fake.sleep,
             clock=fake.clock,
         )
@@ -157,7 +157,7 @@ def test_retry_after_never_shortens_the_backoff_nor_passes_the_deadline() -> Non
 
         return call
 
-    policy = RetryPolicy(initial_s=4, jitter_s=0, max_attempts=2, deadline_s=100)
+    policy = RetryPolicy(initial_s=4, jitter_s=0, max_attempts=2, timeout_s=100)
     with pytest.raises(Transient):
         call_with_retry(throttled(0.0), policy=policy, sleep=fake.sleep, clock=fake.clock)
     assert fake.sleeps == [4.0]
@@ -269,13 +269,15 @@ def test_permission_window_exhausted_names_role_bucket_and_agent() -> None:
         attempts += 1
         raise PermissionDenied(403, "PERMISSION_DENIED", "denied")
 
-    body = {"gcsSource": {"uri": "gs://raw-images/in/**.dcm"}}
+    spec = import_spec_from_props({"dicom_store": STORE, "gcs_uri": "gs://raw-images/in/**.dcm"})
     with pytest.raises(PermissionDenied) as info:
         retry_permission_denied(
             denied,
             window_s=120,
-            hint=permission_hint("import", STORE, body),
-            policy=PermissionRetryPolicy(initial_s=5, multiplier=1.5, max_s=60, jitter_s=0),
+            hint=permission_hint(spec),
+            policy=RetryPolicy(
+                initial_s=5, multiplier=1.5, maximum_s=60, jitter_s=0, max_attempts=None
+            ),
             sleep=fake.sleep,
             clock=fake.clock,
         )
@@ -302,16 +304,21 @@ def test_zero_window_tries_once() -> None:
 
 
 def test_permission_hints_per_destination() -> None:
-    gcs = permission_hint("export", STORE, {"gcsDestination": {"uriPrefix": "gs://out/x"}})
+    gcs = permission_hint(
+        export_spec_from_props(
+            {"dicom_store": STORE, "gcs_destination": {"uri_prefix": "gs://out/x"}}
+        )
+    )
     assert "roles/storage.objectAdmin on bucket out" in gcs
     assert "healthcare.dicomStores.export" in gcs
     bq = permission_hint(
-        "export",
-        STORE,
-        {
-            "bigqueryDestination": {"tableUri": "bq://my-project.ds.t"},
-            "filterConfig": {"resourcePathsGcsUri": "gs://filters/f.txt"},
-        },
+        export_spec_from_props(
+            {
+                "dicom_store": STORE,
+                "bigquery_destination": {"table_uri": "bq://my-project.ds.t"},
+                "filter_gcs_uri": "gs://filters/f.txt",
+            }
+        )
     )
     assert "roles/bigquery.dataEditor on BigQuery dataset my-project.ds" in bq
     assert "roles/bigquery.jobUser on project my-project" in bq

@@ -7,24 +7,25 @@ from typing import Any
 
 import pytest
 from dicom_transfer.errors import InvalidSpec
-from dicom_transfer.specs import (
+from dicom_transfer.specs.fingerprint import request_fingerprint
+from dicom_transfer.specs.gcs import compile_gcs_wildcard, parse_gcs_uri
+from dicom_transfer.specs.problems import UNKNOWN, is_unknown
+from dicom_transfer.specs.props import (
+    WaitPolicy,
+    export_problems,
+    export_spec_from_props,
+    import_problems,
+    import_spec_from_props,
+    wait_policy_from_props,
+)
+from dicom_transfer.specs.requests import (
     EXPORT_MIME_TYPES,
-    UNKNOWN,
     DicomStorePath,
     ExportSpec,
-    ImportSpec,
-    WaitPolicy,
-    compile_gcs_wildcard,
     export_file_extension,
-    export_fingerprint,
-    export_problems,
     filter_file_content,
-    import_fingerprint,
-    import_problems,
-    is_unknown,
     normalize_mime_type,
     parse_filter_path,
-    parse_gcs_uri,
     staged_filter_uri,
 )
 from googleapiclient.discovery_cache import get_static_doc
@@ -379,7 +380,7 @@ def test_bad_input_names_field_value_and_allowed_form(
     assert allowed in message
     assert allowed in matching[0].allowed
     with pytest.raises(InvalidSpec):
-        (ImportSpec if kind == "import" else ExportSpec).from_props(props)
+        (import_spec_from_props if kind == "import" else export_spec_from_props)(props)
 
 
 def test_at_least_thirty_distinct_bad_inputs() -> None:
@@ -546,7 +547,7 @@ def test_unknown_values_still_report_known_problems() -> None:
 
 def test_from_props_refuses_unknown_values() -> None:
     with pytest.raises(InvalidSpec, match="not computed yet"):
-        ImportSpec.from_props(import_props(gcs_uri=UNKNOWN))
+        import_spec_from_props(import_props(gcs_uri=UNKNOWN))
 
 
 # --- request bodies ------------------------------------------------------------------------------
@@ -594,15 +595,15 @@ def _request_ref(doc: dict[str, Any], method: str) -> str:
 def test_request_bodies_match_discovery_schemas(version: str) -> None:
     doc = json.loads(get_static_doc("healthcare", version))
     imports = [
-        ImportSpec.from_props(import_props(api_version=version)),
-        ImportSpec.from_props(import_props(api_version=version, blob_storage_class="ARCHIVE")),
+        import_spec_from_props(import_props(api_version=version)),
+        import_spec_from_props(import_props(api_version=version, blob_storage_class="ARCHIVE")),
     ]
     for spec in imports:
         body = spec.request_body()
         assert _schema_errors(doc, _request_ref(doc, "import"), body, "body") == []
     exports = [
-        ExportSpec.from_props(export_props(api_version=version)),
-        ExportSpec.from_props(
+        export_spec_from_props(export_props(api_version=version)),
+        export_spec_from_props(
             export_props(
                 api_version=version,
                 gcs_destination={
@@ -612,7 +613,7 @@ def test_request_bodies_match_discovery_schemas(version: str) -> None:
                 filter_gcs_uri="gs://filters-bucket/filter.txt",
             )
         ),
-        ExportSpec.from_props(
+        export_spec_from_props(
             export_props(
                 api_version=version,
                 gcs_destination=_DROP,
@@ -637,19 +638,19 @@ def test_request_bodies_match_discovery_schemas(version: str) -> None:
 
 
 def test_import_body() -> None:
-    spec = ImportSpec.from_props(import_props(blob_storage_class="COLDLINE"))
+    spec = import_spec_from_props(import_props(blob_storage_class="COLDLINE"))
     assert spec.request_body() == {
         "gcsSource": {"uri": "gs://raw-bucket/in/**.dcm"},
         "blobStorageSettings": {"blobStorageClass": "COLDLINE"},
     }
     assert spec.source.bucket == "raw-bucket"
-    assert ImportSpec.from_props(import_props()).request_body() == {
+    assert import_spec_from_props(import_props()).request_body() == {
         "gcsSource": {"uri": "gs://raw-bucket/in/**.dcm"}
     }
 
 
 def test_export_body_with_inline_filter() -> None:
-    spec = ExportSpec.from_props(
+    spec = export_spec_from_props(
         export_props(
             gcs_destination={
                 "uri_prefix": "gs://out-bucket/x",
@@ -669,16 +670,14 @@ def test_export_body_with_inline_filter() -> None:
         },
         "filterConfig": {"resourcePathsGcsUri": staged},
     }
-    assert spec.request_body("gs://other-bucket/f.txt")["filterConfig"] == {
-        "resourcePathsGcsUri": "gs://other-bucket/f.txt"
-    }
+    assert spec.filter_uri == staged
     assert filter_file_content(spec.filter_resource_paths or ()) == (
         b"/studies/1.2\n/studies/1.3/series/4\n"
     )
 
 
 def test_bigquery_body() -> None:
-    spec = ExportSpec.from_props(
+    spec = export_spec_from_props(
         export_props(
             gcs_destination=_DROP,
             bigquery_destination={"table_uri": "bq://my-project.ds.t", "force": False},
@@ -757,8 +756,8 @@ def test_parse_filter_path() -> None:
 
 
 def test_wait_policy_defaults_and_numbers() -> None:
-    assert WaitPolicy.from_props({}) == WaitPolicy(3600.0, 0, 600.0)
-    policy = WaitPolicy.from_props(
+    assert wait_policy_from_props({}) == WaitPolicy(3600.0, 0, 600.0)
+    policy = wait_policy_from_props(
         {"timeout_seconds": 90, "max_failures": 5.0, "permission_retry_seconds": 0}
     )
     assert policy == WaitPolicy(90.0, 5, 0.0)
@@ -767,31 +766,31 @@ def test_wait_policy_defaults_and_numbers() -> None:
 
 @pytest.mark.parametrize("value", [None, "unlimited"])
 def test_wait_policy_tolerate_all(value: object) -> None:
-    assert WaitPolicy.from_props({"max_failures": value}).max_failures is None
+    assert wait_policy_from_props({"max_failures": value}).max_failures is None
 
 
 # --- fingerprints --------------------------------------------------------------------------------
 
 
 def test_fingerprints_change_with_request_not_with_waiting() -> None:
-    base = ImportSpec.from_props(import_props())
-    fp = import_fingerprint(base, ["a"], "load")
-    assert fp == import_fingerprint(
-        ImportSpec.from_props(import_props(timeout_seconds=5)), ["a"], "load"
+    base = import_spec_from_props(import_props())
+    fp = request_fingerprint(base, ["a"], "load")
+    assert fp == request_fingerprint(
+        import_spec_from_props(import_props(timeout_seconds=5)), ["a"], "load"
     )
     assert len(fp) == 64
-    assert fp != import_fingerprint(base, ["b"], "load")
-    assert fp != import_fingerprint(base, ["a"], "other")
-    changed = ImportSpec.from_props(import_props(gcs_uri="gs://raw-bucket/x/**"))
-    assert fp != import_fingerprint(changed, ["a"], "load")
+    assert fp != request_fingerprint(base, ["b"], "load")
+    assert fp != request_fingerprint(base, ["a"], "other")
+    changed = import_spec_from_props(import_props(gcs_uri="gs://raw-bucket/x/**"))
+    assert fp != request_fingerprint(changed, ["a"], "load")
 
 
 def test_export_fingerprint_covers_inline_filter() -> None:
     def spec(paths: list[str]) -> ExportSpec:
-        return ExportSpec.from_props(
+        return export_spec_from_props(
             export_props(filter_resource_paths=paths, filter_staging_uri="gs://stage-bucket")
         )
 
-    one = export_fingerprint(spec(["/studies/1.2"]), None, "x")
-    assert one == export_fingerprint(spec(["/studies/1.2"]), None, "x")
-    assert one != export_fingerprint(spec(["/studies/1.3"]), None, "x")
+    one = request_fingerprint(spec(["/studies/1.2"]), None, "x")
+    assert one == request_fingerprint(spec(["/studies/1.2"]), None, "x")
+    assert one != request_fingerprint(spec(["/studies/1.3"]), None, "x")

@@ -23,7 +23,8 @@ from dicom_transfer.healthcare.transfer import (
     run_transfer,
     stage_filter_file,
 )
-from dicom_transfer.specs import ExportSpec, WaitPolicy
+from dicom_transfer.specs.props import WaitPolicy, export_spec_from_props, import_spec_from_props
+from dicom_transfer.specs.requests import ExportSpec, TransferSpec
 from googleapiclient.http import HttpMockSequence
 
 DATASET = "projects/my-project/locations/us/datasets/d"
@@ -31,6 +32,7 @@ STORE = f"{DATASET}/dicomStores/s"
 OP = f"{DATASET}/operations/100"
 FP = "cd" * 32
 BODY = {"gcsSource": {"uri": "gs://raw-images/in/**.dcm"}}
+IMPORT_SPEC = import_spec_from_props({"dicom_store": STORE, "gcs_uri": "gs://raw-images/in/**.dcm"})
 IMPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData"
 EXPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ExportDicomData"
 SUBMITTED_AT = 1_714_557_600.0  # 2024-05-01T10:00:00Z
@@ -127,15 +129,12 @@ def run(
     fake: FakeTime,
     *,
     policy: WaitPolicy | None = None,
-    kind: str = "import",
-    body: dict[str, Any] | None = None,
+    spec: TransferSpec = IMPORT_SPEC,
 ) -> tuple[Any, list[str]]:
     lines: list[str] = []
     result = run_transfer(
         api,
-        kind,  # type: ignore[arg-type]
-        STORE,
-        body or BODY,
+        spec,
         FP,
         policy or WaitPolicy(),
         journal,
@@ -169,6 +168,21 @@ def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
     assert any(line.startswith(f"resuming {OP}") for line in lines)
     assert journal.get(FP) is None
     assert len(api.gets) == 2 and fake.sleeps == [], "a resumed operation is read at once"
+
+
+class RacingJournal(Journal):
+    """Another run claims every time just before this one and is gone when it looks."""
+
+    def claim(self, record: JournalRecord) -> bool:
+        return False
+
+
+def test_a_claim_lost_twice_to_another_run_submits_nothing(tmp_path: Path) -> None:
+    fake = FakeTime()
+    api = FakeApi(submits=[OP], operations={OP: [op(done=True)]})
+    with pytest.raises(JournalConflict, match="another run claimed the same request"):
+        run(api, RacingJournal(tmp_path / "journal"), fake)
+    assert api.submitted == []
 
 
 def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> None:
@@ -371,8 +385,9 @@ def test_http_export_with_failure_over_limit(journal: Journal) -> None:
             api,
             journal,
             fake,
-            kind="export",
-            body={"gcsDestination": {"uriPrefix": "gs://out"}},
+            spec=export_spec_from_props(
+                {"dicom_store": STORE, "gcs_destination": {"uri_prefix": "gs://out"}}
+            ),
             policy=WaitPolicy(max_failures=3),
         )
     assert "failure=4" in str(info.value) and "https://logs/q" in str(info.value)
@@ -403,13 +418,17 @@ class FakeStorage:
     def exists(self, bucket: str, name: str) -> bool:
         return (bucket, name) in self.objects
 
-    def upload(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
+    def write(
+        self, bucket: str, name: str, data: bytes, content_type: str, *, only_if_absent: bool
+    ) -> bool:
+        assert only_if_absent, "a staged filter file is only ever created"
         self.uploads.append((bucket, name, data, content_type))
         self.objects[(bucket, name)] = data
+        return True
 
 
 def export_spec() -> ExportSpec:
-    return ExportSpec.from_props(
+    return export_spec_from_props(
         {
             "dicom_store": STORE,
             "gcs_destination": {"uri_prefix": "gs://out-bucket/x"},
@@ -429,12 +448,15 @@ def test_stage_filter_file_uploads_once() -> None:
     assert data == b"/studies/1.2\n/studies/1.3/series/4.5\n" and content_type == "text/plain"
     assert stage_filter_file(storage, spec) == uri  # type: ignore[arg-type]
     assert len(storage.uploads) == 1
-    assert spec.request_body(uri)["filterConfig"] == {"resourcePathsGcsUri": uri}
+    assert spec.filter_uri == uri
+    assert spec.request_body()["filterConfig"] == {"resourcePathsGcsUri": uri}
 
 
 def test_stage_filter_file_permission_message() -> None:
     class Denied(FakeStorage):
-        def upload(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
+        def write(
+            self, bucket: str, name: str, data: bytes, content_type: str, *, only_if_absent: bool
+        ) -> bool:
             raise PermissionDenied(403, "PERMISSION_DENIED", "no write")
 
     with pytest.raises(PermissionDenied, match="objectCreator on bucket stage-bucket"):

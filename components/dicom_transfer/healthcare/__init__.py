@@ -4,8 +4,12 @@ No Pulumi imports here; the dynamic providers build on :func:`transfer.run_trans
 
 * :mod:`.client` -- :class:`~.client.ApiConfig`, :class:`~.client.HealthcareApi`,
   :class:`~.client.StorageApi` (static discovery, lazy per-thread clients, endpoint override).
-* :mod:`.retrying` -- transient-error and permission-propagation retry policies.
-* :mod:`.operations` -- parse and poll long-running operations; the failure policy.
-* :mod:`.journal` -- on-disk record of in-flight operations.
+* :mod:`.retrying` -- one retry policy type for transient errors and permission propagation.
+* :mod:`.results` -- a long-running operation as parsed JSON (counters, times, errors).
+* :mod:`.operations` -- poll long-running operations; the failure policy.
+* :mod:`.journal` / :mod:`.gcs_journal` -- the record of in-flight operations (local or in
+  Cloud Storage).
 * :mod:`.transfer` -- submit-once/resume + wait; filter-file staging.
+* :mod:`.runtime` -- :class:`~.runtime.TransferRuntime`: the factories and schedules the
+  providers are given.
 """

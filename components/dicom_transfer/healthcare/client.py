@@ -442,14 +442,6 @@ class HealthcareApi(_ThreadLocalClients):
             if not token:
                 return
 
-    def get_dicom_store(self, name: str) -> dict[str, Any]:
-        """GET a DICOM store."""
-        _checked_name(name, _STORE_NAME_RE, "DICOM store")
-        result: dict[str, Any] = self._read(
-            lambda s: self._datasets(s).dicomStores().get(name=name)
-        )
-        return result
-
 
 class StorageApi(_ThreadLocalClients):
     """The Cloud Storage JSON API calls dicom_transfer needs (filter-file staging).
@@ -457,8 +449,8 @@ class StorageApi(_ThreadLocalClients):
     Args:
         config: Endpoint and identity (``storage_endpoint`` overrides Google's).
         http_factory: Builds a thread's HTTP object (tests); default ``AuthorizedHttp``.
-        retry: Policy for every call (all are idempotent: uploads are content-addressed and
-            conditional on the object not existing).
+        retry: Policy for every call (all are idempotent: conditional writes recognise their
+            own earlier attempt, see :meth:`write`).
         sleep: Sleep used between retries.
         clock: Monotonic clock used for retry deadlines.
     """
@@ -512,21 +504,6 @@ class StorageApi(_ThreadLocalClients):
             return False
         return True
 
-    def upload(self, bucket: str, object_name: str, data: bytes, content_type: str) -> None:
-        """Create ``object_name`` unless it exists (``ifGenerationMatch=0``; 412 = exists)."""
-
-        def insert(service: Any) -> Any:
-            media = MediaIoBaseUpload(io.BytesIO(data), mimetype=content_type, resumable=False)
-            return service.objects().insert(
-                bucket=bucket, name=object_name, ifGenerationMatch="0", media_body=media
-            )
-
-        try:
-            self._call(insert)
-        except ApiError as exc:
-            if exc.http_status != 412:
-                raise
-
     def write(
         self,
         bucket: str,
@@ -538,8 +515,27 @@ class StorageApi(_ThreadLocalClients):
     ) -> bool:
         """Write ``object_name``, replacing it unless ``only_if_absent``.
 
+        A conditional write (``ifGenerationMatch=0``) is repeated after transient errors like
+        any other call, and httplib2 itself sends a request again when the connection drops
+        while the answer is read. A 412 can therefore mean "our own earlier attempt created
+        it": the object is read back and counts as ours when it holds exactly ``data``.
+        Callers that must tell their write from another writer's make ``data`` unique (a
+        journal record carries its submit time to the microsecond); for content-addressed
+        objects either answer is right.
+
+        Args:
+            bucket: Bucket name.
+            object_name: Object name.
+            data: The object's bytes.
+            content_type: Its ``Content-Type``.
+            only_if_absent: Create only; never replace an existing object.
+
         Returns:
-            False when ``only_if_absent`` and the object exists (412); True when written.
+            True when this call wrote the object; False when ``only_if_absent`` and another
+            writer's object is already there.
+
+        Raises:
+            ApiError: The write failed (after retries).
         """
 
         def insert(service: Any) -> Any:
@@ -553,7 +549,7 @@ class StorageApi(_ThreadLocalClients):
             self._call(insert)
         except ApiError as exc:
             if only_if_absent and exc.http_status == 412:
-                return False
+                return self.read(bucket, object_name) == data
             raise
         return True
 

@@ -28,7 +28,7 @@ from dicom_transfer.healthcare.journal import (
     is_fingerprint,
     journal_uri,
 )
-from dicom_transfer.specs import GcsUri
+from dicom_transfer.specs.gcs import GcsUri
 
 __all__ = ["JOURNAL_ENV", "GcsJournal", "journal_uri"]
 

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from dicom_transfer.specs import GcsUri, parse_gcs_uri
+from dicom_transfer.specs.gcs import GcsUri, parse_gcs_uri
 
 __all__ = [
     "JOURNAL_ENV",
@@ -87,7 +87,7 @@ class JournalRecord:
     """One in-flight request.
 
     Attributes:
-        fingerprint: sha256 of the request (see ``specs.import_fingerprint``).
+        fingerprint: sha256 of the request (see ``specs.fingerprint.request_fingerprint``).
         kind: ``import`` or ``export``.
         store: The DICOM store's resource name.
         submitted_at: Wall-clock time (epoch seconds) just before the first submit attempt.

@@ -12,8 +12,8 @@ rounded up by one instance) plus half the lag budget (max(1 s, 5 % of the operat
 at most ``max_predicted_s`` at a time. Once the prediction has passed, or ``pending`` reached
 0, it polls the tail at ``tail_fraction`` of the elapsed time (at least ``min_tail_s``),
 growing x1.5. Completion is thus seen within a few percent of the duration with a handful of
-GETs. A deadline bounds the wait; the last sleep is cut so that one final GET happens exactly
-at the deadline.
+GETs. A timeout bounds the wait; the last sleep is cut so that one final GET happens exactly
+when it ends.
 """
 
 from __future__ import annotations
@@ -25,140 +25,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from dicom_transfer.errors import OperationFailed, OperationTimedOut
+from dicom_transfer.healthcare.results import OperationResult, parse_operation
 
 __all__ = [
     "PARTIAL_FAILURE_CODE",
-    "OperationResult",
     "PollPolicy",
     "apply_failure_policy",
-    "parse_operation",
     "wait_for_operation",
 ]
 
 PARTIAL_FAILURE_CODE = 3
 """``google.rpc.Code.INVALID_ARGUMENT``: what a finished import/export with failed instances has."""
-
-_MAX_SAMPLE_ERRORS = 5
-
-
-@dataclass(frozen=True)
-class OperationResult:
-    """A parsed ``Operation`` (running or done).
-
-    Attributes:
-        name: Full operation name.
-        done: Whether the operation finished.
-        success_count: Instances processed successfully.
-        failure_count: Instances that failed.
-        pending_count: Instances not processed yet (0 when not reported).
-        create_time: RFC 3339 creation time, if reported.
-        end_time: RFC 3339 end time, if reported.
-        logs_url: Cloud Logging URL with per-instance errors, if reported.
-        api_method_name: e.g. ``google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData``.
-        error_code: ``google.rpc.Code`` of the operation's error; None when it has none.
-        error_message: The operation's error message; None when it has no error.
-        sample_errors: Up to five ``"resource: message"`` strings from the error details.
-        cancel_requested: Whether a cancel was requested.
-    """
-
-    name: str
-    done: bool
-    success_count: int = 0
-    failure_count: int = 0
-    pending_count: int = 0
-    create_time: str | None = None
-    end_time: str | None = None
-    logs_url: str | None = None
-    api_method_name: str | None = None
-    error_code: int | None = None
-    error_message: str | None = None
-    sample_errors: tuple[str, ...] = ()
-    cancel_requested: bool = False
-
-    @property
-    def processed_count(self) -> int:
-        """success_count + failure_count."""
-        return self.success_count + self.failure_count
-
-    def progress_line(self, elapsed_s: float) -> str:
-        """One line for humans: state, counters and elapsed time."""
-        state = "done" if self.done else "running"
-        return (
-            f"{self.name}: {state}, success={self.success_count} failure={self.failure_count} "
-            f"pending={self.pending_count}, {elapsed_s:.0f} s elapsed"
-        )
-
-
-def _count(value: object) -> int:
-    # int64 counters arrive as JSON strings of digits; absent means zero.
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return 0
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _sample_errors(error: Mapping[str, Any]) -> tuple[str, ...]:
-    samples: list[str] = []
-    details = error.get("details")
-    for detail in details if isinstance(details, list) else []:
-        entries = detail.get("sampleErrors") if isinstance(detail, Mapping) else None
-        for entry in entries if isinstance(entries, list) else []:
-            if not isinstance(entry, Mapping):
-                continue
-            inner = entry.get("error")
-            inner = inner if isinstance(inner, Mapping) else {}
-            resource = entry.get("resource", "?")
-            code = inner.get("code", "?")
-            samples.append(f"{resource}: {inner.get('message', '')} (code {code})")
-            if len(samples) >= _MAX_SAMPLE_ERRORS:
-                return tuple(samples)
-    return tuple(samples)
-
-
-def parse_operation(operation: Mapping[str, Any]) -> OperationResult:
-    """Turn an ``Operation`` JSON object into an :class:`OperationResult`.
-
-    Args:
-        operation: The JSON returned by ``operations.get`` or a submit.
-
-    Returns:
-        The parsed result; absent counters are 0.
-    """
-    metadata = operation.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
-    counter = metadata.get("counter")
-    counter = counter if isinstance(counter, Mapping) else {}
-    error = operation.get("error")
-    error_code: int | None = None
-    error_message: str | None = None
-    samples: tuple[str, ...] = ()
-    if isinstance(error, Mapping):
-        code = error.get("code", 2)
-        error_code = code if isinstance(code, int) and not isinstance(code, bool) else 2
-        error_message = str(error.get("message", ""))
-        samples = _sample_errors(error)
-    return OperationResult(
-        name=str(operation.get("name", "")),
-        done=operation.get("done") is True,
-        success_count=_count(counter.get("success")),
-        failure_count=_count(counter.get("failure")),
-        pending_count=_count(counter.get("pending")),
-        create_time=_opt_str(metadata.get("createTime")),
-        end_time=_opt_str(metadata.get("endTime")),
-        logs_url=_opt_str(metadata.get("logsUrl")),
-        api_method_name=_opt_str(metadata.get("apiMethodName")),
-        error_code=error_code,
-        error_message=error_message,
-        sample_errors=samples,
-        cancel_requested=metadata.get("cancelRequested") is True,
-    )
 
 
 def apply_failure_policy(
@@ -292,7 +169,7 @@ class _Schedule:
 def wait_for_operation(
     get: Callable[[], Mapping[str, Any]],
     *,
-    deadline_s: float,
+    timeout_s: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_progress: Callable[[OperationResult, float], None] | None = None,
@@ -301,11 +178,11 @@ def wait_for_operation(
     operation_name: str = "",
     just_submitted: bool = False,
 ) -> OperationResult:
-    """Poll ``get`` until the operation is done or ``deadline_s`` seconds have passed.
+    """Poll ``get`` until the operation is done or ``timeout_s`` seconds have passed.
 
     Args:
         get: Returns the operation JSON (wrap transient-error retries inside it).
-        deadline_s: Seconds to wait, counted from this call.
+        timeout_s: Seconds to wait, counted from this call.
         clock: Monotonic clock (seconds).
         sleep: Sleep function (seconds).
         on_progress: Called with the latest result and the elapsed seconds at growing
@@ -320,7 +197,7 @@ def wait_for_operation(
         The finished operation (success or not: judge it with :func:`apply_failure_policy`).
 
     Raises:
-        OperationTimedOut: Still running at the deadline.
+        OperationTimedOut: Still running when the timeout ended.
     """
     policy = policy or PollPolicy()
     start = clock()
@@ -330,7 +207,7 @@ def wait_for_operation(
     schedule = _Schedule(policy, rand)
     name = operation_name
     if just_submitted:
-        sleep(min(policy.initial_s, max(deadline_s, 0.0)))
+        sleep(min(policy.initial_s, max(timeout_s, 0.0)))
     while True:
         result = parse_operation(get())
         name = result.name or name
@@ -340,7 +217,7 @@ def wait_for_operation(
             if on_progress is not None:
                 on_progress(result, elapsed)
             return result
-        remaining = deadline_s - elapsed
+        remaining = timeout_s - elapsed
         if remaining <= 0:
             raise OperationTimedOut(name, elapsed)
         if on_progress is not None and now >= next_progress:

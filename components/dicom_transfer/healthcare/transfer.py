@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from dicom_transfer.errors import (
     ApiError,
@@ -38,23 +38,23 @@ from dicom_transfer.errors import (
 from dicom_transfer.healthcare.client import HealthcareApi, StorageApi
 from dicom_transfer.healthcare.journal import JournalRecord, JournalStore
 from dicom_transfer.healthcare.operations import (
-    OperationResult,
     PollPolicy,
     apply_failure_policy,
-    parse_operation,
     wait_for_operation,
 )
+from dicom_transfer.healthcare.results import OperationResult, parse_operation
 from dicom_transfer.healthcare.retrying import (
     PERMISSION_RETRY,
-    PermissionRetryPolicy,
-    permission_hint,
+    RetryPolicy,
     retry_permission_denied,
 )
-from dicom_transfer.specs import (
+from dicom_transfer.roles import FILTER_STAGING_ROLE, permission_hint
+from dicom_transfer.specs.gcs import parse_gcs_uri
+from dicom_transfer.specs.props import WaitPolicy
+from dicom_transfer.specs.requests import (
     ExportSpec,
-    WaitPolicy,
+    TransferSpec,
     filter_file_content,
-    parse_gcs_uri,
     staged_filter_uri,
 )
 
@@ -135,9 +135,7 @@ class _Run:
     def __init__(
         self,
         api: HealthcareApi,
-        kind: Literal["import", "export"],
-        store_name: str,
-        body: Mapping[str, Any],
+        spec: TransferSpec,
         fingerprint: str,
         policy: WaitPolicy,
         journal: JournalStore,
@@ -146,12 +144,12 @@ class _Run:
         wall_clock: Callable[[], float],
         sleep: Callable[[float], None],
         poll_policy: PollPolicy | None,
-        permission_retry: PermissionRetryPolicy,
+        permission_retry: RetryPolicy,
     ) -> None:
         self.api = api
-        self.kind = kind
-        self.store_name = store_name
-        self.body = body
+        self.spec = spec
+        self.kind = spec.kind
+        self.store_name = spec.store.name
         self.fingerprint = fingerprint
         self.policy = policy
         self.journal = journal
@@ -175,7 +173,7 @@ class _Run:
         return str(self.journal.path_for(self.fingerprint))
 
     def dataset_name(self) -> str:
-        return self.store_name.rsplit("/dicomStores/", 1)[0]
+        return self.spec.store.dataset_name
 
     # --- resume ------------------------------------------------------------------------------
 
@@ -246,7 +244,7 @@ class _Run:
 
     def submit_once(self) -> str:
         call = self.api.submit_import if self.kind == "import" else self.api.submit_export
-        hint = permission_hint(self.kind, self.store_name, self.body)
+        body = self.spec.request_body()
 
         def on_permission_retry(_error: BaseException, delay: float) -> None:
             self.say(
@@ -255,9 +253,9 @@ class _Run:
             )
 
         return retry_permission_denied(
-            lambda: call(self.store_name, self.body),
+            lambda: call(self.store_name, body),
             window_s=max(min(self.policy.permission_retry_seconds, self.remaining()), 0.0),
-            hint=hint,
+            hint=permission_hint(self.spec),
             policy=self.permission_retry,
             sleep=self.sleep,
             clock=self.clock,
@@ -273,7 +271,13 @@ class _Run:
             name = self.operation_from_journal()
             if name is not None:
                 return name
-            self.journal.claim(record)
+            if not self.journal.claim(record):
+                raise JournalConflict(
+                    self.fingerprint,
+                    self.journal_path,
+                    "another run claimed the same request while this one was looking at the "
+                    "journal (two `pulumi up` of one stack at once?)",
+                )
         try:
             name = self.submit_once()
         except Transient as exc:
@@ -313,7 +317,7 @@ class _Run:
         try:
             result = wait_for_operation(
                 lambda: self.api.get_operation(name),
-                deadline_s=remaining,
+                timeout_s=remaining,
                 clock=self.clock,
                 sleep=self.sleep,
                 on_progress=report,
@@ -324,18 +328,12 @@ class _Run:
         except OperationTimedOut as exc:
             raise OperationTimedOut(exc.operation_name or name, self.clock() - self.start) from None
         self.journal.remove(self.fingerprint)
-        return apply_failure_policy(
-            result,
-            self.policy.max_failures,
-            permission_hint(self.kind, self.store_name, self.body),
-        )
+        return apply_failure_policy(result, self.policy.max_failures, permission_hint(self.spec))
 
 
 def run_transfer(
     api: HealthcareApi,
-    kind: Literal["import", "export"],
-    store_name: str,
-    body: Mapping[str, Any],
+    spec: TransferSpec,
     fingerprint: str,
     policy: WaitPolicy,
     journal: JournalStore,
@@ -345,16 +343,15 @@ def run_transfer(
     wall_clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     poll_policy: PollPolicy | None = None,
-    permission_retry: PermissionRetryPolicy = PERMISSION_RETRY,
+    permission_retry: RetryPolicy = PERMISSION_RETRY,
 ) -> OperationResult:
     """Submit (at most once) or resume an import/export, and wait for it.
 
     Args:
         api: Healthcare API client.
-        kind: ``import`` or ``export``.
-        store_name: The DICOM store's resource name.
-        body: The request body (``ImportSpec.request_body()`` / ``ExportSpec.request_body()``).
-        fingerprint: Identity of the request (``specs.import_fingerprint`` / ``export_...``).
+        spec: The request (an export's inline filter must be staged already, see
+            :func:`stage_filter_file`).
+        fingerprint: Identity of the request (``specs.fingerprint.request_fingerprint``).
         policy: Deadline (whole call), failure tolerance, permission retry window.
         journal: Where in-flight operations are recorded.
         progress: Receives one-line progress messages.
@@ -362,7 +359,8 @@ def run_transfer(
         wall_clock: Epoch-seconds clock (journal timestamps vs. operation create times).
         sleep: Sleep function.
         poll_policy: Poll schedule (default :class:`PollPolicy`).
-        permission_retry: Backoff while PERMISSION_DENIED.
+        permission_retry: Backoff while PERMISSION_DENIED (its timeout is replaced by
+            ``policy.permission_retry_seconds``).
 
     Returns:
         The finished operation, accepted by the failure policy.
@@ -374,13 +372,9 @@ def run_transfer(
         PermissionDenied: Still denied after the permission window.
         ApiError: Other API errors (after retries).
     """
-    if kind not in _METHOD_SUFFIX:
-        raise ValueError(f"kind: got {kind!r}; expected import|export")
     run = _Run(
         api,
-        kind,
-        store_name,
-        body,
+        spec,
         fingerprint,
         policy,
         journal,
@@ -408,7 +402,7 @@ def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:
         spec: An export spec with ``filter_resource_paths``.
 
     Returns:
-        The filter file's URI (pass it to ``spec.request_body``).
+        The filter file's URI (``spec.filter_uri``, which the request body names).
 
     Raises:
         ValueError: The spec has no inline filter paths.
@@ -420,13 +414,13 @@ def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:
         return uri
     content = filter_file_content(spec.filter_resource_paths or ())
     try:
-        storage.upload(location.bucket, location.path, content, "text/plain")
+        storage.write(location.bucket, location.path, content, "text/plain", only_if_absent=True)
     except PermissionDenied as exc:
         raise PermissionDenied(
             exc.http_status,
             exc.status,
             exc.message,
-            f"the credentials running Pulumi need roles/storage.objectCreator on bucket "
+            f"the credentials running Pulumi need {FILTER_STAGING_ROLE} on bucket "
             f"{location.bucket} to stage the filter file {uri}",
         ) from exc
     return uri

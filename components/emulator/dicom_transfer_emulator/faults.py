@@ -4,10 +4,11 @@ Two kinds of faults exist.
 
 **Request faults** act on the next N HTTP requests whose method and path match a rule:
 answer them with an error status (429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, or any 4xx/5xx,
-in Google's JSON error shape), delay them, or reset the TCP connection. Paths are the raw
-request paths (no query string) and are matched with :func:`re.search`. Admin paths
-(``/_emulator/…``) are never faulted. Several delay rules add up; the first matching
-status/reset rule wins.
+in Google's JSON error shape), delay them, reset the TCP connection instead of answering, or
+perform them and then reset the connection instead of sending the answer (the request took
+effect but the client saw a dropped connection). Paths are the raw request paths (no query
+string) and are matched with :func:`re.search`. Admin paths (``/_emulator/…``) are never
+faulted. Several delay rules add up; the first matching status/reset rule wins.
 
 **Operation faults** are read by the Healthcare side's operation runner through
 :class:`FaultInjector` (``ctx.faults``): how long an operation takes (seconds per operation
@@ -19,6 +20,7 @@ Python API::
     emu.faults.fail_requests("POST", r":import$", status=503, times=2)
     emu.faults.delay_requests("GET", r"/operations/", seconds=0.5)
     emu.faults.reset_connections("*", r"^/storage/v1/b$", times=1)
+    emu.faults.reset_connections("POST", r"/b/journal/o$", after=True)
     emu.faults.set_operation_timing(operation_seconds=2.0, instance_seconds=0.01)
     emu.faults.fail_next_operation(13, "internal error")
 
@@ -28,8 +30,10 @@ with ``{"spec": "..."}``) use one text syntax, parsed by :func:`parse_fault_spec
     METHOD:PATH_REGEX=ACTION[xCOUNT]
         METHOD   GET, POST, … or * (any)
         ACTION   an HTTP status 400-599 (e.g. 503, 429) | delay<SECONDS>s | reset
+                 | reset-after (perform the request, then reset instead of answering)
         COUNT    how many matching requests it applies to (default 1); * = all of them
     examples: POST:.*:import=503x2    GET:/operations/=delay0.5sx*    *:^/storage/v1/b$=reset
+              POST:/b/journal/o$=reset-after
 
     operation-seconds=SECONDS            every operation takes at least this long
     instance-seconds=SECONDS             plus this long per instance processed
@@ -55,7 +59,7 @@ DEFAULT_MESSAGES: dict[int, str] = {
 }
 
 _SPEC = re.compile(
-    r"^(?P<action>\d{3}|delay(?P<delay>\d+(?:\.\d+)?)s|reset)(?:x(?P<count>\d+|\*))?$"
+    r"^(?P<action>\d{3}|delay(?P<delay>\d+(?:\.\d+)?)s|reset-after|reset)(?:x(?P<count>\d+|\*))?$"
 )
 
 
@@ -69,6 +73,7 @@ class FaultRule:
         status: Error status to answer with (None when the rule only delays or resets).
         delay_s: Seconds to wait before answering.
         reset: Reset the connection instead of answering.
+        reset_after: Perform the request, then reset the connection instead of answering.
         times: How many more requests it applies to; None = unlimited.
         message: ``error.message`` for status faults (a default per status otherwise).
         rule_id: Identifier (for removal through the admin endpoint).
@@ -80,6 +85,7 @@ class FaultRule:
     status: int | None = None
     delay_s: float = 0.0
     reset: bool = False
+    reset_after: bool = False
     times: int | None = 1
     message: str | None = None
     rule_id: int = 0
@@ -103,12 +109,16 @@ class FaultRule:
             raise invalid_argument("Invalid fault delay: must be >= 0.")
         if self.times is not None and self.times < 1:
             raise invalid_argument("Invalid fault count: must be >= 1.")
-        if self.status is None and not self.reset and self.delay_s == 0:
-            raise invalid_argument("A fault needs a status, a delay or reset.")
+        if sum((self.status is not None, self.reset, self.reset_after)) > 1:
+            raise invalid_argument("A fault has one of a status, reset or reset-after.")
+        if self.status is None and not (self.reset or self.reset_after) and self.delay_s == 0:
+            raise invalid_argument("A fault needs a status, a delay, reset or reset-after.")
 
     @property
     def kind(self) -> str:
-        """``"status"``, ``"reset"`` or ``"delay"``."""
+        """``"status"``, ``"reset"``, ``"reset-after"`` or ``"delay"``."""
+        if self.reset_after:
+            return "reset-after"
         if self.reset:
             return "reset"
         return "status" if self.status is not None else "delay"
@@ -127,6 +137,7 @@ class FaultRule:
             "status": self.status,
             "delaySeconds": self.delay_s,
             "reset": self.reset,
+            "resetAfter": self.reset_after,
             "remaining": self.times,
             "message": self.message,
             "hits": self.hits,
@@ -143,6 +154,7 @@ class FaultDecision:
         reset: Reset the connection (after the delay) instead of answering.
         message: Error message for ``status``.
         rule_ids: Rules that applied.
+        reset_after: Perform the request, then reset the connection instead of answering.
     """
 
     delay_s: float
@@ -150,14 +162,17 @@ class FaultDecision:
     reset: bool
     message: str
     rule_ids: tuple[int, ...]
+    reset_after: bool = False
 
     def describe(self) -> str:
-        """Short text for logs, e.g. ``"503"``, ``"delay0.5s"``, ``"reset"``."""
+        """Short text for logs, e.g. ``"503"``, ``"delay0.5s"``, ``"reset"``, ``"reset-after"``."""
         parts = []
         if self.delay_s:
             parts.append(f"delay{self.delay_s:g}s")
         if self.reset:
             parts.append("reset")
+        elif self.reset_after:
+            parts.append("reset-after")
         elif self.status is not None:
             parts.append(str(self.status))
         return "+".join(parts)
@@ -185,7 +200,7 @@ def parse_fault_spec(spec: str) -> FaultRule:
 
     Args:
         spec: E.g. ``"POST:.*:import=503x2"``, ``"GET:/operations/=delay0.5sx*"``,
-            ``"*:^/storage/v1/b$=reset"``.
+            ``"*:^/storage/v1/b$=reset"``, ``"POST:^/upload/=reset-after"``.
 
     Returns:
         The rule (not yet added to an injector).
@@ -205,14 +220,16 @@ def parse_fault_spec(spec: str) -> FaultRule:
     match = _SPEC.match(action_text.strip())
     if match is None:
         raise invalid_argument(
-            f"Invalid fault {spec!r}: action must be a status (e.g. 503), delay<SECONDS>s or "
-            "reset, optionally followed by x<COUNT> or x*."
+            f"Invalid fault {spec!r}: action must be a status (e.g. 503), delay<SECONDS>s, "
+            "reset or reset-after, optionally followed by x<COUNT> or x*."
         )
     count_text = match.group("count")
     times = None if count_text == "*" else int(count_text or "1")
     action = match.group("action")
     if action == "reset":
         return FaultRule(method, path_regex, reset=True, times=times)
+    if action == "reset-after":
+        return FaultRule(method, path_regex, reset_after=True, times=times)
     if match.group("delay") is not None:
         return FaultRule(method, path_regex, delay_s=float(match.group("delay")), times=times)
     return FaultRule(method, path_regex, status=int(action), times=times)
@@ -274,9 +291,23 @@ class FaultInjector:
         """Delay matching requests by ``seconds`` (all of them unless ``times`` is given)."""
         return self.add_rule(FaultRule(method, path_regex, delay_s=seconds, times=times))
 
-    def reset_connections(self, method: str, path_regex: str, times: int | None = 1) -> FaultRule:
-        """Reset (TCP RST) the connection of the next ``times`` matching requests."""
-        return self.add_rule(FaultRule(method, path_regex, reset=True, times=times))
+    def reset_connections(
+        self, method: str, path_regex: str, times: int | None = 1, *, after: bool = False
+    ) -> FaultRule:
+        """Reset (TCP RST) the connection of the next ``times`` matching requests.
+
+        Args:
+            method: HTTP method or ``"*"``.
+            path_regex: Regex searched in the raw request path.
+            times: Number of requests; None = until removed.
+            after: Perform each request first (its effect stays), then reset instead of
+                sending the answer; False resets before anything is done.
+
+        Returns:
+            The active rule.
+        """
+        rule = FaultRule(method, path_regex, reset=not after, reset_after=after, times=times)
+        return self.add_rule(rule)
 
     def add_spec(self, spec: str) -> FaultRule | None:
         """Apply one fault in the text syntax of the module docstring.
@@ -338,14 +369,14 @@ class FaultInjector:
         with self._lock:
             delay = 0.0
             status: int | None = None
-            reset = False
+            reset = reset_after = False
             message = ""
             applied: list[int] = []
             for rule in self._rules:
                 if not rule.matches(method, path):
                     continue
-                is_terminal = rule.status is not None or rule.reset
-                if is_terminal and (status is not None or reset):
+                is_terminal = rule.status is not None or rule.reset or rule.reset_after
+                if is_terminal and (status is not None or reset or reset_after):
                     continue
                 applied.append(rule.rule_id)
                 rule.hits += 1
@@ -354,6 +385,8 @@ class FaultInjector:
                 delay += rule.delay_s
                 if rule.reset:
                     reset = True
+                elif rule.reset_after:
+                    reset_after = True
                 elif rule.status is not None:
                     status = rule.status
                     message = rule.message or DEFAULT_MESSAGES.get(
@@ -362,7 +395,7 @@ class FaultInjector:
             self._rules = [r for r in self._rules if r.times is None or r.times > 0]
         if not applied:
             return None
-        return FaultDecision(delay, status, reset, message, tuple(applied))
+        return FaultDecision(delay, status, reset, message, tuple(applied), reset_after)
 
     # -- operation faults -----------------------------------------------------------------
 

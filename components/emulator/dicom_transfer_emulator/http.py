@@ -7,7 +7,8 @@ keep-alive). Every request goes through the same pipeline:
 2. the body is read, up to ``max_body_bytes`` (a larger ``Content-Length`` is a 413 sent
    before any of the body is read; chunked bodies are decoded);
 3. the fault injector (:mod:`.faults`) may delay the request, answer it with an error or
-   reset the connection (admin paths under ``/_emulator/`` are never faulted);
+   reset the connection, before or after performing it (admin paths under ``/_emulator/``
+   are never faulted);
 4. the :class:`Router` picks the handler; :class:`~.errors.ApiException` becomes Google's
    JSON error body, any other exception a 500 (and a traceback in the log);
 5. one line is logged and a :class:`RequestRecord` appended to the :class:`RequestLog`.
@@ -425,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         arrived = time.time()
         raw_path, _, query_string = self.path.partition("?")
         fault_note: str | None = None
+        reset_after = False
         try:
             body = self._read_body()
             if body is None:
@@ -436,6 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
                 decision = faults.decide(self.command, raw_path)
                 if decision is not None:
                     fault_note = decision.describe()
+                    reset_after = decision.reset_after
                     if decision.delay_s > 0:
                         time.sleep(decision.delay_s)
                     if decision.reset:
@@ -454,6 +457,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             self.server.log_line(traceback.format_exc().rstrip())
             response = Response.error(ApiException(500, "Internal error in the emulator."))
+        if reset_after:
+            # The request took effect; the client only sees its connection drop.
+            self._reset_connection()
+            self._record(raw_path, query_string, 0, started, arrived, fault_note)
+            return
         # Recorded before the response is sent, so a client that has its answer can already
         # count its request in the log.
         self._record(raw_path, query_string, response.status, started, arrived, fault_note)

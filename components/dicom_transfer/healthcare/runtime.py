@@ -1,0 +1,143 @@
+"""What a provider call needs to carry out a transfer, built in one place.
+
+A :class:`TransferRuntime` builds the API clients and the journal and runs
+:func:`~dicom_transfer.healthcare.transfer.run_transfer` with its schedules and clocks. The
+dynamic providers take one in their constructor (the default one talks to Google with the
+production schedules); tests pass one with short schedules, a fake clock or a scripted
+transport, and the real factories still run.
+
+The API layer (googleapiclient, google-auth, httplib2) is imported when a client is first
+built: a preview's ``check`` and ``diff`` never need it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dicom_transfer.healthcare.journal import Journal, JournalStore, journal_uri
+from dicom_transfer.healthcare.operations import PollPolicy
+from dicom_transfer.healthcare.retrying import (
+    PERMISSION_RETRY,
+    READ_RETRY,
+    SUBMIT_RETRY,
+    RetryPolicy,
+)
+from dicom_transfer.specs.props import WaitPolicy
+from dicom_transfer.specs.requests import ExportSpec, TransferSpec
+
+if TYPE_CHECKING:
+    from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi, StorageApi
+    from dicom_transfer.healthcare.results import OperationResult
+    from dicom_transfer.healthcare.transfer import Progress
+
+__all__ = ["TransferRuntime"]
+
+
+@dataclass(frozen=True)
+class TransferRuntime:
+    """Factories and schedules for one provider's API calls.
+
+    Attributes:
+        read_retry: Retry of idempotent calls (Healthcare reads, every Cloud Storage call).
+        submit_retry: Retry of import/export submits.
+        permission_retry: Backoff while a submit is PERMISSION_DENIED.
+        poll_policy: When to ask again whether an operation is done.
+        http_factory: Builds each thread's HTTP object; None = ``AuthorizedHttp`` with
+            Application Default Credentials (tests pass a scripted transport).
+        clock: Monotonic clock (seconds).
+        wall_clock: Epoch-seconds clock (journal timestamps vs. operation create times).
+        sleep: Sleep function (seconds).
+    """
+
+    read_retry: RetryPolicy = READ_RETRY
+    submit_retry: RetryPolicy = SUBMIT_RETRY
+    permission_retry: RetryPolicy = PERMISSION_RETRY
+    poll_policy: PollPolicy = field(default_factory=PollPolicy)
+    http_factory: Callable[[], Any] | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+    def healthcare(self, config: ApiConfig, api_version: str = "v1") -> HealthcareApi:
+        """A Healthcare API client for ``config``."""
+        from dicom_transfer.healthcare.client import HealthcareApi
+
+        return HealthcareApi(
+            config,
+            api_version,
+            http_factory=self.http_factory,
+            read_retry=self.read_retry,
+            submit_retry=self.submit_retry,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def storage(self, config: ApiConfig) -> StorageApi:
+        """A Cloud Storage client for ``config``."""
+        from dicom_transfer.healthcare.client import StorageApi
+
+        return StorageApi(
+            config,
+            http_factory=self.http_factory,
+            retry=self.read_retry,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def journal(self, config: ApiConfig) -> JournalStore:
+        """The shared journal if ``DICOM_TRANSFER_JOURNAL`` is set, else the local one.
+
+        Raises:
+            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is not ``gs://BUCKET[/PREFIX]``.
+        """
+        location = journal_uri()
+        if location is None:
+            return Journal.default()
+        from dicom_transfer.healthcare.gcs_journal import GcsJournal
+
+        return GcsJournal(self.storage(config), location)
+
+    def run(
+        self,
+        config: ApiConfig,
+        spec: TransferSpec,
+        fingerprint: str,
+        policy: WaitPolicy,
+        progress: Progress | None = None,
+    ) -> OperationResult:
+        """Stage an export's inline filter file, then submit (at most once) or resume, and wait.
+
+        Args:
+            config: Endpoints and identity.
+            spec: The request.
+            fingerprint: Its identity in the journal.
+            policy: Timeout, failure tolerance, permission retry window.
+            progress: Receives one-line progress messages.
+
+        Returns:
+            The finished operation, accepted by the failure policy.
+
+        Raises:
+            DicomTransferError: As :func:`~dicom_transfer.healthcare.transfer.run_transfer`
+                and :func:`~dicom_transfer.healthcare.transfer.stage_filter_file` raise.
+        """
+        from dicom_transfer.healthcare.transfer import run_transfer, stage_filter_file
+
+        if isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None:
+            stage_filter_file(self.storage(config), spec)
+        return run_transfer(
+            self.healthcare(config, spec.api_version),
+            spec,
+            fingerprint,
+            policy,
+            self.journal(config),
+            progress,
+            clock=self.clock,
+            wall_clock=self.wall_clock,
+            sleep=self.sleep,
+            poll_policy=self.poll_policy,
+            permission_retry=self.permission_retry,
+        )

@@ -1,0 +1,417 @@
+"""Pulumi props to request specs and the wait policy, with every problem reported.
+
+Props use the snake_case names of the resources' arguments. A value equal to
+:data:`~dicom_transfer.specs.problems.UNKNOWN` (a not-yet-computed input seen by a dynamic
+provider's ``check``/``diff``) is never reported as a problem; the ``*_from_props`` builders
+refuse it because a request cannot be built from it. Pure: no I/O, no Pulumi import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.specs.gcs import GcsUri, check_gcs_uri, gcs_form
+from dicom_transfer.specs.problems import Problems, absent, check_bool, check_choice
+from dicom_transfer.specs.requests import (
+    API_VERSIONS,
+    FILTER_PATH_FORM,
+    MAX_TABLE_URI_LENGTH,
+    MIME_FORM,
+    STORAGE_CLASSES,
+    TABLE_FORM,
+    TABLE_RE,
+    WRITE_DISPOSITIONS,
+    ApiVersion,
+    BigQueryDestination,
+    DicomStorePath,
+    ExportSpec,
+    GcsDestination,
+    ImportSpec,
+    check_store,
+    normalize_mime_type,
+    parse_filter_path,
+)
+
+__all__ = [
+    "MAX_FAILURES_UNLIMITED",
+    "WaitPolicy",
+    "export_problems",
+    "export_spec_from_props",
+    "import_problems",
+    "import_spec_from_props",
+    "wait_policy_from_props",
+]
+
+MAX_FAILURES_UNLIMITED = "unlimited"
+"""Props spelling of ``max_failures=None``: Pulumi drops top-level inputs whose value is None."""
+
+
+_T = TypeVar("_T")
+
+
+def _check_api_version(problems: Problems, value: object) -> ApiVersion:
+    if absent(value):
+        return "v1"
+    if problems.skip_unknown("api_version", value):
+        return "v1"
+    if value not in API_VERSIONS:
+        problems.add("api_version", value, "one of v1|v1beta1")
+        return "v1"
+    return value
+
+
+def _check_import(problems: Problems, props: Mapping[str, Any]) -> ImportSpec | None:
+    store = check_store(problems, "dicom_store", props.get("dicom_store"))
+    gcs_uri = props.get("gcs_uri")
+    uri: GcsUri | None = None
+    if absent(gcs_uri):
+        problems.add("gcs_uri", gcs_uri, gcs_form("pattern"))
+    elif not problems.skip_unknown("gcs_uri", gcs_uri):
+        uri = check_gcs_uri(problems, "gcs_uri", gcs_uri, "pattern")
+    storage_class = check_choice(
+        problems, "blob_storage_class", props.get("blob_storage_class"), STORAGE_CLASSES
+    )
+    api_version = _check_api_version(problems, props.get("api_version"))
+    _check_wait(problems, props)
+    if store is None or uri is None or problems.items:
+        return None
+    return ImportSpec(store, cast(str, gcs_uri), storage_class, api_version)
+
+
+def import_problems(props: Mapping[str, Any]) -> list[InvalidSpec]:
+    """Every problem with import props (including the wait policy); unknown values skipped.
+
+    Args:
+        props: Provider props (snake_case names; extra keys are ignored).
+
+    Returns:
+        The problems, in field order; empty when the props are valid.
+    """
+    problems = Problems(strict=False)
+    _check_import(problems, props)
+    return problems.items
+
+
+def _check_keys(
+    problems: Problems, field: str, value: Mapping[str, Any], allowed: Iterable[str]
+) -> None:
+    allowed = tuple(allowed)
+    for key in value:
+        if key not in allowed:
+            problems.add(f"{field}.{key}", value[key], f"only the keys {', '.join(allowed)}")
+
+
+def _check_gcs_destination(problems: Problems, value: object) -> GcsDestination | None:
+    field = "gcs_destination"
+    if problems.skip_unknown(field, value):
+        return None
+    if not isinstance(value, Mapping):
+        problems.add(field, value, "an object {uri_prefix, mime_type}")
+        return None
+    _check_keys(problems, field, value, ("uri_prefix", "mime_type"))
+    prefix = value.get("uri_prefix")
+    uri: GcsUri | None = None
+    if absent(prefix):
+        problems.add(f"{field}.uri_prefix", prefix, gcs_form("prefix"))
+    elif not problems.skip_unknown(f"{field}.uri_prefix", prefix):
+        uri = check_gcs_uri(problems, f"{field}.uri_prefix", prefix, "prefix")
+    mime = value.get("mime_type")
+    canonical: str | None = None
+    if not absent(mime) and not problems.skip_unknown(f"{field}.mime_type", mime):
+        canonical = normalize_mime_type(mime) if isinstance(mime, str) else None
+        if canonical is None:
+            problems.add(f"{field}.mime_type", mime, MIME_FORM)
+    if uri is None:
+        return None
+    return GcsDestination(cast(str, prefix), canonical)
+
+
+def _check_bigquery_destination(
+    problems: Problems, value: object, store: DicomStorePath | None
+) -> BigQueryDestination | None:
+    field = "bigquery_destination"
+    if problems.skip_unknown(field, value):
+        return None
+    if not isinstance(value, Mapping):
+        problems.add(field, value, "an object {table_uri, write_disposition, force, ...}")
+        return None
+    keys = ("table_uri", "write_disposition", "force", "include_source_store", "schema_flattened")
+    _check_keys(problems, field, value, keys)
+    table_field = f"{field}.table_uri"
+    table = value.get("table_uri")
+    table_ok = False
+    if absent(table):
+        problems.add(table_field, table, TABLE_FORM)
+    elif not problems.skip_unknown(table_field, table):
+        match = TABLE_RE.fullmatch(table) if isinstance(table, str) else None
+        if not isinstance(table, str) or len(table) > MAX_TABLE_URI_LENGTH or match is None:
+            problems.add(table_field, table, TABLE_FORM)
+        elif (
+            store is not None
+            and not store.project.isdigit()
+            and match.group("project") != store.project
+        ):
+            problems.add(
+                table_field,
+                table,
+                f"a table in the DICOM store's project {store.project!r} "
+                f"(bq://{store.project}.DATASET.TABLE): the API only exports to BigQuery "
+                "datasets in the store's project",
+            )
+        else:
+            table_ok = True
+    disposition = check_choice(
+        problems, f"{field}.write_disposition", value.get("write_disposition"), WRITE_DISPOSITIONS
+    )
+    force = check_bool(problems, f"{field}.force", value.get("force"))
+    source = check_bool(
+        problems, f"{field}.include_source_store", value.get("include_source_store")
+    )
+    flattened = check_bool(problems, f"{field}.schema_flattened", value.get("schema_flattened"))
+    if not table_ok:
+        return None
+    return BigQueryDestination(cast(str, table), disposition, force, source, flattened)
+
+
+def _check_filter_paths(problems: Problems, value: object) -> tuple[str, ...] | None:
+    field = "filter_resource_paths"
+    if problems.skip_unknown(field, value):
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        problems.add(field, value, f"a non-empty list of paths {FILTER_PATH_FORM}")
+        return None
+    ok = True
+    for index, path in enumerate(value):
+        item = f"{field}[{index}]"
+        if problems.skip_unknown(item, path):
+            ok = False
+            continue
+        try:
+            if not isinstance(path, str):
+                raise InvalidSpec(item, path, FILTER_PATH_FORM)
+            parse_filter_path(path)
+        except InvalidSpec:
+            problems.add(item, path, FILTER_PATH_FORM)
+            ok = False
+    return tuple(cast(list[str], value)) if ok else None
+
+
+def _check_export(problems: Problems, props: Mapping[str, Any]) -> ExportSpec | None:
+    store = check_store(problems, "dicom_store", props.get("dicom_store"))
+    gcs_value = props.get("gcs_destination")
+    bq_value = props.get("bigquery_destination")
+    gcs = bq = None
+    if absent(gcs_value) and absent(bq_value):
+        problems.add(
+            "gcs_destination",
+            None,
+            "exactly one of gcs_destination or bigquery_destination (neither was given)",
+        )
+    elif not absent(gcs_value) and not absent(bq_value):
+        problems.add(
+            "bigquery_destination",
+            bq_value,
+            "exactly one of gcs_destination or bigquery_destination (both were given)",
+        )
+    if not absent(gcs_value):
+        gcs = _check_gcs_destination(problems, gcs_value)
+    if not absent(bq_value):
+        bq = _check_bigquery_destination(problems, bq_value, store)
+
+    filter_gcs_uri = props.get("filter_gcs_uri")
+    filter_paths_value = props.get("filter_resource_paths")
+    staging = props.get("filter_staging_uri")
+    if not absent(filter_gcs_uri) and not problems.skip_unknown("filter_gcs_uri", filter_gcs_uri):
+        check_gcs_uri(problems, "filter_gcs_uri", filter_gcs_uri, "object")
+    if not absent(staging) and not problems.skip_unknown("filter_staging_uri", staging):
+        check_gcs_uri(problems, "filter_staging_uri", staging, "prefix")
+    paths: tuple[str, ...] | None = None
+    if not absent(filter_paths_value):
+        paths = _check_filter_paths(problems, filter_paths_value)
+        if not absent(filter_gcs_uri):
+            problems.add(
+                "filter_gcs_uri",
+                filter_gcs_uri,
+                "unset when filter_resource_paths is given (use one way to filter)",
+            )
+        if absent(staging):
+            problems.add(
+                "filter_staging_uri",
+                staging,
+                "gs://BUCKET[/DIRECTORY] where the filter file for filter_resource_paths is "
+                "written (required with filter_resource_paths)",
+            )
+    api_version = _check_api_version(problems, props.get("api_version"))
+    _check_wait(problems, props)
+    if store is None or problems.items or (gcs is None and bq is None):
+        return None
+    return ExportSpec(
+        store=store,
+        gcs_destination=gcs,
+        bigquery_destination=bq,
+        filter_gcs_uri=cast("str | None", filter_gcs_uri),
+        filter_resource_paths=paths,
+        filter_staging_uri=cast("str | None", staging) if paths is not None else None,
+        api_version=api_version,
+    )
+
+
+def export_problems(props: Mapping[str, Any]) -> list[InvalidSpec]:
+    """Every problem with export props (including the wait policy); unknown values skipped.
+
+    Args:
+        props: Provider props (snake_case names; extra keys are ignored).
+
+    Returns:
+        The problems, in field order; empty when the props are valid.
+    """
+    problems = Problems(strict=False)
+    _check_export(problems, props)
+    return problems.items
+
+
+# --- waiting -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How long and how tolerantly to wait; changing it never resubmits an operation.
+
+    Attributes:
+        timeout_seconds: Deadline for the whole create (submit + wait), > 0.
+        max_failures: Failed instances tolerated; None tolerates any number.
+        permission_retry_seconds: How long a PERMISSION_DENIED submit is retried while fresh
+            IAM grants propagate (0 disables).
+    """
+
+    timeout_seconds: float = 3600.0
+    max_failures: int | None = 0
+    permission_retry_seconds: float = 600.0
+
+
+def _check_number(
+    problems: Problems,
+    field: str,
+    value: object,
+    default: _T,
+    allowed: str,
+    convert: Callable[[float], _T | None],
+) -> _T:
+    if absent(value) or problems.skip_unknown(field, value):
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        problems.add(field, value, allowed)
+        return default
+    converted = convert(float(value))
+    if converted is None:
+        problems.add(field, value, allowed)
+        return default
+    return converted
+
+
+def _positive(value: float) -> float | None:
+    return value if value > 0 else None
+
+
+def _non_negative(value: float) -> float | None:
+    return value if value >= 0 else None
+
+
+def _count(value: float) -> int | None:
+    # Pulumi sends numbers as doubles: 5 arrives as 5.0.
+    return int(value) if value >= 0 and value.is_integer() else None
+
+
+def _check_wait(problems: Problems, props: Mapping[str, Any]) -> WaitPolicy:
+    timeout = _check_number(
+        problems,
+        "timeout_seconds",
+        props.get("timeout_seconds"),
+        WaitPolicy.timeout_seconds,
+        "a number of seconds > 0",
+        _positive,
+    )
+    raw_max_failures = props.get("max_failures", WaitPolicy.max_failures)
+    max_failures: int | None = None
+    if raw_max_failures is not None and raw_max_failures != MAX_FAILURES_UNLIMITED:
+        max_failures = _check_number(
+            problems,
+            "max_failures",
+            raw_max_failures,
+            WaitPolicy.max_failures,
+            f"a whole number >= 0, or null / {MAX_FAILURES_UNLIMITED!r} to tolerate any number "
+            "of failed instances",
+            _count,
+        )
+    permission = _check_number(
+        problems,
+        "permission_retry_seconds",
+        props.get("permission_retry_seconds"),
+        WaitPolicy.permission_retry_seconds,
+        "a number of seconds >= 0",
+        _non_negative,
+    )
+    return WaitPolicy(timeout, max_failures, permission)
+
+
+_Built = TypeVar("_Built")
+
+
+def _build(
+    check: Callable[[Problems, Mapping[str, Any]], _Built | None], props: Mapping[str, Any]
+) -> _Built:
+    problems = Problems(strict=True)
+    built = check(problems, props)
+    problems.raise_first()
+    assert built is not None, "a check without problems builds its value"
+    return built
+
+
+def import_spec_from_props(props: Mapping[str, Any]) -> ImportSpec:
+    """Build the import request of a ``DicomImport``'s props.
+
+    Args:
+        props: Provider props (snake_case names; extra keys are ignored).
+
+    Returns:
+        The validated request.
+
+    Raises:
+        InvalidSpec: The first problem :func:`import_problems` would report, or an unknown value.
+    """
+    return _build(_check_import, props)
+
+
+def export_spec_from_props(props: Mapping[str, Any]) -> ExportSpec:
+    """Build the export request of a ``DicomExport``'s props.
+
+    Args:
+        props: Provider props (snake_case names; extra keys are ignored).
+
+    Returns:
+        The validated request.
+
+    Raises:
+        InvalidSpec: The first problem :func:`export_problems` would report, or an unknown value.
+    """
+    return _build(_check_export, props)
+
+
+def wait_policy_from_props(props: Mapping[str, Any]) -> WaitPolicy:
+    """Build the wait policy of a transfer's props; absent values take the defaults.
+
+    Args:
+        props: Provider props (``timeout_seconds``, ``max_failures``,
+            ``permission_retry_seconds``; other keys are ignored).
+
+    Returns:
+        The policy.
+
+    Raises:
+        InvalidSpec: A value is out of range or unknown.
+    """
+    return _build(_check_wait, props)

@@ -1,0 +1,390 @@
+"""Validated ``dicomStores.import`` / ``dicomStores.export`` requests and their JSON bodies.
+
+Bodies follow the discovery documents of ``healthcare`` v1 and v1beta1 bundled with
+google-api-python-client (the fields used here exist, with the same shape, in both versions).
+Store names, UIDs, MIME types and table URIs are checked here; building a request from Pulumi
+props is :mod:`dicom_transfer.specs.props`. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.specs.gcs import GcsUri, parse_gcs_uri
+from dicom_transfer.specs.problems import Problems
+
+__all__ = [
+    "API_VERSIONS",
+    "EXPORT_MIME_TYPES",
+    "MAX_TABLE_URI_LENGTH",
+    "MAX_UID_LENGTH",
+    "STORAGE_CLASSES",
+    "WRITE_DISPOSITIONS",
+    "ApiVersion",
+    "BigQueryDestination",
+    "DicomStorePath",
+    "ExportSpec",
+    "GcsDestination",
+    "ImportSpec",
+    "TransferSpec",
+    "export_file_extension",
+    "filter_file_content",
+    "normalize_mime_type",
+    "parse_filter_path",
+    "staged_filter_uri",
+]
+
+ApiVersion = Literal["v1", "v1beta1"]
+API_VERSIONS: tuple[ApiVersion, ...] = ("v1", "v1beta1")
+STORAGE_CLASSES = ("STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE")
+WRITE_DISPOSITIONS = ("WRITE_EMPTY", "WRITE_TRUNCATE", "WRITE_APPEND")
+MAX_TABLE_URI_LENGTH = 2000
+MAX_UID_LENGTH = 64
+
+EXPORT_MIME_TYPES: dict[str, str] = {
+    "application/dicom; transfer-syntax=1.2.840.10008.1.2.1": ".dcm",
+    "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50": ".dcm",
+    "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90": ".dcm",
+    "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.91": ".dcm",
+    "application/dicom; transfer-syntax=": ".dcm",
+    "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1": "",
+    "application/octet-stream; transfer-syntax=": "",
+    "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50": ".jpg",
+    "image/png": ".png",
+}
+"""Export MIME types the API supports (canonical spelling) and the file extension of each."""
+
+
+# --- allowed forms, in words (they appear in error messages) ---------------------------------
+
+_PROJECT_FORM = (
+    "a project ID (6-30 characters: lowercase letters, digits, hyphens; starts with a letter, "
+    "does not end with a hyphen), a domain-scoped ID like 'example.com:my-project', "
+    "or a project number"
+)
+_STORE_FORM = (
+    "projects/PROJECT/locations/LOCATION/datasets/DATASET/dicomStores/STORE, where PROJECT is "
+    f"{_PROJECT_FORM}; LOCATION is lowercase letters, digits and hyphens (e.g. us-central1); "
+    "DATASET and STORE are 1-256 characters from A-Z a-z 0-9 _ . - (not '.' or '..')"
+)
+_UID_FORM = (
+    f"a DICOM UID: digits separated by single dots, at most {MAX_UID_LENGTH} characters "
+    "(e.g. 1.2.840.113619.2.55)"
+)
+FILTER_PATH_FORM = (
+    "/studies/{StudyInstanceUID}[/series/{SeriesInstanceUID}[/instances/{SOPInstanceUID}]] "
+    f"where each UID is {_UID_FORM}"
+)
+MIME_FORM = "one of " + ", ".join(repr(m) for m in EXPORT_MIME_TYPES) + " (or unset: as stored)"
+TABLE_FORM = (
+    f"bq://PROJECT.DATASET.TABLE (at most {MAX_TABLE_URI_LENGTH} characters; DATASET letters, "
+    "digits and underscores; TABLE letters, digits, underscores and hyphens) in the DICOM "
+    "store's project"
+)
+
+_PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+_DOMAIN_SCOPE = r"(?:[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?:)?"
+_PROJECT_RE = re.compile(rf"{_DOMAIN_SCOPE}{_PROJECT_ID}|[0-9]{{1,20}}")
+_LOCATION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_RESOURCE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+_UID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+TABLE_RE = re.compile(
+    rf"bq://(?P<project>{_DOMAIN_SCOPE}{_PROJECT_ID})"
+    r"\.(?P<dataset>[A-Za-z0-9_]{1,1024})\.(?P<table>[\w-]{1,1024})",
+)
+_FILTER_PATH_RE = re.compile(
+    r"/studies/(?P<study>[^/]*)(?:/series/(?P<series>[^/]*)(?:/instances/(?P<instance>[^/]*))?)?"
+)
+
+
+# --- DICOM store -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DicomStorePath:
+    """A DICOM store's resource name, split into its validated segments."""
+
+    project: str
+    location: str
+    dataset: str
+    store: str
+
+    @property
+    def name(self) -> str:
+        """``projects/P/locations/L/datasets/D/dicomStores/S``."""
+        return f"{self.dataset_name}/dicomStores/{self.store}"
+
+    @property
+    def dataset_name(self) -> str:
+        """``projects/P/locations/L/datasets/D`` (where the store's operations live)."""
+        return f"projects/{self.project}/locations/{self.location}/datasets/{self.dataset}"
+
+    @classmethod
+    def parse(cls, value: object, field: str = "dicom_store") -> DicomStorePath:
+        """Parse a store name (also pulumi-gcp's ``gcp.healthcare.DicomStore`` id, same form).
+
+        Args:
+            value: ``projects/P/locations/L/datasets/D/dicomStores/S``.
+            field: Property path used in error messages.
+
+        Returns:
+            The parsed store path.
+
+        Raises:
+            InvalidSpec: Wrong shape or a segment with characters the API does not allow.
+        """
+        problems = Problems(strict=True)
+        parsed = check_store(problems, field, value)
+        problems.raise_first()
+        assert parsed is not None
+        return parsed
+
+
+def check_store(problems: Problems, field: str, value: object) -> DicomStorePath | None:
+    if problems.skip_unknown(field, value):
+        return None
+    if not isinstance(value, str):
+        problems.add(field, value, _STORE_FORM)
+        return None
+    parts = value.split("/")
+    if (
+        len(parts) != 8
+        or parts[0] != "projects"
+        or parts[2] != "locations"
+        or parts[4] != "datasets"
+        or parts[6] != "dicomStores"
+    ):
+        problems.add(field, value, _STORE_FORM)
+        return None
+    project, location, dataset, store = parts[1], parts[3], parts[5], parts[7]
+    bad = []
+    if not _PROJECT_RE.fullmatch(project):
+        bad.append(f"project {project!r}")
+    if not _LOCATION_RE.fullmatch(location):
+        bad.append(f"location {location!r}")
+    for label, rid in (("dataset", dataset), ("store", store)):
+        if not _RESOURCE_ID_RE.fullmatch(rid) or rid in (".", ".."):
+            bad.append(f"{label} {rid!r}")
+    if bad:
+        problems.add(field, value, f"{_STORE_FORM} (invalid: {', '.join(bad)})")
+        return None
+    return DicomStorePath(project, location, dataset, store)
+
+
+def normalize_mime_type(value: str) -> str | None:
+    """Canonical spelling of a supported export MIME type, or None if unsupported.
+
+    Case of the media type and parameter name and spaces around ``;`` and ``=`` are
+    normalised (``application/dicom;transfer-syntax=1.2.840.10008.1.2.1`` is accepted).
+
+    Args:
+        value: The MIME type as given.
+
+    Returns:
+        A key of :data:`EXPORT_MIME_TYPES`, or None.
+    """
+    media, *params = (part.strip() for part in value.split(";"))
+    media = media.lower()
+    if len(params) > 1:
+        return None
+    if params:
+        name, sep, syntax = params[0].partition("=")
+        if not sep or name.strip().lower() != "transfer-syntax":
+            return None
+        canonical = f"{media}; transfer-syntax={syntax.strip()}"
+    else:
+        canonical = media
+    return canonical if canonical in EXPORT_MIME_TYPES else None
+
+
+def export_file_extension(mime_type: str | None) -> str:
+    """File extension the API uses for exported files of ``mime_type``.
+
+    Args:
+        mime_type: A supported MIME type, or None (instances exported as stored: ``.dcm``).
+
+    Returns:
+        ``.dcm``, ``.jpg``, ``.png`` or ``""`` (octet-stream).
+
+    Raises:
+        InvalidSpec: Unsupported MIME type.
+    """
+    if mime_type is None:
+        return ".dcm"
+    canonical = normalize_mime_type(mime_type)
+    if canonical is None:
+        raise InvalidSpec("gcs_destination.mime_type", mime_type, MIME_FORM)
+    return EXPORT_MIME_TYPES[canonical]
+
+
+def _check_uid(uid: str | None) -> bool:
+    return uid is not None and len(uid) <= MAX_UID_LENGTH and bool(_UID_RE.fullmatch(uid))
+
+
+def parse_filter_path(path: str) -> tuple[str, str | None, str | None]:
+    """Split a filter resource path into its UIDs.
+
+    Args:
+        path: ``/studies/S[/series/E[/instances/I]]``.
+
+    Returns:
+        ``(study_uid, series_uid or None, instance_uid or None)``.
+
+    Raises:
+        InvalidSpec: Not a valid resource path.
+    """
+    match = _FILTER_PATH_RE.fullmatch(path)
+    if not match:
+        raise InvalidSpec("filter_resource_paths", path, FILTER_PATH_FORM)
+    study, series, instance = match.group("study", "series", "instance")
+    if not _check_uid(study) or any(
+        uid is not None and not _check_uid(uid) for uid in (series, instance)
+    ):
+        raise InvalidSpec("filter_resource_paths", path, FILTER_PATH_FORM)
+    return study, series, instance
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """A validated ``dicomStores.import`` request."""
+
+    kind: ClassVar[Literal["import"]] = "import"
+    store: DicomStorePath
+    gcs_uri: str
+    blob_storage_class: str | None = None
+    api_version: ApiVersion = "v1"
+
+    def request_body(self) -> dict[str, Any]:
+        """The ``ImportDicomDataRequest`` JSON body."""
+        body: dict[str, Any] = {"gcsSource": {"uri": self.gcs_uri}}
+        if self.blob_storage_class is not None:
+            body["blobStorageSettings"] = {"blobStorageClass": self.blob_storage_class}
+        return body
+
+    @property
+    def source(self) -> GcsUri:
+        """The parsed source URI (its path may hold wildcards)."""
+        return parse_gcs_uri(self.gcs_uri, "gcs_uri", kind="pattern")
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GcsDestination:
+    """Export to Cloud Storage: ``{uri_prefix}/{study}/{series}/{instance}[/{frame}].{ext}``."""
+
+    uri_prefix: str
+    mime_type: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The ``gcsDestination`` JSON object."""
+        out: dict[str, Any] = {"uriPrefix": self.uri_prefix}
+        if self.mime_type is not None:
+            out["mimeType"] = self.mime_type
+        return out
+
+
+@dataclass(frozen=True)
+class BigQueryDestination:
+    """Export DICOM metadata to a BigQuery table."""
+
+    table_uri: str
+    write_disposition: str | None = None
+    force: bool | None = None
+    include_source_store: bool | None = None
+    schema_flattened: bool | None = None
+
+    @property
+    def project(self) -> str:
+        """The table's project."""
+        return self._part("project")
+
+    @property
+    def dataset(self) -> str:
+        """The table's dataset ID."""
+        return self._part("dataset")
+
+    def _part(self, group: str) -> str:
+        match = TABLE_RE.fullmatch(self.table_uri)
+        assert match is not None, "validated when the spec was built"
+        return match.group(group)
+
+    def body(self) -> dict[str, Any]:
+        """The ``bigqueryDestination`` JSON object."""
+        out: dict[str, Any] = {"tableUri": self.table_uri}
+        if self.write_disposition is not None:
+            out["writeDisposition"] = self.write_disposition
+        if self.force is not None:
+            out["force"] = self.force
+        if self.include_source_store is not None:
+            out["includeSourceStore"] = self.include_source_store
+        if self.schema_flattened:
+            out["schemaFlattened"] = {}
+        return out
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """A validated ``dicomStores.export`` request (exactly one destination)."""
+
+    kind: ClassVar[Literal["export"]] = "export"
+    store: DicomStorePath
+    gcs_destination: GcsDestination | None = None
+    bigquery_destination: BigQueryDestination | None = None
+    filter_gcs_uri: str | None = None
+    filter_resource_paths: tuple[str, ...] | None = None
+    filter_staging_uri: str | None = None
+    api_version: ApiVersion = "v1"
+
+    @property
+    def filter_uri(self) -> str | None:
+        """The filter file the export reads: ``filter_gcs_uri``, or for
+        ``filter_resource_paths`` the staged file (:func:`staged_filter_uri`, written by
+        ``healthcare.transfer.stage_filter_file`` before the submit); None without a filter."""
+        if self.filter_resource_paths is not None:
+            return staged_filter_uri(self)
+        return self.filter_gcs_uri
+
+    def request_body(self) -> dict[str, Any]:
+        """The ``ExportDicomDataRequest`` JSON body."""
+        body: dict[str, Any] = {}
+        if self.gcs_destination is not None:
+            body["gcsDestination"] = self.gcs_destination.body()
+        if self.bigquery_destination is not None:
+            body["bigqueryDestination"] = self.bigquery_destination.body()
+        if self.filter_uri is not None:
+            body["filterConfig"] = {"resourcePathsGcsUri": self.filter_uri}
+        return body
+
+
+def filter_file_content(paths: Iterable[str]) -> bytes:
+    """The filter file for ``paths``: one path per line, ``\\n``-terminated, UTF-8."""
+    return "".join(f"{path}\n" for path in paths).encode("utf-8")
+
+
+def staged_filter_uri(spec: ExportSpec) -> str:
+    """Where the filter file of ``spec.filter_resource_paths`` is staged (content-addressed).
+
+    Returns:
+        ``{filter_staging_uri}/{sha256 of the file}.txt``.
+
+    Raises:
+        ValueError: The spec has no inline filter paths.
+    """
+    if spec.filter_resource_paths is None or spec.filter_staging_uri is None:
+        raise ValueError("the export spec has no filter_resource_paths to stage")
+    digest = hashlib.sha256(filter_file_content(spec.filter_resource_paths)).hexdigest()
+    return f"{spec.filter_staging_uri.rstrip('/')}/{digest}.txt"
+
+
+TransferSpec = ImportSpec | ExportSpec
+"""What one transfer resource asks the API to do."""
