@@ -194,11 +194,16 @@ class _TransferProvider(ResourceProvider):
         return ReadResult(id_, {**props, **operation_outputs(parse_operation(operation))})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Forgets the transfer; the data it moved stays where it is."""
+        """Forgets the transfer; calls no API and deletes nothing it moved.
+
+        The message says only what delete did: whether the data is still where the transfer
+        put it is not known here (the store, bucket or table may have been removed since).
+        """
+        moved = "imported" if self.kind == "import" else "exported"
         print(
-            f"dicom {self.kind} {props.get('resource_name', id_)}: forgotten; "
-            f"the data it {'imported' if self.kind == 'import' else 'exported'} was kept "
-            f"(delete never removes medical data). Operation: {id_}",
+            f"dicom {self.kind} {props.get('resource_name', id_)}: removed from the stack "
+            f"only; delete made no API call and deleted none of the data it {moved} (delete "
+            f"never removes medical data). Operation: {id_}",
             file=sys.stderr,
             flush=True,
         )

@@ -32,27 +32,36 @@ DEFAULT_PERMISSION_RETRY_SECONDS = 600.0
 
 
 class GcsDestinationArgs(TypedDict, total=False):
-    """Export to Cloud Storage."""
+    """Export to Cloud Storage (``ExportDicomDataRequest.gcsDestination``)."""
 
     uri_prefix: pulumi.Input[str]
-    """``gs://BUCKET[/DIR]``: objects land at ``{prefix}/{study}/{series}/{instance}.{ext}``."""
+    """``uriPrefix``: ``gs://BUCKET[/DIR]``; files land at ``{prefix}/{study}/{series}/{instance}``
+    (``/{frame}`` for frames) with the MIME type's extension."""
     mime_type: pulumi.Input[str]
-    """e.g. ``application/dicom; transfer-syntax=1.2.840.10008.1.2.1``; unset = as stored."""
+    """``mimeType``: a documented value, e.g. ``application/dicom; transfer-syntax=*`` (no
+    transcoding) or ``image/png``; unset = as stored."""
 
 
 class BigQueryDestinationArgs(TypedDict, total=False):
-    """Export DICOM metadata to BigQuery."""
+    """Export DICOM metadata to BigQuery (``ExportDicomDataRequest.bigqueryDestination``)."""
 
     table_uri: pulumi.Input[str]
-    """``bq://PROJECT.DATASET.TABLE`` in the DICOM store's project."""
+    """``tableUri``: ``bq://PROJECT.DATASET.TABLE`` in the DICOM store's project."""
     write_disposition: pulumi.Input[str]
-    """``WRITE_EMPTY`` (default), ``WRITE_TRUNCATE`` or ``WRITE_APPEND``."""
+    """``writeDisposition``: WRITE_EMPTY, WRITE_TRUNCATE, WRITE_APPEND or
+    WRITE_DISPOSITION_UNSPECIFIED (same as WRITE_EMPTY)."""
     force: pulumi.Input[bool]
-    """Deprecated: false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored with write_disposition."""
+    """``force`` (deprecated): false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored with
+    write_disposition."""
     include_source_store: pulumi.Input[bool]
-    """Add a column naming the source store."""
+    """``includeSourceStore``: add a column naming the source store."""
     schema_flattened: pulumi.Input[bool]
-    """Use the flattened schema."""
+    """``schemaFlattened``: one column per DICOM tag; not with schema_json."""
+    schema_json: pulumi.Input[bool]
+    """``schemaJson``: all DICOM tags in one JSON column; not with schema_flattened."""
+    change_data_capture: pulumi.Input[bool]
+    """``changeDataCaptureConfig`` (v1beta1 only, with schema_json): keep only the latest
+    version of each instance."""
 
 
 Triggers = pulumi.Input[Sequence[Any]] | pulumi.Input[Mapping[str, Any]] | None
@@ -90,7 +99,8 @@ class DicomImportArgs(_TransferArgs):
     gcs_uri: pulumi.Input[str]
     """``gs://BUCKET/PATH`` with ``*``, ``?`` or a trailing ``**`` wildcard."""
     blob_storage_class: pulumi.Input[str] | None = None
-    """STANDARD, NEARLINE, COLDLINE or ARCHIVE (v1beta1 setting)."""
+    """``blobStorageSettings.blobStorageClass``: STANDARD, NEARLINE, COLDLINE, ARCHIVE or
+    BLOB_STORAGE_CLASS_UNSPECIFIED (the store's default)."""
 
 
 @dataclass(kw_only=True)
@@ -101,7 +111,8 @@ class DicomExportArgs(_TransferArgs):
     gcs_destination: pulumi.Input[GcsDestinationArgs] | None = None
     """``{"uri_prefix", "mime_type"}``."""
     bigquery_destination: pulumi.Input[BigQueryDestinationArgs] | None = None
-    """``{"table_uri", "write_disposition", "force", ...}``."""
+    """``{"table_uri", "write_disposition", "schema_json", ...}`` (see
+    :class:`BigQueryDestinationArgs`)."""
     filter_gcs_uri: pulumi.Input[str] | None = None
     """``gs://`` URI of an existing filter file."""
     filter_resource_paths: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
@@ -194,7 +205,8 @@ class DicomImport(Resource):
             dicom_store: ``projects/P/locations/L/datasets/D/dicomStores/S`` (a pulumi-gcp
                 ``DicomStore.id`` works too).
             gcs_uri: ``gs://BUCKET/PATH`` with ``*``, ``?`` or a trailing ``**`` wildcard.
-            blob_storage_class: STANDARD, NEARLINE, COLDLINE or ARCHIVE (v1beta1 setting).
+            blob_storage_class: ``blobStorageSettings.blobStorageClass``: STANDARD, NEARLINE,
+                COLDLINE, ARCHIVE or BLOB_STORAGE_CLASS_UNSPECIFIED.
             api_version: ``v1`` or ``v1beta1``.
             timeout_seconds: Deadline for submit + wait, enforced by the provider.
             max_failures: Failed files tolerated before the resource fails; None = any.
@@ -271,7 +283,8 @@ class DicomExport(Resource):
             resource_name: The resource's name.
             dicom_store: The source DICOM store's full name.
             gcs_destination: ``{"uri_prefix", "mime_type"}``.
-            bigquery_destination: ``{"table_uri", "write_disposition", "force", ...}``.
+            bigquery_destination: ``{"table_uri", "write_disposition", "schema_json", ...}``
+                (see :class:`BigQueryDestinationArgs`).
             filter_gcs_uri: ``gs://`` URI of an existing filter file.
             filter_resource_paths: Inline ``/studies/…[/series/…[/instances/…]]`` paths; the
                 provider writes them to a content-addressed file under ``filter_staging_uri``.

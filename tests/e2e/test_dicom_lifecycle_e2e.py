@@ -61,7 +61,9 @@ def test_request_changes_replace_and_timeout_changes_update_in_place(stack: Dico
     stack.configure(gcsUri=stack.emulator.source_uri.removesuffix("**") + "*.dcm")
     by_uri = stack.cli.run("up", "--yes")
     assert "1 replaced" in by_uri.stdout
-    assert "the data it imported was kept" in by_uri.stdout, "the old import is only forgotten"
+    assert "deleted none of the data it imported" in by_uri.stdout, (
+        "the old import is only forgotten"
+    )
     [second] = stack.imports()
     assert second["operation"] != first["operation"]
     assert _counters(second) == expected, "instances already stored count as imported"
@@ -102,7 +104,7 @@ def test_refresh_has_no_drift_and_destroy_keeps_the_imported_instances(
     assert stack.imports() == [output]
 
     destroy = stack.cli.run("destroy", "--yes")
-    assert "the data it imported was kept" in destroy.stdout
+    assert "deleted none of the data it imported" in destroy.stdout
     assert stack.import_resources() == []
     deletes = stack.emulator.requests("DELETE")
     assert deletes == [], f"destroy must not delete anything remotely: {deletes}"

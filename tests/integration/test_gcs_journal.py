@@ -168,7 +168,13 @@ def test_a_fresh_create_with_the_shared_journal_submits_once_and_leaves_no_recor
 
 
 @pytest.mark.parametrize(
-    "value", ["s3://bucket/journal", "gs://Bad_Bucket/x", "gs://bucket/a/*/b", "journal"]
+    "value",
+    [
+        "s3://bucket/journal",
+        "gs://Bad_Bucket/x",
+        "gs://bucket/.well-known/acme-challenge",
+        "journal",
+    ],
 )
 def test_a_malformed_location_fails_check_naming_the_variable(
     value: str, monkeypatch: pytest.MonkeyPatch

@@ -368,7 +368,7 @@ def test_import_lifecycle(rpc_provider: ProviderProcess, emulator: Emulator, sto
     assert operation_count(emulator, "import") == 1
     log = rpc_provider.stderr()
     assert f"submitted {id_}" in log
-    assert "was kept" in log
+    assert "deleted none of the data it imported" in log
     assert rpc_provider.journal_files() == []
 
 

@@ -373,10 +373,13 @@ def test_read_keeps_recorded_outputs_once_the_operation_expired(
     assert result.outs == recorded
 
 
-def test_delete_keeps_the_data_and_says_so(
+def test_delete_makes_no_call_and_says_what_it_did(
     http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     DicomImportProvider(runtime).delete(OPERATION, _outputs(IMPORT_PROPS))
     assert http.request_sequence == []
     err = capsys.readouterr().err
-    assert "kept" in err and OPERATION in err
+    assert "made no API call and deleted none of the data it imported" in err
+    assert OPERATION in err
+    # The store may be gone: delete does not claim where the data is.
+    assert "kept" not in err and "stays" not in err

@@ -9,6 +9,7 @@ import pytest
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.gcs import compile_gcs_wildcard, parse_gcs_uri
+from dicom_transfer.specs.mime_types import EXPORT_MIME_TYPES, normalize_mime_type
 from dicom_transfer.specs.problems import UNKNOWN, is_unknown
 from dicom_transfer.specs.props import (
     WaitPolicy,
@@ -19,12 +20,10 @@ from dicom_transfer.specs.props import (
     wait_policy_from_props,
 )
 from dicom_transfer.specs.requests import (
-    EXPORT_MIME_TYPES,
     DicomStorePath,
     ExportSpec,
     export_file_extension,
     filter_file_content,
-    normalize_mime_type,
     parse_filter_path,
     staged_filter_uri,
 )
@@ -104,13 +103,19 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("import", import_props(gcs_uri="gs://my-google-data/x.dcm"), "gcs_uri", "'google'"),
     ("import", import_props(gcs_uri="gs://192.168.1.1/x.dcm"), "gcs_uri", "not an IP address"),
     ("import", import_props(gcs_uri="gs://raw-bucket"), "gcs_uri", "object path is missing"),
-    ("import", import_props(gcs_uri="gs://raw-bucket/a/../b.dcm"), "gcs_uri", "'..' segments"),
-    ("import", import_props(gcs_uri="gs://raw-bucket/a\nb.dcm"), "gcs_uri", "control characters"),
+    ("import", import_props(gcs_uri="gs://raw-bucket/.."), "gcs_uri", "not '.' or '..'"),
+    ("import", import_props(gcs_uri="gs://raw-bucket/a\nb.dcm"), "gcs_uri", "line feed"),
+    ("import", import_props(gcs_uri="gs://raw-bucket/a\rb.dcm"), "gcs_uri", "carriage return"),
     ("import", import_props(gcs_uri="gs://raw-bucket/**/x.dcm"), "gcs_uri", "only at the end"),
     ("import", import_props(gcs_uri="gs://raw-bucket/a*/**.dcm"), "gcs_uri", "no other wildcard"),
     ("import", import_props(gcs_uri="gs://raw-bucket/a/**?.dcm"), "gcs_uri", "only at the end"),
     ("import", import_props(gcs_uri="gs://raw-bucket/a/***"), "gcs_uri", "may appear once"),
-    ("import", import_props(gcs_uri="gs://raw-bucket/a[0-9].dcm"), "gcs_uri", "'['"),
+    (
+        "import",
+        import_props(gcs_uri="gs://raw-bucket/.well-known/acme-challenge/x"),
+        "gcs_uri",
+        "acme-challenge",
+    ),
     # storage classes, api versions
     (
         "import",
@@ -156,9 +161,9 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "export",
-        export_props(gcs_destination={"uri_prefix": "gs://out-bucket/x/*"}),
+        export_props(gcs_destination={"uri_prefix": "gs://out-bucket/x\ny"}),
         "gcs_destination.uri_prefix",
-        "no wildcards",
+        "line feed",
     ),
     (
         "export",
@@ -169,9 +174,14 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     # MIME types / transfer syntaxes
     (
         "export",
-        export_props(gcs_destination={"uri_prefix": "gs://out-bucket", "mime_type": "image/jpeg"}),
+        export_props(
+            gcs_destination={
+                "uri_prefix": "gs://out-bucket",
+                "mime_type": "application/dicom; transfer-syntax=",
+            }
+        ),
         "gcs_destination.mime_type",
-        "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50",
+        "'application/dicom; transfer-syntax=*'",
     ),
     (
         "export",
@@ -182,18 +192,18 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
             }
         ),
         "gcs_destination.mime_type",
-        "'image/png'",
+        "; image/png (",
     ),
     (
         "export",
         export_props(
             gcs_destination={
                 "uri_prefix": "gs://out-bucket",
-                "mime_type": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.70",
+                "mime_type": "application/dicom; transfer-syntax=1.2.3.4",
             }
         ),
         "gcs_destination.mime_type",
-        "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.91",
+        "application/dicom with transfer-syntax 1.2.840.10008.1.2, ",
     ),
     (
         "export",
@@ -269,9 +279,9 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "export",
-        export_props(filter_gcs_uri="gs://filters-bucket/f*.txt"),
+        export_props(filter_gcs_uri="gs://filters-bucket/."),
         "filter_gcs_uri",
-        "no wildcards",
+        "not '.' or '..'",
     ),
     (
         "export",
@@ -391,7 +401,8 @@ def test_at_least_thirty_distinct_bad_inputs() -> None:
 def test_message_shape_and_value() -> None:
     problem = import_problems(import_props(blob_storage_class="HOT"))[0]
     assert str(problem) == (
-        "blob_storage_class: got 'HOT'; expected one of STANDARD|NEARLINE|COLDLINE|ARCHIVE"
+        "blob_storage_class: got 'HOT'; expected one of "
+        "BLOB_STORAGE_CLASS_UNSPECIFIED|STANDARD|NEARLINE|COLDLINE|ARCHIVE"
     )
     assert problem.value == "HOT"
 
@@ -693,21 +704,129 @@ def test_bigquery_body() -> None:
 # --- MIME types, wildcards, filter paths ---------------------------------------------------------
 
 
-def test_mime_types_from_reference() -> None:
-    assert len(EXPORT_MIME_TYPES) == 9
-    for mime in EXPORT_MIME_TYPES:
-        assert normalize_mime_type(mime) == mime
-    assert normalize_mime_type("IMAGE/PNG") == "image/png"
-    assert normalize_mime_type("application/dicom ; Transfer-Syntax = ") == (
-        "application/dicom; transfer-syntax="
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("IMAGE/PNG", "image/png"),
+        (
+            "Application/DICOM ; Transfer-Syntax = 1.2.840.10008.1.2",
+            "application/dicom; transfer-syntax=1.2.840.10008.1.2",
+        ),
+        ('application/dicom;transfer-syntax="*"', "application/dicom; transfer-syntax=*"),
+        (
+            'application/octet-stream; TRANSFER-SYNTAX="1.2.840.10008.1.2.1"',
+            "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+        ),
+        ("application/dicom", "application/dicom"),
+        (" image/jpeg ", "image/jpeg"),
+    ],
+)
+def test_mime_spelling_follows_media_type_syntax(given: str, sent: str) -> None:
+    """RFC 9110 §8.3.1: case-insensitive names, optional whitespace, quoted values."""
+    assert normalize_mime_type(given) == sent
+    spec = export_spec_from_props(
+        export_props(gcs_destination={"uri_prefix": "gs://out-bucket", "mime_type": given})
     )
-    assert normalize_mime_type("application/dicom") is None
+    assert spec.request_body()["gcsDestination"]["mimeType"] == sent
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "application/dicom; transfer-syntax=",
+        'application/dicom; transfer-syntax=""',
+        "application/dicom; transfer-syntax=1.2.840.10008.1.2; transfer-syntax=*",
+        "application/dicom; transfer-syntax=*; charset=utf-8",
+        "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50.",
+        "image/png; transfer-syntax=1.2.840.10008.1.2.1",
+        "image/jpeg; transfer-syntax=*",
+        "application/dicom transfer-syntax=*",
+        "video/mp4",
+        "",
+    ],
+)
+def test_undocumented_mime_spellings_are_rejected(given: str) -> None:
+    assert normalize_mime_type(given) is None
+    with pytest.raises(InvalidSpec, match=r"gcs_destination\.mime_type"):
+        export_file_extension(given)
+
+
+def test_mime_extensions() -> None:
     assert export_file_extension(None) == ".dcm"
+    assert export_file_extension("application/dicom; transfer-syntax=*") == ".dcm"
     assert export_file_extension("image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50") == ".jpg"
+    assert export_file_extension("image/jpeg") == ".jpg"
     assert export_file_extension("image/png") == ".png"
-    assert export_file_extension("application/octet-stream; transfer-syntax=") == ""
-    with pytest.raises(InvalidSpec, match="mime_type"):
-        export_file_extension("image/gif")
+    assert export_file_extension("application/octet-stream; transfer-syntax=*") == ""
+    assert {entry.extension for entry in EXPORT_MIME_TYPES.values()} == {".dcm", ".jpg", ".png", ""}
+
+
+@pytest.mark.parametrize(
+    ("kind", "props"),
+    [
+        # Characters the Cloud Storage naming page only advises against are legal names.
+        ("import", import_props(gcs_uri="gs://raw-bucket/a[0-9]#1.dcm")),
+        ("import", import_props(gcs_uri="gs://raw-bucket/a/../b.dcm")),
+        ("export", export_props(gcs_destination={"uri_prefix": "gs://out-bucket/x/*"})),
+        ("export", export_props(gcs_destination={"uri_prefix": "gs://out-bucket/./x"})),
+        ("export", export_props(filter_gcs_uri="gs://filters-bucket/f*.txt")),
+        # BigQuery table IDs: Unicode letters, marks, numbers, connectors, dashes, spaces.
+        (
+            "export",
+            export_props(
+                gcs_destination=_DROP,
+                bigquery_destination={"table_uri": "bq://my-project.ds.Tabl\u00e9 2026-01"},
+            ),
+        ),
+    ],
+)
+def test_what_the_api_allows_is_not_rejected(kind: str, props: dict[str, Any]) -> None:
+    assert _problems(kind, props) == []
+
+
+@pytest.mark.parametrize(
+    "table", ["bq://my-project.ds.t@x", "bq://my-project.ds.t.u", "bq://my-project.ds-1.t"]
+)
+def test_bigquery_naming_rules(table: str) -> None:
+    problems = export_problems(
+        export_props(gcs_destination=_DROP, bigquery_destination={"table_uri": table})
+    )
+    assert [p.field for p in problems] == ["bigquery_destination.table_uri"]
+
+
+def _bq(api_version: str = "v1", **destination: Any) -> dict[str, Any]:
+    return export_props(
+        gcs_destination=_DROP,
+        api_version=api_version,
+        bigquery_destination={"table_uri": "bq://my-project.ds.t", **destination},
+    )
+
+
+def test_schema_json_and_flattened_are_exclusive() -> None:
+    [problem] = export_problems(_bq(schema_json=True, schema_flattened=True))
+    assert problem.field == "bigquery_destination.schema_flattened"
+    assert "schema_json" in problem.allowed
+    assert export_problems(_bq(schema_json=True, schema_flattened=False)) == []
+    assert export_spec_from_props(_bq(schema_json=True)).request_body()["bigqueryDestination"] == {
+        "tableUri": "bq://my-project.ds.t",
+        "schemaJson": {},
+    }
+
+
+def test_change_data_capture_needs_v1beta1_and_the_json_schema() -> None:
+    [on_v1] = export_problems(_bq(schema_json=True, change_data_capture=True))
+    assert (on_v1.field, on_v1.value) == ("api_version", "v1")
+    assert "v1beta1" in on_v1.allowed
+    [without_json] = export_problems(_bq("v1beta1", change_data_capture=True))
+    assert without_json.field == "bigquery_destination.change_data_capture"
+    assert "schema_json" in without_json.allowed
+    flattened = export_problems(_bq("v1beta1", schema_flattened=True, change_data_capture=True))
+    assert [p.field for p in flattened] == ["bigquery_destination.change_data_capture"]
+    body = export_spec_from_props(
+        _bq("v1beta1", schema_json=True, change_data_capture=True)
+    ).request_body()
+    assert body["bigqueryDestination"]["changeDataCaptureConfig"] == {}
+    assert export_problems(_bq(schema_json=True, change_data_capture=False)) == []
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
 """Cloud Storage names, ``gs://`` URIs and the import source's wildcards.
 
 Rules: bucket and object naming from https://cloud.google.com/storage/docs/buckets#naming and
-https://cloud.google.com/storage/docs/objects#naming; wildcards from the
-``ImportDicomDataRequest.gcsSource.uri`` description in the ``healthcare`` discovery documents.
-Pure: no I/O.
+https://cloud.google.com/storage/docs/objects#naming (only its requirements: characters that
+page merely advises against, such as ``#``, ``[``, ``*`` or control characters, are legal
+object names and are left to the API); wildcards from the
+``ImportDicomDataRequest.gcsSource.uri`` description in the ``healthcare`` discovery documents
+(``*``, ``?``, ``**``; other characters match themselves). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ _BUCKET_FORM = (
     "not starting with 'goog' and not containing 'google'"
 )
 _OBJECT_FORM = (
-    "an object path of at most 1024 UTF-8 bytes without control characters, '#', '[' or ']' "
-    "and without '.' or '..' segments"
+    "an object path of at most 1024 UTF-8 bytes, without carriage return or line feed, not "
+    "'.' or '..' and not starting with '.well-known/acme-challenge/'"
 )
 _WILDCARD_FORM = (
     "wildcards '*' (any characters within one path segment), '?' (exactly one character) "
@@ -74,11 +76,9 @@ def _bucket_problem(bucket: str) -> bool:
 
 
 def _object_path_problem(path: str) -> bool:
-    if len(path.encode("utf-8")) > 1024:
+    if len(path.encode("utf-8")) > 1024 or "\r" in path or "\n" in path:
         return True
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path) or any(c in path for c in "#[]"):
-        return True
-    return any(segment in (".", "..") for segment in path.split("/"))
+    return path in (".", "..") or (path + "/").startswith(".well-known/acme-challenge/")
 
 
 def _wildcard_problem(path: str) -> bool:
@@ -102,8 +102,9 @@ def parse_gcs_uri(
         value: The URI.
         field: Property path used in error messages.
         kind: ``pattern`` (import source: non-empty path, wildcards allowed), ``object`` (one
-            object: non-empty path, no wildcard, no trailing slash) or ``prefix`` (a
-            directory: path optional, no wildcard).
+            object: non-empty path, no trailing slash) or ``prefix`` (a directory: path
+            optional). In ``object`` and ``prefix`` URIs ``*`` and ``?`` are plain characters
+            (legal in object names).
 
     Returns:
         The parsed URI.
@@ -124,12 +125,10 @@ def gcs_form(kind: UriKind) -> str:
         return f"gs://BUCKET/PATH with {_BUCKET_FORM}, PATH {_OBJECT_FORM}, and {_WILDCARD_FORM}"
     if kind == "object":
         return (
-            f"gs://BUCKET/OBJECT naming one object (no wildcards, no trailing '/'), with "
+            f"gs://BUCKET/OBJECT naming one object (no trailing '/'), with "
             f"{_BUCKET_FORM} and OBJECT {_OBJECT_FORM}"
         )
-    return (
-        f"gs://BUCKET[/DIRECTORY] (no wildcards), with {_BUCKET_FORM} and DIRECTORY {_OBJECT_FORM}"
-    )
+    return f"gs://BUCKET[/DIRECTORY], with {_BUCKET_FORM} and DIRECTORY {_OBJECT_FORM}"
 
 
 def check_gcs_uri(problems: Problems, field: str, value: object, kind: UriKind) -> GcsUri | None:
@@ -148,11 +147,9 @@ def check_gcs_uri(problems: Problems, field: str, value: object, kind: UriKind) 
     if kind == "object" and path.endswith("/"):
         problems.add(field, value, form)
         return None
-    check_path = path.rstrip("/") if kind == "prefix" else path
+    # A prefix is the start of object names ``{prefix}/{study}/...``, never a whole name.
+    check_path = path.rstrip("/") + "/x" if kind == "prefix" and path.strip("/") else path
     if check_path and _object_path_problem(check_path):
-        problems.add(field, value, form)
-        return None
-    if kind != "pattern" and ("*" in path or "?" in path):
         problems.add(field, value, form)
         return None
     if kind == "pattern" and _wildcard_problem(path):

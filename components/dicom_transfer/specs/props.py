@@ -15,12 +15,13 @@ from typing import Any, TypeVar, cast
 
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.gcs import GcsUri, check_gcs_uri, gcs_form
+from dicom_transfer.specs.mime_types import MIME_FORM, normalize_mime_type
 from dicom_transfer.specs.problems import Problems, absent, check_bool, check_choice
 from dicom_transfer.specs.requests import (
     API_VERSIONS,
+    CHANGE_DATA_CAPTURE_VERSIONS,
     FILTER_PATH_FORM,
     MAX_TABLE_URI_LENGTH,
-    MIME_FORM,
     STORAGE_CLASSES,
     TABLE_FORM,
     TABLE_RE,
@@ -32,8 +33,8 @@ from dicom_transfer.specs.requests import (
     GcsDestination,
     ImportSpec,
     check_store,
-    normalize_mime_type,
     parse_filter_path,
+    table_id_ok,
 )
 
 __all__ = [
@@ -130,40 +131,64 @@ def _check_gcs_destination(problems: Problems, value: object) -> GcsDestination 
     return GcsDestination(cast(str, prefix), canonical)
 
 
+_BIGQUERY_KEYS = (
+    "table_uri",
+    "write_disposition",
+    "force",
+    "include_source_store",
+    "schema_flattened",
+    "schema_json",
+    "change_data_capture",
+)
+
+
+def _check_table_uri(
+    problems: Problems, field: str, table: object, store: DicomStorePath | None
+) -> bool:
+    if absent(table):
+        problems.add(field, table, TABLE_FORM)
+        return False
+    if problems.skip_unknown(field, table):
+        return False
+    match = TABLE_RE.fullmatch(table) if isinstance(table, str) else None
+    if (
+        not isinstance(table, str)
+        or len(table) > MAX_TABLE_URI_LENGTH
+        or match is None
+        or not table_id_ok(match.group("table"))
+    ):
+        problems.add(field, table, TABLE_FORM)
+        return False
+    if (
+        store is not None
+        and not store.project.isdigit()
+        and match.group("project") != store.project
+    ):
+        # Source: the dicomStores.export reference page ("You can only export to a BigQuery
+        # dataset that's in the same project as the DICOM store you're exporting from").
+        problems.add(
+            field,
+            table,
+            f"a table in the DICOM store's project {store.project!r} "
+            f"(bq://{store.project}.DATASET.TABLE): the API only exports to BigQuery "
+            "datasets in the store's project",
+        )
+        return False
+    return True
+
+
 def _check_bigquery_destination(
-    problems: Problems, value: object, store: DicomStorePath | None
+    problems: Problems, value: object, store: DicomStorePath | None, api_version: ApiVersion
 ) -> BigQueryDestination | None:
     field = "bigquery_destination"
     if problems.skip_unknown(field, value):
         return None
     if not isinstance(value, Mapping):
-        problems.add(field, value, "an object {table_uri, write_disposition, force, ...}")
+        problems.add(field, value, "an object {" + ", ".join(_BIGQUERY_KEYS) + "}")
         return None
-    keys = ("table_uri", "write_disposition", "force", "include_source_store", "schema_flattened")
-    _check_keys(problems, field, value, keys)
-    table_field = f"{field}.table_uri"
+    _check_keys(problems, field, value, _BIGQUERY_KEYS)
     table = value.get("table_uri")
-    table_ok = False
-    if absent(table):
-        problems.add(table_field, table, TABLE_FORM)
-    elif not problems.skip_unknown(table_field, table):
-        match = TABLE_RE.fullmatch(table) if isinstance(table, str) else None
-        if not isinstance(table, str) or len(table) > MAX_TABLE_URI_LENGTH or match is None:
-            problems.add(table_field, table, TABLE_FORM)
-        elif (
-            store is not None
-            and not store.project.isdigit()
-            and match.group("project") != store.project
-        ):
-            problems.add(
-                table_field,
-                table,
-                f"a table in the DICOM store's project {store.project!r} "
-                f"(bq://{store.project}.DATASET.TABLE): the API only exports to BigQuery "
-                "datasets in the store's project",
-            )
-        else:
-            table_ok = True
+    table_ok = _check_table_uri(problems, f"{field}.table_uri", table, store)
     disposition = check_choice(
         problems, f"{field}.write_disposition", value.get("write_disposition"), WRITE_DISPOSITIONS
     )
@@ -172,9 +197,40 @@ def _check_bigquery_destination(
         problems, f"{field}.include_source_store", value.get("include_source_store")
     )
     flattened = check_bool(problems, f"{field}.schema_flattened", value.get("schema_flattened"))
+    as_json = check_bool(problems, f"{field}.schema_json", value.get("schema_json"))
+    cdc = check_bool(problems, f"{field}.change_data_capture", value.get("change_data_capture"))
+    if flattened and as_json:
+        # Source: issue 9; the discovery documents describe schemaFlattened ("one column for
+        # each DICOM tag") and schemaJson ("all the DICOM tags as a JSON type in a single
+        # column") as two layouts of the same table, which cannot both hold.
+        problems.add(
+            f"{field}.schema_flattened",
+            flattened,
+            "false or unset when schema_json is true (a table has one schema: flattened or JSON)",
+        )
+    if cdc and not as_json:
+        # Source: changeDataCaptureConfig in the v1beta1 discovery document: "only supported
+        # with the SchemaJSON option. The SchemaFlattened option is not compatible with CDC".
+        problems.add(
+            f"{field}.change_data_capture",
+            cdc,
+            "false or unset unless schema_json is true (change data capture is only supported "
+            "with the JSON schema)",
+        )
+    if cdc and api_version not in CHANGE_DATA_CAPTURE_VERSIONS:
+        # Source: changeDataCaptureConfig exists in the v1beta1 discovery document only.
+        problems.add(
+            "api_version",
+            api_version,
+            " or ".join(CHANGE_DATA_CAPTURE_VERSIONS)
+            + " when bigquery_destination.change_data_capture is true "
+            "(changeDataCaptureConfig exists only in the v1beta1 API)",
+        )
     if not table_ok:
         return None
-    return BigQueryDestination(cast(str, table), disposition, force, source, flattened)
+    return BigQueryDestination(
+        cast(str, table), disposition, force, source, flattened, as_json, cdc
+    )
 
 
 def _check_filter_paths(problems: Problems, value: object) -> tuple[str, ...] | None:
@@ -202,6 +258,7 @@ def _check_filter_paths(problems: Problems, value: object) -> tuple[str, ...] | 
 
 def _check_export(problems: Problems, props: Mapping[str, Any]) -> ExportSpec | None:
     store = check_store(problems, "dicom_store", props.get("dicom_store"))
+    api_version = _check_api_version(problems, props.get("api_version"))
     gcs_value = props.get("gcs_destination")
     bq_value = props.get("bigquery_destination")
     gcs = bq = None
@@ -220,7 +277,7 @@ def _check_export(problems: Problems, props: Mapping[str, Any]) -> ExportSpec | 
     if not absent(gcs_value):
         gcs = _check_gcs_destination(problems, gcs_value)
     if not absent(bq_value):
-        bq = _check_bigquery_destination(problems, bq_value, store)
+        bq = _check_bigquery_destination(problems, bq_value, store, api_version)
 
     filter_gcs_uri = props.get("filter_gcs_uri")
     filter_paths_value = props.get("filter_resource_paths")
@@ -245,7 +302,6 @@ def _check_export(problems: Problems, props: Mapping[str, Any]) -> ExportSpec | 
                 "gs://BUCKET[/DIRECTORY] where the filter file for filter_resource_paths is "
                 "written (required with filter_resource_paths)",
             )
-    api_version = _check_api_version(problems, props.get("api_version"))
     _check_wait(problems, props)
     if store is None or problems.items or (gcs is None and bq is None):
         return None

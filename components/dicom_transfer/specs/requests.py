@@ -1,25 +1,34 @@
 """Validated ``dicomStores.import`` / ``dicomStores.export`` requests and their JSON bodies.
 
-Bodies follow the discovery documents of ``healthcare`` v1 and v1beta1 bundled with
-google-api-python-client (the fields used here exist, with the same shape, in both versions).
-Store names, UIDs, MIME types and table URIs are checked here; building a request from Pulumi
-props is :mod:`dicom_transfer.specs.props`. Pure: no I/O.
+Bodies follow ``ImportDicomDataRequest`` / ``ExportDicomDataRequest`` of the discovery
+documents of ``healthcare`` v1 and v1beta1 bundled with google-api-python-client; every leaf
+field of both versions can be set (``tests/unit/test_api_contract.py`` walks them). Each rule
+below names its source. Building a request from Pulumi props is
+:mod:`dicom_transfer.specs.props`; the export MIME types are :mod:`.mime_types`. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.gcs import GcsUri, parse_gcs_uri
+from dicom_transfer.specs.mime_types import (
+    EXPORT_MIME_TYPES,
+    MIME_FORM,
+    export_file_extension_of,
+    normalize_mime_type,
+)
 from dicom_transfer.specs.problems import Problems
 
 __all__ = [
     "API_VERSIONS",
+    "CHANGE_DATA_CAPTURE_VERSIONS",
     "EXPORT_MIME_TYPES",
     "MAX_TABLE_URI_LENGTH",
     "MAX_UID_LENGTH",
@@ -37,27 +46,34 @@ __all__ = [
     "normalize_mime_type",
     "parse_filter_path",
     "staged_filter_uri",
+    "table_id_ok",
 ]
 
 ApiVersion = Literal["v1", "v1beta1"]
 API_VERSIONS: tuple[ApiVersion, ...] = ("v1", "v1beta1")
-STORAGE_CLASSES = ("STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE")
-WRITE_DISPOSITIONS = ("WRITE_EMPTY", "WRITE_TRUNCATE", "WRITE_APPEND")
+STORAGE_CLASSES: tuple[str, ...] = (
+    "BLOB_STORAGE_CLASS_UNSPECIFIED",
+    "STANDARD",
+    "NEARLINE",
+    "COLDLINE",
+    "ARCHIVE",
+)
+"""``BlobStorageSettings.blobStorageClass`` enum (discovery, v1 and v1beta1)."""
+WRITE_DISPOSITIONS: tuple[str, ...] = (
+    "WRITE_DISPOSITION_UNSPECIFIED",
+    "WRITE_EMPTY",
+    "WRITE_TRUNCATE",
+    "WRITE_APPEND",
+)
+"""``DicomBigQueryDestination.writeDisposition`` enum (discovery, v1 and v1beta1)."""
+CHANGE_DATA_CAPTURE_VERSIONS: tuple[ApiVersion, ...] = ("v1beta1",)
+"""Versions whose ``DicomBigQueryDestination`` has ``changeDataCaptureConfig`` (discovery)."""
 MAX_TABLE_URI_LENGTH = 2000
+"""``tableUri``: "up to 2000 characters long" (discovery)."""
+MAX_TABLE_ID_BYTES = 1024
+"""BigQuery table IDs: up to 1,024 UTF-8 bytes (https://cloud.google.com/bigquery/docs/tables)."""
 MAX_UID_LENGTH = 64
-
-EXPORT_MIME_TYPES: dict[str, str] = {
-    "application/dicom; transfer-syntax=1.2.840.10008.1.2.1": ".dcm",
-    "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50": ".dcm",
-    "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90": ".dcm",
-    "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.91": ".dcm",
-    "application/dicom; transfer-syntax=": ".dcm",
-    "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1": "",
-    "application/octet-stream; transfer-syntax=": "",
-    "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50": ".jpg",
-    "image/png": ".png",
-}
-"""Export MIME types the API supports (canonical spelling) and the file extension of each."""
+"""DICOM UIDs: at most 64 characters (DICOM PS3.5 §9.1)."""
 
 
 # --- allowed forms, in words (they appear in error messages) ---------------------------------
@@ -80,11 +96,11 @@ FILTER_PATH_FORM = (
     "/studies/{StudyInstanceUID}[/series/{SeriesInstanceUID}[/instances/{SOPInstanceUID}]] "
     f"where each UID is {_UID_FORM}"
 )
-MIME_FORM = "one of " + ", ".join(repr(m) for m in EXPORT_MIME_TYPES) + " (or unset: as stored)"
 TABLE_FORM = (
-    f"bq://PROJECT.DATASET.TABLE (at most {MAX_TABLE_URI_LENGTH} characters; DATASET letters, "
-    "digits and underscores; TABLE letters, digits, underscores and hyphens) in the DICOM "
-    "store's project"
+    f"bq://PROJECT.DATASET.TABLE (at most {MAX_TABLE_URI_LENGTH} characters; PROJECT "
+    f"{_PROJECT_FORM} other than a number; DATASET 1-1024 letters, digits and underscores; "
+    f"TABLE 1-{MAX_TABLE_ID_BYTES} UTF-8 bytes of Unicode letters, marks, numbers, connectors "
+    "(such as '_'), dashes and spaces) in the DICOM store's project"
 )
 
 _PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
@@ -93,10 +109,13 @@ _PROJECT_RE = re.compile(rf"{_DOMAIN_SCOPE}{_PROJECT_ID}|[0-9]{{1,20}}")
 _LOCATION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _RESOURCE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _UID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+# Dataset IDs: https://cloud.google.com/bigquery/docs/datasets#dataset-naming; table IDs are
+# checked by :func:`table_id_ok` (Unicode categories, not expressible in ``re``).
 TABLE_RE = re.compile(
     rf"bq://(?P<project>{_DOMAIN_SCOPE}{_PROJECT_ID})"
-    r"\.(?P<dataset>[A-Za-z0-9_]{1,1024})\.(?P<table>[\w-]{1,1024})",
+    r"\.(?P<dataset>[A-Za-z0-9_]{1,1024})\.(?P<table>[^.]+)",
 )
+_TABLE_ID_CATEGORIES = ("L", "M", "N", "Pc", "Pd", "Zs")
 _FILTER_PATH_RE = re.compile(
     r"/studies/(?P<study>[^/]*)(?:/series/(?P<series>[^/]*)(?:/instances/(?P<instance>[^/]*))?)?"
 )
@@ -176,32 +195,6 @@ def check_store(problems: Problems, field: str, value: object) -> DicomStorePath
     return DicomStorePath(project, location, dataset, store)
 
 
-def normalize_mime_type(value: str) -> str | None:
-    """Canonical spelling of a supported export MIME type, or None if unsupported.
-
-    Case of the media type and parameter name and spaces around ``;`` and ``=`` are
-    normalised (``application/dicom;transfer-syntax=1.2.840.10008.1.2.1`` is accepted).
-
-    Args:
-        value: The MIME type as given.
-
-    Returns:
-        A key of :data:`EXPORT_MIME_TYPES`, or None.
-    """
-    media, *params = (part.strip() for part in value.split(";"))
-    media = media.lower()
-    if len(params) > 1:
-        return None
-    if params:
-        name, sep, syntax = params[0].partition("=")
-        if not sep or name.strip().lower() != "transfer-syntax":
-            return None
-        canonical = f"{media}; transfer-syntax={syntax.strip()}"
-    else:
-        canonical = media
-    return canonical if canonical in EXPORT_MIME_TYPES else None
-
-
 def export_file_extension(mime_type: str | None) -> str:
     """File extension the API uses for exported files of ``mime_type``.
 
@@ -215,11 +208,29 @@ def export_file_extension(mime_type: str | None) -> str:
         InvalidSpec: Unsupported MIME type.
     """
     if mime_type is None:
-        return ".dcm"
+        return export_file_extension_of(None)
     canonical = normalize_mime_type(mime_type)
     if canonical is None:
         raise InvalidSpec("gcs_destination.mime_type", mime_type, MIME_FORM)
-    return EXPORT_MIME_TYPES[canonical]
+    return export_file_extension_of(canonical)
+
+
+def table_id_ok(table: str) -> bool:
+    """Whether ``table`` is a valid BigQuery table ID.
+
+    Source: https://cloud.google.com/bigquery/docs/tables#table_naming -- up to 1,024 UTF-8
+    bytes of Unicode letters (L), marks (M), numbers (N), connectors (Pc), dashes (Pd) and
+    spaces (Zs).
+
+    Args:
+        table: The ``TABLE`` part of ``bq://PROJECT.DATASET.TABLE``.
+
+    Returns:
+        True when the ID follows the naming rules.
+    """
+    return 0 < len(table.encode("utf-8")) <= MAX_TABLE_ID_BYTES and all(
+        unicodedata.category(ch).startswith(_TABLE_ID_CATEGORIES) for ch in table
+    )
 
 
 def _check_uid(uid: str | None) -> bool:
@@ -295,13 +306,25 @@ class GcsDestination:
 
 @dataclass(frozen=True)
 class BigQueryDestination:
-    """Export DICOM metadata to a BigQuery table."""
+    """Export DICOM metadata to a BigQuery table (``DicomBigQueryDestination``).
+
+    Attributes:
+        table_uri: ``bq://PROJECT.DATASET.TABLE`` (``tableUri``).
+        write_disposition: One of :data:`WRITE_DISPOSITIONS` (``writeDisposition``).
+        force: ``force``; the API ignores it when ``write_disposition`` is set.
+        include_source_store: ``includeSourceStore``.
+        schema_flattened: Send ``schemaFlattened: {}``: one column per DICOM tag.
+        schema_json: Send ``schemaJson: {}``: all tags in one JSON column.
+        change_data_capture: Send ``changeDataCaptureConfig: {}`` (v1beta1, JSON schema only).
+    """
 
     table_uri: str
     write_disposition: str | None = None
     force: bool | None = None
     include_source_store: bool | None = None
     schema_flattened: bool | None = None
+    schema_json: bool | None = None
+    change_data_capture: bool | None = None
 
     @property
     def project(self) -> str:
@@ -327,8 +350,14 @@ class BigQueryDestination:
             out["force"] = self.force
         if self.include_source_store is not None:
             out["includeSourceStore"] = self.include_source_store
+        # SchemaFlattened, SchemaJSON and DicomChangeDataCaptureConfig are messages without
+        # fields: their presence is the setting, so false sends nothing.
         if self.schema_flattened:
             out["schemaFlattened"] = {}
+        if self.schema_json:
+            out["schemaJson"] = {}
+        if self.change_data_capture:
+            out["changeDataCaptureConfig"] = {}
         return out
 
 
