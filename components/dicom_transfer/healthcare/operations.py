@@ -18,12 +18,15 @@ the call.
   duration with a handful of GETs.
 * **No moving counter** (one file: its counter moves only when it is finished; or an API that
   omits ``pending``). Nothing predicts the finish, so the only lever is how the sleeps grow.
-  Each sleep is ``initial_s + flat_fraction * (age - initial_s)``, at most ``flat_max_s``:
-  a x(1 + ``flat_fraction``) backoff from ``initial_s``, kept on the age. The finish is then
-  seen at most ``flat_fraction`` of the age late (``flat_max_s`` for long operations).
+  Each sleep is ``initial_s + flat_fraction * (age - initial_s)``, at most ``flat_max_s``,
+  shortened by up to ``jitter``: a x(1 + ``flat_fraction``) backoff from ``initial_s``, kept
+  on the age. The finish is seen at most one sleep late: 1 s + 20 % of the time past the
+  first second, at most 90 s.
 
-Why 0.2 and 90 s. gcloud's waiter sleeps 1 s, then 2 s growing x1.4 up to 180 s, each sleep
-lengthened by up to 1 s of jitter: its sleep at age ``t`` is ``2 + 0.4 (t - 1)`` s. Ours is half
+Why 0.2 and 90 s. gcloud's waiter (``googlecloudsdk.api_lib.util.waiter.WaitFor`` defaults:
+``pre_start_sleep_ms=1000``, ``sleep_ms=2000``, ``exponential_sleep_multiplier=1.4``,
+``wait_ceiling_ms=180000``, ``jitter_ms=1000``) sleeps 1 s, then 2 s growing x1.4 up to 180 s,
+each sleep lengthened by up to 1 s: its sleep at age ``t`` is ``2 + 0.4 (t - 1)`` s. Ours is half
 of that at every age and its cap is half of gcloud's, so the longest possible lag at any age is
 half of gcloud's, and so is the lag averaged over durations (for one given duration either
 waiter may be lucky and poll just after the finish). The price is GETs, and no schedule avoids
