@@ -5,7 +5,8 @@ takes at least D seconds, its counters advancing evenly over D as it imports the
 files), two imports of the same files run concurrently, each into its own store:
 
 * **ours**: ``DicomImportProvider().create(props)`` in this process (what the Pulumi engine
-  calls), with a private journal directory;
+  calls), with a private journal directory and the emulator declared the way users declare
+  one (``HEALTHCARE_EMULATOR_HOST``: anonymous calls);
 * **gcloud**: ``gcloud healthcare dicom-stores import gcs`` (waits with its own poller) with a
   private configuration, no credentials and the endpoint override.
 
@@ -16,7 +17,10 @@ Measured per waiter, from the emulator's own records:
 * ``detect_s``: from ``endTime`` to the end of the ``operations.get`` that saw it done (the
   poller's share of the lag, without process start-up/exit);
 * ``gets``: ``operations.get`` calls of that operation in the emulator's request log;
-* ``polls_s`` (JSON only): when each of those GETs arrived, in seconds after ``createTime``.
+* ``polls_s`` (JSON only): when each of those GETs arrived, in seconds after ``createTime``;
+* ``counter_moved`` (JSON only): whether the operation's processed counter (success +
+  failure) took two different values while ``pending`` was above 0, from ``operations.list``
+  sampled every second during the run (a list is no ``operations.get``: not counted above).
 
 With ``repeat`` > 1 the figures are medians. Target (issue 4): ``lag_s <= max(1 s, 5 % of
 D)`` with no more GETs than gcloud -- reported, never asserted.
@@ -51,6 +55,7 @@ from bench_common import (
     http_json,
     upload_objects,
 )
+from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.providers import DicomImportProvider
 from dicom_transfer_emulator.clients import gcloud_environment, healthcare_client
@@ -70,6 +75,7 @@ class WaiterRun:
     detect_s: float
     gets: int
     polls_s: tuple[float, ...]
+    counter_moved: bool | None = None
 
 
 @dataclass
@@ -86,7 +92,15 @@ class WaiterFigures:
             "detect_s": round(statistics.median(r.detect_s for r in self.runs), 3),
             "lags_s": [round(r.lag_s, 3) for r in self.runs],
             "polls_s": [list(r.polls_s) for r in self.runs],
+            "counter_moved": _any_moved([r.counter_moved for r in self.runs]),
         }
+
+
+def _any_moved(values: list[bool | None]) -> bool | None:
+    """True if any run's counter moved, None if no run was sampled while running."""
+    if any(values):
+        return True
+    return None if all(v is None for v in values) else False
 
 
 def _median_count(values: list[int]) -> int | float:
@@ -149,6 +163,7 @@ class _Bench:
             {"operationSeconds": duration_s},
         )
         known = self._operation_names()
+        watch = _CounterWatch(self.emulator.healthcare_url)
         ours: dict[str, Any] = {}
         worker = threading.Thread(
             target=self._ours, args=(ours_store, f"p1-{self.runs}", ours), daemon=True
@@ -172,14 +187,15 @@ class _Bench:
             text=True,
         )
         worker.start()
-        try:
-            _, stderr = gcloud.communicate(timeout=GCLOUD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            gcloud.kill()
-            gcloud.communicate()
-            raise
-        gcloud_returned = time.time()
-        worker.join(GCLOUD_TIMEOUT_S)
+        with watch:
+            try:
+                _, stderr = gcloud.communicate(timeout=GCLOUD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                gcloud.kill()
+                gcloud.communicate()
+                raise
+            gcloud_returned = time.time()
+            worker.join(GCLOUD_TIMEOUT_S)
         if "error" in ours:
             raise RuntimeError(f"our create failed: {ours['error']!r}") from ours["error"]
         if gcloud.returncode != 0:
@@ -187,16 +203,16 @@ class _Bench:
         new = self._operation_names() - known - {ours["operation"]}
         if len(new) != 1:
             raise RuntimeError(f"expected one gcloud operation, found {sorted(new)}")
+        gcloud_operation = new.pop()
         return (
-            self._figures(str(ours["operation"]), float(ours["returned"])),
-            self._figures(new.pop(), gcloud_returned),
+            self._figures(str(ours["operation"]), float(ours["returned"]), watch),
+            self._figures(gcloud_operation, gcloud_returned, watch),
         )
 
     def _ours(self, store: str, resource_name: str, out: dict[str, Any]) -> None:
         props = {
             "dicom_store": store,
             "gcs_uri": self.source,
-            "endpoint": self.emulator.healthcare_url,
             "resource_name": resource_name,
         }
         try:
@@ -216,7 +232,7 @@ class _Bench:
             request = datasets(self.client).operations().list_next(request, page)
         return names
 
-    def _figures(self, operation_name: str, returned: float) -> WaiterRun:
+    def _figures(self, operation_name: str, returned: float, watch: _CounterWatch) -> WaiterRun:
         operation = datasets(self.client).operations().get(name=operation_name).execute()
         if not operation.get("done") or "error" in operation:
             raise RuntimeError(f"operation did not succeed: {operation}")
@@ -235,27 +251,93 @@ class _Bench:
         detected = max(g["time"] + g["durationMs"] / 1000 for g in gets)
         created = _epoch(operation["metadata"]["createTime"])
         polls = tuple(round(g["time"] - created, 2) for g in gets)
-        return WaiterRun(operation_name, returned - ended, detected - ended, len(gets), polls)
+        return WaiterRun(
+            operation_name,
+            returned - ended,
+            detected - ended,
+            len(gets),
+            polls,
+            watch.moved(operation_name),
+        )
+
+
+class _CounterWatch:
+    """Samples the dataset's ``operations.list`` every second while a pair of imports runs.
+
+    Its own connection per request (:func:`http_json`): the benchmark's Healthcare client is
+    not shared across threads.
+    """
+
+    def __init__(self, healthcare_url: str, interval_s: float = 1.0) -> None:
+        self._url = healthcare_url
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._seen: dict[str, set[int]] = {}
+        self._error: Exception | None = None
+
+    def __enter__(self) -> _CounterWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"sampling operations.list failed: {self._error!r}")
+
+    def moved(self, operation_name: str) -> bool | None:
+        """Whether two different processed counts were seen while ``pending`` was above 0;
+        None when no sample saw the operation running."""
+        seen = self._seen.get(operation_name)
+        return None if seen is None else len(seen) > 1
+
+    def _run(self) -> None:
+        try:
+            self._sample()
+        except Exception as exc:
+            self._error = exc
+
+    def _sample(self) -> None:
+        path = f"/v1/projects/{PROJECT}/locations/{LOCATION}/datasets/{DATASET}/operations"
+        while not self._stop.wait(self._interval_s):
+            page = http_json(self._url, "GET", f"{path}?pageSize=1000")
+            for operation in page.get("operations", []):
+                counter = operation.get("metadata", {}).get("counter", {})
+                if operation.get("done") or int(counter.get("pending", 0)) <= 0:
+                    continue
+                processed = int(counter.get("success", 0)) + int(counter.get("failure", 0))
+                self._seen.setdefault(operation["name"], set()).add(processed)
 
 
 def measure(
-    durations: list[float], *, repeat: int = 1, instances: int = 20
+    durations: list[float], *, repeat: int = 1, instances: int = 20, section: str = "p1"
 ) -> list[DurationFigures]:
     """Runs the section.
 
     Args:
         durations: Emulated operation durations in seconds (issue 4: 5, 20, 60).
         repeat: Runs per duration (medians are reported).
-        instances: Files per import (their counters advance evenly over the duration).
+        instances: Files per import (their counters advance evenly over the duration; one
+            file's counter moves only when it is done, at the end).
+        section: Name used in error messages (``p1_flat`` measures with one file).
+
+    Raises:
+        RuntimeError: No ``gcloud`` on ``PATH``, or a waiter or an import failed.
     """
     if shutil.which("gcloud") is None:
-        raise RuntimeError("the gcloud CLI is needed for section p1")
+        raise RuntimeError(f"the gcloud CLI is needed for section {section}")
     copies = fresh_copies(instances)
     figures = [DurationFigures(d, instances) for d in durations]
     with (
         tempfile.TemporaryDirectory(prefix="bench-p1-") as tmp,
         EmulatorProcess() as emulator,
-        _journal_dir(Path(tmp) / "journal"),
+        _environment(
+            {
+                STATE_DIR_ENV: str(Path(tmp) / "journal"),
+                HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,
+            }
+        ),
     ):
         upload_objects(emulator.storage_url, BUCKET, PREFIX, copies)
         bench = _Bench(emulator, Path(tmp), instances)
@@ -272,14 +354,16 @@ def measure(
 
 
 @contextlib.contextmanager
-def _journal_dir(path: Path) -> Iterator[Path]:
-    """Points the provider's journal (``DICOM_TRANSFER_STATE_DIR``) at ``path`` meanwhile."""
-    before = os.environ.get(STATE_DIR_ENV)
-    os.environ[STATE_DIR_ENV] = str(path)
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """Sets environment variables meanwhile (the provider reads its journal directory and
+    the emulator host from the environment, as under ``pulumi up``)."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
-        yield path
+        yield
     finally:
-        if before is None:
-            os.environ.pop(STATE_DIR_ENV, None)
-        else:
-            os.environ[STATE_DIR_ENV] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -9,6 +9,8 @@ Sections (``--only import,p1`` runs a subset; all by default):
   dicom-stores import gcs`` for emulated operations of 5 s, 20 s and 60 s, and the number of
   ``operations.get`` calls of each (target: lag <= max(1 s, 5 % of the duration) with no more
   GETs than gcloud).
+* ``p1_flat`` (issue 9): the same for one-file imports of 10 s, 60 s and 200 s, whose counter
+  does not move before the end (target: lag <= half of gcloud's with no more GETs).
 * ``p2`` (issue 4): wall time of ``pulumi up --yes`` (real engine, offline) with 16 imports of
   8 s each vs 1, ratio (target <= 1.25); for contrast the engine's own ``--parallel`` default
   (when below 16), the SDK's own provider pool of four (``DICOM_TRANSFER_PROVIDER_WORKERS=4``:
@@ -25,13 +27,14 @@ JSON (``--json``)::
     {"meta": {...},
      "import": {"instances", "emulator_per_s", "bare_per_s", "ratio", "emulator_peak_rss_mb", ...},
      "p1": [{"duration_s", "ours": {"lag_s", "gets"}, "gcloud": {"lag_s", "gets"}, ...}, ...],
+     "p1_flat": [{"duration_s", "ours": {"lag_s", "gets"}, "gcloud": {"lag_s", "gets"}, ...}],
      "p2": {"ratio", "single_s", "sixteen_s", "operation_s", "sdk_pool_ratio", ...},
      "p3": {"ratio", "transfers_s", "noop_s", "rss_mb", "provider_processes", ...}}
 
 A section that is not implemented yet answers ``{"measured": false, "note": "not measured in
 this run"}``; one that failed answers ``{"measured": false, "error": "..."}`` (and the exit
-status is 1). ``--quick`` is a smoke run for tests (50 files, one 3 s operation, 4 imports of
-2 s, 6 previewed resources, one run each).
+status is 1). ``--quick`` is a smoke run for tests (50 files, one 3 s operation of each P1
+kind, 4 imports of 2 s, 6 previewed resources, one run each).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Options:
         durations: Emulated operation durations of section ``p1`` (seconds).
         repeat: Runs per duration of section ``p1``.
         p1_instances: Files per import of section ``p1``.
+        flat_durations: Emulated operation durations of section ``p1_flat`` (seconds).
         p2_imports: Imports of the concurrent ``pulumi up`` of section ``p2``.
         p2_operation_s: Emulated duration of every operation of section ``p2``.
         p2_rounds: Alternating rounds of section ``p2``.
@@ -77,6 +81,7 @@ class Options:
     durations: tuple[float, ...] = (5.0, 20.0, 60.0)
     repeat: int = 1
     p1_instances: int = 20
+    flat_durations: tuple[float, ...] = (10.0, 60.0, 200.0)
     p2_imports: int = 16
     p2_operation_s: float = 8.0
     p2_rounds: int = 3
@@ -167,6 +172,39 @@ def render_p1(entries: list[dict[str, Any]]) -> list[str]:
             f"{gcloud['lag_s']:>8.2f} s  {gcloud['detect_s']:>6.2f}  {gcloud['gets']:>4}"
         )
     return lines
+
+
+def run_p1_flat(options: Options) -> Result:
+    """Section ``p1_flat`` (see :mod:`bench_p1_flat`)."""
+    import bench_p1_flat
+
+    figures = bench_p1_flat.measure(list(options.flat_durations), repeat=options.repeat)
+    return [entry.to_json() for entry in figures]
+
+
+def render_p1_flat(entries: list[dict[str, Any]]) -> list[str]:
+    """Table lines of section ``p1_flat``."""
+    if not entries:
+        return ["  (no durations)"]
+    lines = [
+        f"  1 file per import (no moving counter); medians of {entries[0]['repeat']} run(s); "
+        "target: lag <= half of gcloud's, GETs <= gcloud's",
+        f"  {'duration':>8}  {'ours lag':>8}  {'GETs':>4}  {'gcloud lag':>10}  {'GETs':>4}"
+        f"  {'lag target':>10}  met (lag, GETs)  counter moved (ours, gcloud)",
+    ]
+    for entry in entries:
+        ours, gcloud, met = entry["ours"], entry["gcloud"], entry["met"]
+        lines.append(
+            f"  {entry['duration_s']:>6g} s  {ours['lag_s']:>6.2f} s  {ours['gets']:>4}  "
+            f"{gcloud['lag_s']:>8.2f} s  {gcloud['gets']:>4}  {entry['target']['lag_s']:>8.2f} s"
+            f"  {_yes(met['lag']):>3}, {_yes(met['gets']):<3}      "
+            f"{_yes(ours['counter_moved'])}, {_yes(gcloud['counter_moved'])}"
+        )
+    return lines
+
+
+def _yes(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
 
 
 # --- p2, p3: the real Pulumi engine ----------------------------------------------------
@@ -288,6 +326,11 @@ SECTIONS: dict[str, Section] = {
         "import (issue 3): bulk import through the emulator", run_import, render_import
     ),
     "p1": Section("p1 (issue 4): completion-detection lag, ours vs gcloud", run_p1, render_p1),
+    "p1_flat": Section(
+        "p1_flat (issue 9): lag without a moving counter (1 file), ours vs gcloud",
+        run_p1_flat,
+        render_p1_flat,
+    ),
     "p2": Section("p2 (issue 4): 16 imports in one `pulumi up` vs one", run_p2, render_p2),
     "p3": Section(
         "p3 (issue 4): `pulumi preview` of 50 transfers vs 50 no-op resources",
@@ -333,7 +376,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         "--only", type=_sections, default=tuple(SECTIONS), help="sections, e.g. import,p1"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
-    parser.add_argument("--repeat", type=int, default=None, help="p1 runs per duration")
+    parser.add_argument("--repeat", type=int, default=None, help="p1, p1_flat: runs per duration")
     parser.add_argument("--instances", type=int, default=None, help="import: number of files")
     parser.add_argument("--import-rounds", type=int, default=None, help="import: rounds")
     parser.add_argument(
@@ -341,6 +384,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
     )
     parser.add_argument(
         "--durations", type=_numbers, default=None, help="p1: seconds, e.g. 5,20,60"
+    )
+    parser.add_argument(
+        "--flat-durations", type=_numbers, default=None, help="p1_flat: seconds, e.g. 10,60,200"
     )
     parser.add_argument("--p2-imports", type=int, default=None, help="p2: concurrent imports")
     parser.add_argument(
@@ -360,6 +406,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
             instances=50,
             import_rounds=1,
             durations=(3.0,),
+            flat_durations=(3.0,),
             quick=True,
             p2_imports=4,
             p2_operation_s=2.0,
@@ -380,6 +427,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         durations=args.durations if args.durations is not None else base.durations,
         repeat=args.repeat if args.repeat is not None else base.repeat,
         p1_instances=base.p1_instances,
+        flat_durations=(
+            args.flat_durations if args.flat_durations is not None else base.flat_durations
+        ),
         p2_imports=args.p2_imports if args.p2_imports is not None else base.p2_imports,
         p2_operation_s=args.p2_seconds if args.p2_seconds is not None else base.p2_operation_s,
         p2_rounds=args.p2_rounds if args.p2_rounds is not None else base.p2_rounds,
