@@ -170,6 +170,19 @@ def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
     assert len(api.gets) == 2 and fake.sleeps == [], "a resumed operation is read at once"
 
 
+def test_resumed_operation_is_polled_for_its_age_from_create_time(journal: Journal) -> None:
+    # Created 101 s before this run (wall clock), reporting no counters: the waiter sleeps
+    # what an operation of that age calls for, not the 1 s a fresh one starts with.
+    fake = FakeTime()
+    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT - 101, OP))
+    created = "2024-05-01T09:58:19Z"
+    running = op(created=created)
+    running["metadata"]["counter"] = {}
+    api = FakeApi(operations={OP: [running, running, op(done=True, success=1, created=created)]})
+    run(api, journal, fake)
+    assert len(fake.sleeps) == 1 and fake.sleeps[0] >= 15.0, fake.sleeps
+
+
 class RacingJournal(Journal):
     """Another run claims every time just before this one and is gone when it looks."""
 

@@ -47,11 +47,10 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from dicom_transfer.errors import OperationFailed, OperationTimedOut
-from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.results import OperationResult, epoch_seconds, parse_operation
 
 __all__ = [
     "PARTIAL_FAILURE_CODE",
@@ -198,16 +197,6 @@ class _Schedule:
         return self._tail
 
 
-def _epoch_s(rfc3339: str | None) -> float | None:
-    """``createTime`` (RFC 3339, nanosecond fractions allowed) to epoch seconds; None if absent."""
-    if not rfc3339:
-        return None
-    try:
-        return datetime.fromisoformat(rfc3339).timestamp()
-    except ValueError:
-        return None
-
-
 def wait_for_operation(
     get: Callable[[], Mapping[str, Any]],
     *,
@@ -269,7 +258,7 @@ def wait_for_operation(
             return result
         if not aged and wall_clock is not None:
             aged = True
-            created = _epoch_s(result.create_time)
+            created = epoch_seconds(result.create_time)
             if created is not None:
                 born = min(born, now - (wall_clock() - created))
         remaining = timeout_s - elapsed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 __all__ = ["OperationResult", "parse_operation"]
@@ -134,3 +135,15 @@ def parse_operation(operation: Mapping[str, Any]) -> OperationResult:
         sample_errors=samples,
         cancel_requested=metadata.get("cancelRequested") is True,
     )
+
+
+def epoch_seconds(rfc3339: str | None) -> float | None:
+    """An operation timestamp (RFC 3339, ``Z`` or an offset, nanosecond fractions allowed, as
+    the API writes ``createTime``/``endTime``) in epoch seconds; None if absent or unreadable.
+    """
+    if not rfc3339:
+        return None
+    try:
+        return datetime.fromisoformat(rfc3339.strip()).timestamp()
+    except ValueError:
+        return None

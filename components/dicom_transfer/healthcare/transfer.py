@@ -21,10 +21,8 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from dicom_transfer.errors import (
@@ -42,7 +40,7 @@ from dicom_transfer.healthcare.operations import (
     apply_failure_policy,
     wait_for_operation,
 )
-from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.results import OperationResult, epoch_seconds, parse_operation
 from dicom_transfer.healthcare.retrying import (
     PERMISSION_RETRY,
     RetryPolicy,
@@ -79,18 +77,6 @@ _METHOD_SUFFIX = {
     "import": "DicomService.ImportDicomData",
     "export": "DicomService.ExportDicomData",
 }
-_FRACTION_RE = re.compile(r"\.(\d+)")
-
-
-def _parse_time(value: str | None) -> float | None:
-    """RFC 3339 (nanosecond fractions allowed) to epoch seconds."""
-    if not value:
-        return None
-    text = _FRACTION_RE.sub(lambda m: "." + m.group(1)[:6], value.strip(), count=1)
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def find_interrupted_operation(
@@ -117,7 +103,7 @@ def find_interrupted_operation(
     found = []
     for operation in operations:
         result = parse_operation(operation)
-        created = _parse_time(result.create_time)
+        created = epoch_seconds(result.create_time)
         if (
             result.name
             and result.name not in excluded
@@ -324,6 +310,7 @@ class _Run:
                 policy=self.poll_policy,
                 operation_name=name,
                 just_submitted=just_submitted,
+                wall_clock=self.wall_clock,
             )
         except OperationTimedOut as exc:
             raise OperationTimedOut(exc.operation_name or name, self.clock() - self.start) from None
