@@ -25,6 +25,10 @@ LINT_PATHS := components tests examples benchmarks scripts tools __main__.py
 TEST_LOWEST := tests/unit tests/providers tests/components tests/integration \
   tests/e2e/test_dicom_concurrency_e2e.py::test_sixteen_imports_take_about_as_long_as_one
 
+# activate VENV: the environment of a command as if VENV were activated, so that the Pulumi
+# plugins the tests start (tools/pulumi_host/plugins) run the same interpreter as the tests.
+activate = VIRTUAL_ENV="$(CURDIR)/$(1)" PATH="$(CURDIR)/$(1)/bin:$$PATH"
+
 .PHONY: setup setup-lowest pulumi-cli gcloud demo test test-newest test-lowest lint typecheck \
   lock lock-upgrade bench clean
 
@@ -84,11 +88,11 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test-newest: setup gcloud
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(call activate,$(VENV)) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-lowest: setup-lowest
 	@echo "make: SDK matrix, lowest leg: $$($(LOWEST_VENV)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -E '^pulumi ' | tr -s ' ')"
-	$(LOWEST_VENV)/bin/pytest $(PYTEST_ARGS) $(TEST_LOWEST)
+	$(call activate,$(LOWEST_VENV)) $(LOWEST_VENV)/bin/pytest $(PYTEST_ARGS) $(TEST_LOWEST)
 
 test: gcloud lint typecheck test-newest test-lowest
 
