@@ -25,6 +25,9 @@ PROJECT = "bench-project"
 LOCATION = "us-central1"
 DATASET = "bench"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+RETRIES = 3
+"""googleapiclient retries of set-up calls: between two engine runs of a minute or more, the
+emulator closes the client's idle kept-alive connection and the next call meets a broken pipe."""
 
 
 @dataclass(frozen=True)
@@ -148,14 +151,15 @@ def datasets(client: Any) -> Any:
 
 def create_dataset(client: Any, dataset: str = DATASET) -> str:
     """Creates a dataset; returns its name."""
-    datasets(client).create(parent=PARENT, datasetId=dataset, body={}).execute()
+    datasets(client).create(parent=PARENT, datasetId=dataset, body={}).execute(num_retries=RETRIES)
     return f"{PARENT}/datasets/{dataset}"
 
 
 def create_store(client: Any, store: str, dataset: str = DATASET) -> str:
     """Creates a DICOM store in ``dataset``; returns its name."""
     parent = f"{PARENT}/datasets/{dataset}"
-    datasets(client).dicomStores().create(parent=parent, dicomStoreId=store, body={}).execute()
+    request = datasets(client).dicomStores().create(parent=parent, dicomStoreId=store, body={})
+    request.execute(num_retries=RETRIES)
     return f"{parent}/dicomStores/{store}"
 
 

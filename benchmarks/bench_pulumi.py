@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -29,13 +30,50 @@ PROVIDER_MARKER = "pulumi.dynamic"
 """In the command line of every dynamic-provider process (``tools/pulumi_host/plugins`` shim)."""
 
 
-def offline_env(state_dir: Path) -> dict[str, str]:
+LOWEST_VENV = REPO / ".venv-sdk-lowest"
+"""The lowest leg of the SDK matrix (``make setup-lowest``: ``lock-sdk-lowest.txt``)."""
+
+
+def offline_env(state_dir: Path, python: Path | None = None) -> dict[str, str]:
     """``os.environ`` plus the offline Pulumi settings, state under ``state_dir``.
+
+    Args:
+        state_dir: The file backend's directory.
+        python: Interpreter of the language host, the program and the dynamic-provider process
+            (default: the checkout's ``.venv``); its virtualenv is activated for them.
 
     Raises:
         RuntimeError: ``tools/pulumi_host/pulumi-env.sh`` could not provide a CLI (its message).
     """
-    return checkout_environment(REPO, state_dir=state_dir)
+    env = checkout_environment(REPO, state_dir=state_dir, python=python)
+    if python is not None:
+        # The plugin shims prefer an active virtualenv (tools/pulumi_host/plugins).
+        venv = python.parent.parent
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = os.pathsep.join([str(venv / "bin"), env["PATH"]])
+    return env
+
+
+def sdk_matrix_pythons() -> list[Path]:
+    """The interpreters of the SDK matrix: this one (``.venv``: the newest locked SDK), lowest.
+
+    Raises:
+        RuntimeError: ``.venv-sdk-lowest`` is missing (``make setup-lowest`` makes it).
+    """
+    lowest = LOWEST_VENV / "bin" / "python"
+    if not lowest.exists():
+        raise RuntimeError(
+            f"{lowest} not found: run `make setup-lowest` (the lowest pulumi SDK of the matrix)"
+        )
+    return [Path(sys.executable), lowest]
+
+
+def sdk_version(python: Path) -> str:
+    """The ``pulumi`` SDK version installed for ``python``."""
+    code = "from importlib.metadata import version; print(version('pulumi'))"
+    return subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -55,18 +93,20 @@ class PulumiProject:
         root: Scratch directory (``project/`` and ``state/`` are made under it).
         program: Source of ``__main__.py``.
         env: Extra environment of every command (endpoints, journal directory, ...).
+        python: Interpreter of the program and its providers (default: the checkout's venv).
     """
 
     root: Path
     program: str
     env: Mapping[str, str] = field(default_factory=dict)
+    python: Path | None = None
     _base_env: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.project_dir.mkdir(parents=True, exist_ok=True)
         (self.project_dir / "Pulumi.yaml").write_text(f"name: {self.root.name}\nruntime: python\n")
         (self.project_dir / "__main__.py").write_text(self.program)
-        self._base_env = offline_env(self.root / "state")
+        self._base_env = offline_env(self.root / "state", self.python)
         # The benchmarks directory holds importable helper providers (pickled by reference).
         self._base_env["PYTHONPATH"] = os.pathsep.join(
             [str(BENCH_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]

@@ -27,7 +27,7 @@ import threading
 import pulumi
 from pulumi.runtime.settings import get_monitor
 
-from dicom_transfer.worker_pool import widening_verified
+from dicom_transfer.worker_pool import widening_problem
 
 __all__ = ["FALLBACK_SHARDS", "SHARDS_ENV", "default_shards", "provider_options"]
 
@@ -69,9 +69,26 @@ class _ShardPool:
 _POOL = _ShardPool()
 
 
+_warned = threading.Event()
+
+
 def default_shards() -> int:
-    """1 where the provider process widens its own pool, else :data:`FALLBACK_SHARDS`."""
-    return 1 if widening_verified() else FALLBACK_SHARDS
+    """1 where the provider process widens its own pool, else :data:`FALLBACK_SHARDS`.
+
+    The first time it answers :data:`FALLBACK_SHARDS` in a process it says why, as a warning
+    in the CLI's output (the program runs once per ``pulumi`` command).
+    """
+    problem = widening_problem()
+    if problem is None:
+        return 1
+    if not _warned.is_set():
+        _warned.set()
+        pulumi.log.warn(
+            f"dicom-transfer: the provider process's thread pool is not widened ({problem}); "
+            f"transfers are spread over {FALLBACK_SHARDS} provider processes, "
+            f"{CALLS_PER_PROCESS} at a time each ({SHARDS_ENV} sets how many)."
+        )
+    return FALLBACK_SHARDS
 
 
 def shard_count(environ: dict[str, str] | None = None) -> int:

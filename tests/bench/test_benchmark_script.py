@@ -1,6 +1,7 @@
 """Smoke test of ``benchmarks/run.py``: it runs and reports every documented figure.
 
-A quick run (50 files, one 3 s operation; 4 imports of 2 s and 6 previewed resources) against
+A quick run (50 files, one 3 s operation; 4 imports of 2 s on both ends of the SDK matrix and 6
+previewed resources) against
 a real emulator process, the real ``gcloud`` and the real Pulumi CLI (offline); the figures
 are checked for shape and plausibility only -- never for speed.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -74,19 +76,32 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
     assert set(figures) == {"meta", "p2", "p3"}
 
     p2 = figures["p2"]
-    for key in ("ratio", "single_s", "sixteen_s", "operation_s", "sdk_pool_ratio", "sharded_ratio"):
+    for key in ("ratio", "single_s", "many_s", "operation_s", "sdk_pool_ratio", "sharded_ratio"):
         assert _positive(p2[key]), (key, p2)
-    assert (p2["imports"], p2["operation_s"], p2["rounds"]) == (4, 2, 1)
-    # Every run waited for its operations; the ratios are the medians' quotients.
-    for key in ("single_s", "sixteen_s", "sdk_pool_s", "sharded_s"):
+    assert (p2["transfers"], p2["operation_s"], p2["rounds"]) == (4, 2, 1)
+    # Both ends of the SDK matrix ran (make setup-lowest), the newest first.
+    locked = {
+        lock: re.search(r"^pulumi==(\S+)", (REPO / "requirements" / lock).read_text(), re.M)
+        for lock in ("lock.txt", "lock-sdk-lowest.txt")
+    }
+    assert [leg["sdk"] for leg in p2["sdk_matrix"]] == [
+        match.group(1) for match in locked.values() if match
+    ], p2["sdk_matrix"]
+    for leg in p2["sdk_matrix"]:
+        assert leg["single_s"] >= p2["operation_s"] and leg["many_s"] >= p2["operation_s"], leg
+        assert math.isclose(leg["ratio"], leg["many_s"] / leg["single_s"], rel_tol=0.01), leg
+    assert p2["ratio"] == max(leg["ratio"] for leg in p2["sdk_matrix"])
+    newest = p2["sdk_matrix"][0]
+    assert (p2["single_s"], p2["many_s"]) == (newest["single_s"], newest["many_s"])
+    # Every run waited for its operations.
+    for key in ("sdk_pool_s", "sharded_s"):
         assert p2[key] >= p2["operation_s"], (key, p2)
-    assert math.isclose(p2["ratio"], p2["sixteen_s"] / p2["single_s"], rel_tol=0.01)
     assert "engine_default_s" not in p2, "4 imports fit in any default --parallel (4 x CPUs)"
 
     p3 = figures["p3"]
     for key in ("ratio", "transfers_s", "noop_s", "rss_mb", "noop_rss_mb", "provider_cpu_s"):
         assert _positive(p3[key]), (key, p3)
-    assert (p3["resources"], p3["runs"]) == (6, 1)
+    assert (p3["transfers"], p3["runs"]) == (6, 1)
     assert math.isclose(p3["ratio"], p3["transfers_s"] / p3["noop_s"], rel_tol=0.01)
     # One widened provider process serves the transfers, as one serves the no-op resources.
     assert (p3["provider_processes"], p3["noop_provider_processes"]) == (1, 1)
@@ -99,7 +114,8 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
     import run  # benchmarks/run.py
 
     table = run.render_p2(p2)
-    assert [line.split()[0] for line in table[1:]] == ["1", "4", "4", "4"], table
+    legs = [line.split()[1] for line in table[1:5]]
+    assert legs == [leg["sdk"] + ":" for leg in p2["sdk_matrix"] for _ in (1, 2)], table
     assert "SDK's pool" in table[-2] and "shard processes" in table[-1], table
     assert any(line.strip().startswith("unchanged stacks") for line in run.render_p3(p3))
 

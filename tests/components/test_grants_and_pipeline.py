@@ -211,7 +211,7 @@ def test_transfers_fill_shard_provider_processes_four_at_a_time(
 
 
 def test_the_default_is_one_provider_process_with_a_widened_pool() -> None:
-    # The pinned SDK's provider process is widened (worker_pool.py): no shard providers.
+    # The installed SDK's provider process is widened (worker_pool.py): no shard providers.
     stack = run_under_mocks(
         lambda: [
             DicomImport(f"load-{i}", dicom_store=STORE, gcs_uri=f"gs://raw/{i}/*.dcm")
@@ -224,13 +224,14 @@ def test_the_default_is_one_provider_process_with_a_widened_pool() -> None:
 
 def test_an_unverified_sdk_falls_back_to_four_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     from dicom_transfer import worker_pool
+    from packaging.specifiers import SpecifierSet
 
-    monkeypatch.setattr(worker_pool, "VERIFIED_SDK_VERSIONS", frozenset({"0.0.0"}))
-    worker_pool.widening_verified.cache_clear()
+    monkeypatch.setattr(worker_pool, "VERIFIED_SDK_RANGE", SpecifierSet(">=99"))
+    worker_pool.widening_problem.cache_clear()
     try:
         per_shard = _transfers_per_shard(16)
     finally:
-        worker_pool.widening_verified.cache_clear()
+        worker_pool.widening_problem.cache_clear()
     assert per_shard == {f"dicom-transfer-shard-{i}": 4 for i in range(4)}
 
 

@@ -4,10 +4,14 @@ The emulator runs every operation in a thread of its own (``emulator/transfers.p
 makes each take ``OPERATION_SECONDS``. One provider process serves them all: its first call
 widens the SDK's four-thread pool (``worker_pool.py``). Each import reads one small file, so
 the emulator's DICOM parsing stays negligible next to the emulated duration on 2 CPUs.
+
+``make test`` runs this test on both ends of the SDK matrix (``.venv`` and
+``.venv-sdk-lowest``): the program and the provider process run this interpreter's SDK.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +44,11 @@ def test_sixteen_imports_take_about_as_long_as_one(
     # default (8 on 2 CPUs: the imports would run in two waves); the offline environment
     # of tools/pulumi_host/pulumi-env.sh raises it unless the user set it.
     assert int(single.cli.env()["PULUMI_PARALLEL"]) >= IMPORTS
+    # The plugin shims run an active virtualenv's interpreter first: it must be this one's.
+    env = single.cli.env()
+    assert env["DICOM_TRANSFER_PYTHON"] == sys.executable
+    active = Path(env.get("VIRTUAL_ENV", sys.prefix)).resolve()
+    assert active == Path(sys.prefix).resolve(), f"{active} is active; activate the tests' own"
     single.configure(gcsUri=source)
     many = dicom_stack(tmp_path / "many", emulator, stack="many")
     many.configure(gcsUri=source, imports=IMPORTS)

@@ -12,15 +12,17 @@
 # On a machine with neither Go nor a usable CLI it says how to install the CLI the official way.
 #
 # Output: one line on stdout, the directory to put first on PATH; progress goes to stderr.
-# Environment: PULUMI_VERSION (default: the pin in pyproject.toml), DICOM_TRANSFER_CACHE
+# Environment: PULUMI_VERSION (default: the `# pulumi-cli==X` line of requirements/lock.txt; it
+# may differ from the locked `pulumi` SDK, see the comment there), DICOM_TRANSFER_CACHE
 # (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dicom-transfer), DICOM_TRANSFER_FORCE_BUILD=1 to
 # ignore a `pulumi` on PATH.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-pinned=$(sed -n 's/^[[:space:]]*"pulumi==\([0-9.]*\)".*/\1/p' "$here/pyproject.toml" | head -n1)
+lock="$here/requirements/lock.txt"
+pinned=$(sed -n 's/^# pulumi-cli==\([0-9][0-9.]*\)[[:space:]]*$/\1/p' "$lock" 2>/dev/null | head -n1)
 version=${PULUMI_VERSION:-$pinned}
-[[ -n "$version" ]] || { echo "install-pulumi-cli: no pulumi==X.Y.Z pin found in pyproject.toml" >&2; exit 2; }
+[[ -n "$version" ]] || { echo "install-pulumi-cli: no '# pulumi-cli==X.Y.Z' line in $lock" >&2; exit 2; }
 cache=${DICOM_TRANSFER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dicom-transfer}
 target="$cache/pulumi-v$version"
 

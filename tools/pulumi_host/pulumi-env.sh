@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 python=${DICOM_TRANSFER_PYTHON:-$here/.venv/bin/python}
 if [[ ! -x "$python" ]]; then
-  echo "pulumi-env: $python not found; create the virtualenv first (python3 -m venv .venv && .venv/bin/pip install -e '.[emulator,test]')" >&2
+  echo "pulumi-env: $python not found; create the virtualenv first (make setup)" >&2
   exit 1
 fi
 cli_dir=$("$here/tools/pulumi_host/install-pulumi-cli.sh")
