@@ -12,7 +12,7 @@ Admin endpoints (Healthcare port; never faulted, not in the request log)::
     POST   /_emulator/reset           forget all state, faults and the request log
     GET    /_emulator/faults          active faults (see faults.FaultInjector.to_json)
     POST   /_emulator/faults          add faults: {"spec": "POST:.*:import=503x2"} and more
-    DELETE /_emulator/faults          remove all faults
+    DELETE /_emulator/faults          remove all faults; ?scope=ID: only the rules of that scope
     DELETE /_emulator/faults/{id}     remove one request-fault rule
     GET    /_emulator/requests        {"requests": [{"api","method","path","query","status",…}]}
                                       optional ?method=POST&path=REGEX&api=healthcare
@@ -51,6 +51,7 @@ from .http import (
     Response,
     Router,
 )
+from .routing import Handler
 from .storage import StorageBackend
 from .storage_api import StorageApi
 
@@ -284,16 +285,29 @@ class Emulator:
     # -- admin endpoints ------------------------------------------------------------------
 
     def _register_admin_routes(self, router: Router) -> None:
-        router.add("GET", r"/_emulator/health", lambda _r: Response.json_response(self.endpoints()))
-        router.add("POST", r"/_emulator/reset", self._admin_reset)
-        router.add(
-            "GET", r"/_emulator/faults", lambda _r: Response.json_response(self.faults.to_json())
-        )
-        router.add("POST", r"/_emulator/faults", self._admin_add_faults)
-        router.add("DELETE", r"/_emulator/faults", self._admin_clear_faults)
-        router.add("DELETE", r"/_emulator/faults/(?P<rule_id>[0-9]+)", self._admin_remove_fault)
-        router.add("GET", r"/_emulator/requests", self._admin_requests)
-        router.add("DELETE", r"/_emulator/requests", self._admin_clear_requests)
+        routes: list[tuple[str, str, Handler, str]] = [
+            ("GET", "/_emulator/health", self._admin_health, "health"),
+            ("POST", "/_emulator/reset", self._admin_reset, "reset"),
+            ("GET", "/_emulator/faults", self._admin_faults, "faults.list"),
+            ("POST", "/_emulator/faults", self._admin_add_faults, "faults.add"),
+            ("DELETE", "/_emulator/faults", self._admin_clear_faults, "faults.clear"),
+            (
+                "DELETE",
+                "/_emulator/faults/<int:rule_id>",
+                self._admin_remove_fault,
+                "faults.delete",
+            ),
+            ("GET", "/_emulator/requests", self._admin_requests, "requests.list"),
+            ("DELETE", "/_emulator/requests", self._admin_clear_requests, "requests.clear"),
+        ]
+        for method, rule, handler, name in routes:
+            router.add(method, rule, handler, api_method=f"emulator.{name}")
+
+    def _admin_health(self, _request: Request) -> Response:
+        return Response.json_response(self.endpoints())
+
+    def _admin_faults(self, _request: Request) -> Response:
+        return Response.json_response(self.faults.to_json())
 
     def _admin_reset(self, _request: Request) -> Response:
         self.reset()
@@ -303,8 +317,12 @@ class Emulator:
         self.faults.apply_json(request.json())
         return Response.json_response(self.faults.to_json())
 
-    def _admin_clear_faults(self, _request: Request) -> Response:
-        self.faults.reset()
+    def _admin_clear_faults(self, request: Request) -> Response:
+        scope = request.arg("scope")
+        if scope is None:
+            self.faults.reset()
+        else:
+            self.faults.remove_scope(scope)
         return Response.json_response(self.faults.to_json())
 
     def _admin_remove_fault(self, request: Request) -> Response:

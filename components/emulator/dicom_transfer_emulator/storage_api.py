@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from .errors import ApiException, invalid_argument, not_found
 from .http import Request, Response, Router
+from .routing import Handler
 from .storage import (
     BucketMeta,
     ObjectMeta,
@@ -145,8 +146,6 @@ _STORAGE_CLASSES = frozenset(
     }
 )
 _MAX_LIST_RESULTS = 1000
-_BUCKET = r"(?P<bucket>[^/]+)"
-_OBJECT = r"(?P<object>.+)"
 
 
 @dataclass
@@ -358,35 +357,53 @@ class StorageApi:
             self._uploads.clear()
 
     def register_routes(self, router: Router) -> None:
-        """Add every Cloud Storage route to ``router``."""
-        b, o = _BUCKET, _OBJECT
-        add = router.add
-        add("GET", r"/storage/v1/b", self.list_buckets)
-        add("POST", r"/storage/v1/b", self.insert_bucket)
-        add("GET", rf"/storage/v1/b/{b}/iam", self.get_iam_policy)
-        add("PUT", rf"/storage/v1/b/{b}/iam", self.set_iam_policy)
-        add("GET", rf"/storage/v1/b/{b}/iam/testPermissions", self.test_iam_permissions)
-        add("GET", rf"/storage/v1/b/{b}", self.get_bucket)
-        add("PATCH", rf"/storage/v1/b/{b}", self.patch_bucket)
-        add("PUT", rf"/storage/v1/b/{b}", self.patch_bucket)
-        add("DELETE", rf"/storage/v1/b/{b}", self.delete_bucket)
-        add("GET", rf"/storage/v1/b/{b}/o", self.list_objects)
-        add("POST", rf"/storage/v1/b/{b}/o", self.upload)
-        copy = (
-            rf"/storage/v1/b/{b}/o/{o}/(?P<verb>copyTo|rewriteTo)"
-            r"/b/(?P<dst_bucket>[^/]+)/o/(?P<dst_object>.+)"
-        )
-        add("POST", copy, self.copy_object, allow_encoded_slash=True)
-        add("POST", rf"/storage/v1/b/{b}/o/{o}/compose", self.compose, allow_encoded_slash=True)
-        add("GET", rf"/storage/v1/b/{b}/o/{o}", self.get_object, allow_encoded_slash=True)
-        add("PATCH", rf"/storage/v1/b/{b}/o/{o}", self.patch_object, allow_encoded_slash=True)
-        add("PUT", rf"/storage/v1/b/{b}/o/{o}", self.patch_object, allow_encoded_slash=True)
-        add("DELETE", rf"/storage/v1/b/{b}/o/{o}", self.delete_object, allow_encoded_slash=True)
-        add("GET", rf"/download/storage/v1/b/{b}/o/{o}", self.download, allow_encoded_slash=True)
+        """Add every Cloud Storage route to ``router``, named by discovery method id."""
+        b, o = "/storage/v1/b/<bucket>", "/o/<object:object>"
+        routes: list[tuple[str, str, Handler, str]] = [
+            ("GET", "/storage/v1/b", self.list_buckets, "buckets.list"),
+            ("POST", "/storage/v1/b", self.insert_bucket, "buckets.insert"),
+            ("GET", f"{b}/iam", self.get_iam_policy, "buckets.getIamPolicy"),
+            ("PUT", f"{b}/iam", self.set_iam_policy, "buckets.setIamPolicy"),
+            (
+                "GET",
+                f"{b}/iam/testPermissions",
+                self.test_iam_permissions,
+                "buckets.testIamPermissions",
+            ),
+            ("GET", b, self.get_bucket, "buckets.get"),
+            ("PATCH", b, self.patch_bucket, "buckets.patch"),
+            ("PUT", b, self.patch_bucket, "buckets.update"),
+            ("DELETE", b, self.delete_bucket, "buckets.delete"),
+            ("GET", f"{b}/o", self.list_objects, "objects.list"),
+            ("POST", f"{b}/o", self.upload, "objects.insert"),
+            (
+                "POST",
+                f"{b}{o}/copyTo/b/<dst_bucket>/o/<object:dst_object>",
+                self.copy_object,
+                "objects.copy",
+            ),
+            (
+                "POST",
+                f"{b}{o}/rewriteTo/b/<dst_bucket>/o/<object:dst_object>",
+                self.rewrite_object,
+                "objects.rewrite",
+            ),
+            ("POST", f"{b}{o}/compose", self.compose, "objects.compose"),
+            ("GET", f"{b}{o}", self.get_object, "objects.get"),
+            ("PATCH", f"{b}{o}", self.patch_object, "objects.patch"),
+            ("PUT", f"{b}{o}", self.patch_object, "objects.update"),
+            ("DELETE", f"{b}{o}", self.delete_object, "objects.delete"),
+            # Media download and the upload protocols are the same methods on other paths.
+            ("GET", f"/download{b}{o}", self.download, "objects.get"),
+        ]
         for prefix in ("/upload", "/resumable/upload"):
-            add("POST", rf"{prefix}/storage/v1/b/{b}/o", self.upload)
-            add("PUT", rf"{prefix}/storage/v1/b/{b}/o", self.upload)
-            add("DELETE", rf"{prefix}/storage/v1/b/{b}/o", self.cancel_upload)
+            routes += [
+                ("POST", f"{prefix}{b}/o", self.upload, "objects.insert"),
+                ("PUT", f"{prefix}{b}/o", self.upload, "objects.insert"),
+                ("DELETE", f"{prefix}{b}/o", self.cancel_upload, "objects.insert"),
+            ]
+        for method, rule, handler, name in routes:
+            router.add(method, rule, _storage_errors(handler), api_method=f"storage.{name}")
 
     # -- buckets --------------------------------------------------------------------------
 
@@ -607,27 +624,31 @@ class StorageApi:
         return Response.empty()
 
     def copy_object(self, request: Request) -> Response:
-        """``objects.copy`` / ``objects.rewrite`` (rewrite finishes in one call)."""
-        fields = _object_fields(request.json())
-        meta = self.storage.copy_object(
-            request.params["bucket"],
-            request.params["object"],
-            request.params["dst_bucket"],
-            request.params["dst_object"],
-            if_generation_match=request.int_arg("ifGenerationMatch"),
-            **fields,
-        )
-        resource = object_json(meta, request.base_url)
-        if request.params["verb"] == "copyTo":
-            return Response.json_response(resource)
+        """``objects.copy``."""
+        return Response.json_response(object_json(self._copy(request), request.base_url))
+
+    def rewrite_object(self, request: Request) -> Response:
+        """``objects.rewrite`` (finishes in one call)."""
+        meta = self._copy(request)
         return Response.json_response(
             {
                 "kind": "storage#rewriteResponse",
                 "totalBytesRewritten": str(meta.size),
                 "objectSize": str(meta.size),
                 "done": True,
-                "resource": resource,
+                "resource": object_json(meta, request.base_url),
             }
+        )
+
+    def _copy(self, request: Request) -> ObjectMeta:
+        fields = _object_fields(request.json())
+        return self.storage.copy_object(
+            request.params["bucket"],
+            request.params["object"],
+            request.params["dst_bucket"],
+            request.params["dst_object"],
+            if_generation_match=request.int_arg("ifGenerationMatch"),
+            **fields,
         )
 
     def compose(self, request: Request) -> Response:
@@ -843,6 +864,10 @@ class StorageApi:
         if preconditions.get("if_generation_not_match") == meta.generation:
             raise ApiException(304, "Not modified.", "FAILED_PRECONDITION", reason="notModified")
         return meta
+
+
+def _storage_errors(handler: Handler) -> Handler:
+    return handler
 
 
 def _labels(value: object) -> dict[str, str]:
