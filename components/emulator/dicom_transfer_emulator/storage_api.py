@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from werkzeug.http import parse_content_range_header, parse_range_header
+
 from .errors import ApiException, invalid_argument, not_found
 from .http import Request, Response, Router
+from .multipart import MultipartError, parse_related
 from .routing import Handler
 from .storage import (
     BucketMeta,
@@ -270,63 +273,47 @@ def _preconditions(request: Request) -> dict[str, int]:
 
 
 def _parse_multipart(request: Request) -> tuple[dict[str, Any], bytes, str | None]:
-    """Split a ``multipart/related`` upload into (metadata, media, media content type)."""
+    """Split a ``multipart/related`` upload into (metadata, media, media content type).
+
+    Parsed by :func:`.multipart.parse_related` (the standard library's MIME parser):
+    werkzeug's multipart decoder reads ``multipart/form-data`` only (it requires a
+    ``Content-Disposition`` on every part, which upload parts do not have).
+    """
     content_type = request.header("content-type", "") or ""
-    boundary = None
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "boundary":
-            boundary = value.strip().strip('"').strip("'")
-    if not content_type.lower().startswith("multipart/") or not boundary:
+    if not content_type.lower().startswith("multipart/"):
         raise invalid_argument(
-            "Multipart upload needs Content-Type multipart/related with a boundary."
+            "Multipart upload needs Content-Type multipart/related with a boundary, "
+            f"got {content_type!r}."
         )
-    delimiter = b"--" + boundary.encode("latin-1")
-    pieces = request.body.split(delimiter)
-    parts: list[tuple[dict[str, str], bytes]] = []
-    for piece in pieces[1:]:
-        if piece.startswith(b"--"):
-            break
-        piece = piece[2:] if piece.startswith(b"\r\n") else piece.lstrip(b"\n")
-        head, sep, content = piece.partition(b"\r\n\r\n")
-        if not sep:
-            head, sep, content = piece.partition(b"\n\n")
-        if not sep:
-            raise invalid_argument("Malformed multipart body: a part has no header separator.")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        elif content.endswith(b"\n"):
-            content = content[:-1]
-        headers: dict[str, str] = {}
-        for line in head.decode("latin-1").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip():
-                headers[key.strip().lower()] = value.strip()
-        parts.append((headers, content))
+    try:
+        parts = parse_related(content_type, request.body)
+    except MultipartError as exc:
+        raise invalid_argument(f"Malformed multipart body: {exc}") from None
     if len(parts) != 2:
         raise invalid_argument(
             f"Malformed multipart body: expected 2 parts (metadata, media), got {len(parts)}."
         )
-    metadata = Request("POST", "", {}, {}, parts[0][1]).json()
-    return metadata, parts[1][1], parts[1][0].get("content-type")
+    (_, metadata_bytes), (media_type, media) = parts
+    metadata = Request("POST", "", {}, {}, metadata_bytes).json()
+    return metadata, media, media_type.to_header()
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """Parse ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` into an inclusive (start, end)."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The half-open byte range ``[start, stop)`` a ``Range`` header asks for, or None
+    (serve the whole object) when it is not one satisfiable-or-not ``bytes`` range.
+
+    Parsed by :func:`werkzeug.http.parse_range_header`. A suffix longer than the object
+    means the whole object (RFC 9110 §14.1.2); a start at or past the end is a 416.
+
+    Raises:
+        ApiException: 416 with ``Content-Range: bytes */SIZE`` when the start is past the end.
+    """
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            if length <= 0:
-                return None
-            return max(size - length, 0), size - 1
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
+    start, stop = parsed.ranges[0]
+    if start < 0:
+        return max(size + start, 0), size
     if start >= size:
         raise ApiException(
             416,
@@ -334,9 +321,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
             "OUT_OF_RANGE",
             headers={"Content-Range": f"bytes */{size}"},
         )
-    if end < start:
-        return None
-    return start, min(end, size - 1)
+    return start, size if stop is None else min(stop, size)
 
 
 class StorageApi:
@@ -579,12 +564,12 @@ class StorageApi:
         status = 200
         range_header = request.header("range")
         if range_header and data:
-            bounds = _parse_range(range_header, len(data))
+            bounds = _byte_range(range_header, len(data))
             if bounds is not None:
-                start, end = bounds
-                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                start, stop = bounds
+                headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
                 status = 206
-                data = data[start : end + 1]
+                data = data[start:stop]
         return Response(status=status, body=data, headers=headers, content_type=meta.content_type)
 
     def patch_object(self, request: Request) -> Response:
@@ -804,23 +789,19 @@ class StorageApi:
         if not header:
             # A single PUT with the whole content.
             return len(session.data), len(session.data) + len(request.body)
-        unit, _, spec = header.strip().partition(" ")
-        span, _, total_text = spec.partition("/")
-        try:
-            total = None if total_text.strip() in ("*", "") else int(total_text)
-            if unit != "bytes" or (total is not None and total < 0):
-                raise ValueError
-            if span.strip() == "*":
-                if request.body:
-                    raise ValueError
-                return None, total
-            first, _, last = span.partition("-")
-            start, end = int(first), int(last)
-            if start < 0 or end < start or end - start + 1 != len(request.body):
-                raise ValueError
-        except ValueError:
-            raise invalid_argument(f"Invalid Content-Range header {header!r}.") from None
-        return start, total
+        parsed = parse_content_range_header(header.strip())
+        valid = parsed is not None and parsed.units == "bytes"
+        if parsed is not None and parsed.start is None:
+            # "bytes */TOTAL" asks for the status (or finishes an upload); it has no body.
+            valid = valid and not request.body
+        elif parsed is not None and parsed.start is not None and parsed.stop is not None:
+            valid = valid and parsed.stop - parsed.start == len(request.body)
+        if not valid or parsed is None:
+            raise invalid_argument(
+                f"Invalid Content-Range header {header!r}: expected 'bytes FIRST-LAST/TOTAL', "
+                "'bytes FIRST-LAST/*' or 'bytes */TOTAL'."
+            )
+        return parsed.start, parsed.length
 
     def _write(
         self,
