@@ -52,7 +52,7 @@ from .http import (
     Router,
 )
 from .routing import Handler
-from .storage import StorageBackend
+from .storage import Storage, open_storage
 from .storage_api import StorageApi
 
 HEALTHCARE_MODULE = "dicom_transfer_emulator.healthcare_api"
@@ -77,7 +77,7 @@ class EmulatorContext:
         storage_url: ``http://host:port`` of the Cloud Storage server.
     """
 
-    storage: StorageBackend
+    storage: Storage
     faults: FaultInjector
     requests: RequestLog
     data_dir: Path | None
@@ -160,9 +160,7 @@ class Emulator:
         data_path = Path(data_dir) if data_dir is not None else None
         if data_path is not None:
             data_path.mkdir(parents=True, exist_ok=True)
-        self.storage = StorageBackend(
-            data_path, clock=clock, propagation_delay_s=propagation_delay_s
-        )
+        self.storage = open_storage(data_path, clock=clock, propagation_delay_s=propagation_delay_s)
         self.faults = FaultInjector()
         self.requests = RequestLog()
         for spec in self._fault_specs:

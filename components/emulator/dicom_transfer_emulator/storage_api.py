@@ -1,4 +1,4 @@
-"""The Cloud Storage JSON API subset, served over :class:`~.storage.StorageBackend`.
+"""The Cloud Storage JSON API subset, served over a :class:`~.storage.Storage`.
 
 Enough for ``google-cloud-storage`` (``STORAGE_EMULATOR_HOST``), googleapiclient's
 ``storage`` v1 and ``gcloud storage`` (``CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE``):
@@ -37,12 +37,22 @@ from .routing import Handler
 from .storage import (
     BucketMeta,
     ObjectMeta,
-    StorageBackend,
+    Storage,
     crc32c_base64,
     decode_page_token,
     encode_page_token,
     md5_base64,
     rfc3339,
+)
+from .storage_errors import (
+    BucketExists,
+    BucketNotEmpty,
+    BucketNotFound,
+    InvalidArgument,
+    NotModified,
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
 )
 
 BUCKET_FIELDS = frozenset(
@@ -331,7 +341,7 @@ class StorageApi:
         storage: The shared backend.
     """
 
-    def __init__(self, storage: StorageBackend) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._uploads: dict[str, _UploadSession] = {}
         self._uploads_lock = threading.Lock()
@@ -820,35 +830,45 @@ class StorageApi:
         )
 
     def _object_meta(self, request: Request) -> ObjectMeta:
-        bucket, name = request.params["bucket"], request.params["object"]
-        generation = request.int_arg("generation")
-        meta = self.storage.get_object_meta(bucket, name, generation)
-        preconditions = _preconditions(request)
-        if "if_generation_match" in preconditions and (
-            preconditions["if_generation_match"] != meta.generation
-        ):
-            raise ApiException(
-                412,
-                "At least one of the pre-conditions you specified did not hold.",
-                "FAILED_PRECONDITION",
-                reason="conditionNotMet",
-            )
-        if "if_metageneration_match" in preconditions and (
-            preconditions["if_metageneration_match"] != meta.metageneration
-        ):
-            raise ApiException(
-                412,
-                "At least one of the pre-conditions you specified did not hold.",
-                "FAILED_PRECONDITION",
-                reason="conditionNotMet",
-            )
-        if preconditions.get("if_generation_not_match") == meta.generation:
-            raise ApiException(304, "Not modified.", "FAILED_PRECONDITION", reason="notModified")
-        return meta
+        return self.storage.get_object_meta(
+            request.params["bucket"],
+            request.params["object"],
+            request.int_arg("generation"),
+            **_preconditions(request),
+        )
+
+
+def http_error(exc: StorageError) -> ApiException:
+    """The HTTP error Cloud Storage answers for a backend error (the one place they map).
+
+    Statuses and reasons as the JSON API documents them (HTTP status and error codes):
+    400 ``invalid``, 404 ``notFound``, 409 ``conflict``, 412 ``conditionNotMet``,
+    304 ``notModified``.
+    """
+    match exc:
+        case InvalidArgument():
+            return ApiException(400, exc.message, "INVALID_ARGUMENT")
+        case BucketNotFound() | ObjectNotFound():
+            return ApiException(404, exc.message, "NOT_FOUND")
+        case BucketExists():
+            return ApiException(409, exc.message, "ALREADY_EXISTS", reason="conflict")
+        case BucketNotEmpty():
+            return ApiException(409, exc.message, "FAILED_PRECONDITION", reason="conflict")
+        case PreconditionFailed():
+            return ApiException(412, exc.message, "FAILED_PRECONDITION", reason="conditionNotMet")
+        case NotModified():
+            return ApiException(304, exc.message, "FAILED_PRECONDITION", reason="notModified")
+    return ApiException(500, f"Unexpected storage error: {exc.message}")
 
 
 def _storage_errors(handler: Handler) -> Handler:
-    return handler
+    def wrapped(request: Request) -> Response:
+        try:
+            return handler(request)
+        except StorageError as exc:
+            raise http_error(exc) from None
+
+    return wrapped
 
 
 def _labels(value: object) -> dict[str, str]:
@@ -872,4 +892,4 @@ def _check_hashes(resource: dict[str, Any], data: bytes) -> None:
         raise invalid_argument("Provided CRC32C does not match the calculated CRC32C of the data.")
 
 
-__all__ = ["StorageApi", "bucket_json", "object_json"]
+__all__ = ["StorageApi", "bucket_json", "http_error", "object_json"]
