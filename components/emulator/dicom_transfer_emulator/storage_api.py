@@ -32,7 +32,7 @@ from werkzeug.http import parse_content_range_header, parse_range_header
 
 from .errors import ApiException, invalid_argument, not_found
 from .http import Request, Response, Router
-from .multipart import MultipartError, parse_related
+from .multipart import MediaType, MultipartError, parse_media_type, parse_related
 from .routing import Handler
 from .storage import (
     BucketMeta,
@@ -295,6 +295,12 @@ def _parse_multipart(request: Request) -> tuple[dict[str, Any], bytes, str | Non
             "Multipart upload needs Content-Type multipart/related with a boundary, "
             f"got {content_type!r}."
         )
+    media = parse_media_type(content_type)
+    boundary = media.param("boundary")
+    if boundary is not None:
+        # gcloud (apitools) single-quotes the boundary, which MIME parsers do not unquote.
+        params = {**media.params, "boundary": boundary.strip("'")}
+        content_type = MediaType(media.type, params).to_header()
     try:
         parts = parse_related(content_type, request.body)
     except MultipartError as exc:
