@@ -295,12 +295,12 @@ def _parse_multipart(request: Request) -> tuple[dict[str, Any], bytes, str | Non
             "Multipart upload needs Content-Type multipart/related with a boundary, "
             f"got {content_type!r}."
         )
-    media = parse_media_type(content_type)
-    boundary = media.param("boundary")
+    declared = parse_media_type(content_type)
+    boundary = declared.param("boundary")
     if boundary is not None:
         # gcloud (apitools) single-quotes the boundary, which MIME parsers do not unquote.
-        params = {**media.params, "boundary": boundary.strip("'")}
-        content_type = MediaType(media.type, params).to_header()
+        params = {**declared.params, "boundary": boundary.strip("'")}
+        content_type = MediaType(declared.type, params).to_header()
     try:
         parts = parse_related(content_type, request.body)
     except MultipartError as exc:
