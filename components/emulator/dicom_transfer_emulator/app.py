@@ -24,6 +24,7 @@ In-process use (tests)::
         emu.healthcare_url, emu.storage_url
         emu.storage.create_bucket("b", "my-project")
         emu.faults.fail_requests("POST", r":import$", 429)
+        emu.faults.fail_requests(api_method="storage.objects.insert", scope="my-test")
         emu.requests.count("POST", r":import$")
         emu.reset()
 """
