@@ -1,4 +1,5 @@
-"""StorageBackend directly: persistence, IAM propagation, validation, checksums."""
+"""The storage backends directly (memory and files): persistence, IAM propagation,
+validation, checksums, domain errors."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from pathlib import Path
 import google_crc32c
 import pytest
 from dicom_transfer_emulator import storage as storage_module
-from dicom_transfer_emulator.errors import ApiException
-from dicom_transfer_emulator.storage import StorageBackend
+from dicom_transfer_emulator.storage import FileStorage, MemoryStorage, Storage, open_storage
+from dicom_transfer_emulator.storage_errors import (
+    BucketNotFound,
+    InvalidArgument,
+    ObjectNotFound,
+    StorageError,
+)
 
 AGENT = "serviceAccount:service-1@gcp-sa-healthcare.iam.gserviceaccount.com"
 
@@ -24,12 +30,12 @@ class FakeClock:
 
 
 @pytest.fixture(params=["memory", "disk"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     data_dir = tmp_path / "data" if request.param == "disk" else None
-    return StorageBackend(data_dir, clock=FakeClock())
+    return open_storage(data_dir, clock=FakeClock())
 
 
-def test_objects_crud(backend: StorageBackend) -> None:
+def test_objects_crud(backend: Storage) -> None:
     backend.create_bucket("bkt", "proj-1")
     meta = backend.write_object("bkt", "a/b.dcm", b"data", "application/dicom")
     assert (meta.size, meta.content_type) == (4, "application/dicom")
@@ -37,9 +43,8 @@ def test_objects_crud(backend: StorageBackend) -> None:
     second = backend.write_object("bkt", "a/b.dcm", b"data2")
     assert second.generation > meta.generation
     assert backend.read_object("bkt", "a/b.dcm") == b"data2"
-    with pytest.raises(ApiException) as excinfo:
+    with pytest.raises(ObjectNotFound):
         backend.read_object("bkt", "a/b.dcm", generation=meta.generation)
-    assert excinfo.value.code == 404
     items, prefixes = backend.list_objects("bkt", prefix="a/")
     assert [i.name for i in items] == ["a/b.dcm"] and prefixes == []
     backend.delete_object("bkt", "a/b.dcm")
@@ -48,18 +53,18 @@ def test_objects_crud(backend: StorageBackend) -> None:
     assert not backend.bucket_exists("bkt")
 
 
-def test_missing_bucket_and_object_are_404(backend: StorageBackend) -> None:
+def test_missing_bucket_and_object_are_404(backend: Storage) -> None:
     for call in (
         lambda: backend.get_bucket("nope"),
         lambda: backend.write_object("nope", "x", b""),
         lambda: backend.list_objects("nope"),
         lambda: backend.get_iam_policy("nope"),
     ):
-        with pytest.raises(ApiException) as excinfo:
+        with pytest.raises(BucketNotFound) as excinfo:
             call()
-        assert excinfo.value.code == 404
+        assert excinfo.value.message == "The specified bucket does not exist."
     backend.create_bucket("here", "proj-1")
-    with pytest.raises(ApiException) as excinfo:
+    with pytest.raises(ObjectNotFound) as excinfo:
         backend.get_object_meta("here", "missing")
     assert excinfo.value.message == "No such object: here/missing"
 
@@ -67,22 +72,20 @@ def test_missing_bucket_and_object_are_404(backend: StorageBackend) -> None:
 @pytest.mark.parametrize(
     "name", ["ab", "-abc", "abc-", "ABC", "a b c", "192.168.1.1", "goog-bucket", "x" * 64]
 )
-def test_bucket_name_rules(backend: StorageBackend, name: str) -> None:
-    with pytest.raises(ApiException) as excinfo:
+def test_bucket_name_rules(backend: Storage, name: str) -> None:
+    with pytest.raises(InvalidArgument, match="Invalid bucket name"):
         backend.create_bucket(name, "proj-1")
-    assert excinfo.value.code == 400
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a\nb", "a\rb", "x" * 1025])
-def test_object_name_rules(backend: StorageBackend, name: str) -> None:
+def test_object_name_rules(backend: Storage, name: str) -> None:
     backend.create_bucket("names", "proj-1")
-    with pytest.raises(ApiException) as excinfo:
+    with pytest.raises(InvalidArgument):
         backend.write_object("names", name, b"")
-    assert excinfo.value.code == 400
 
 
 def test_object_names_with_dots_and_slashes_stay_inside_the_bucket(tmp_path: Path) -> None:
-    backend = StorageBackend(tmp_path, clock=FakeClock())
+    backend = open_storage(tmp_path, clock=FakeClock())
     backend.create_bucket("safe", "proj-1")
     backend.write_object("safe", "../../escape", b"1")
     backend.write_object("safe", "/abs/path", b"2")
@@ -92,7 +95,7 @@ def test_object_names_with_dots_and_slashes_stay_inside_the_bucket(tmp_path: Pat
 
 
 def test_state_survives_restart(tmp_path: Path) -> None:
-    first = StorageBackend(tmp_path, clock=FakeClock())
+    first = open_storage(tmp_path, clock=FakeClock())
     first.create_bucket("keep", "proj-1", labels={"a": "b"})
     first.write_object("keep", "x/y.dcm", b"payload", "application/dicom", metadata={"k": "v"})
     first.write_object("keep", "x/y.dcm", b"payload-2", "application/dicom")
@@ -100,7 +103,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
     policy["bindings"].append({"role": "roles/storage.objectViewer", "members": [AGENT]})
     first.set_iam_policy("keep", policy)
 
-    second = StorageBackend(tmp_path, clock=FakeClock())
+    second = open_storage(tmp_path, clock=FakeClock())
     assert second.get_bucket("keep").labels == {"a": "b"}
     assert second.read_object("keep", "x/y.dcm") == b"payload-2"
     meta = second.get_object_meta("keep", "x/y.dcm")
@@ -114,17 +117,17 @@ def test_state_survives_restart(tmp_path: Path) -> None:
 
 
 def test_reset_forgets_everything(tmp_path: Path) -> None:
-    backend = StorageBackend(tmp_path, clock=FakeClock())
+    backend = open_storage(tmp_path, clock=FakeClock())
     backend.create_bucket("gone", "proj-1")
     backend.write_object("gone", "o", b"1")
     backend.reset()
     assert backend.list_buckets() == []
-    assert StorageBackend(tmp_path).list_buckets() == []
+    assert open_storage(tmp_path).list_buckets() == []
 
 
 def test_role_granted_honours_propagation_delay() -> None:
     clock = FakeClock()
-    backend = StorageBackend(clock=clock, propagation_delay_s=120)
+    backend = open_storage(clock=clock, propagation_delay_s=120)
     backend.create_bucket("iam", "proj-1")
     policy = backend.get_iam_policy("iam")
     policy["bindings"].append({"role": "roles/storage.objectAdmin", "members": [AGENT]})
@@ -147,7 +150,7 @@ def test_role_granted_honours_propagation_delay() -> None:
 
 
 def test_revoked_grant_stops_counting() -> None:
-    backend = StorageBackend(clock=FakeClock())
+    backend = open_storage(clock=FakeClock())
     backend.create_bucket("rev", "proj-1")
     policy = backend.get_iam_policy("rev")
     backend.set_iam_policy(
@@ -159,14 +162,14 @@ def test_revoked_grant_stops_counting() -> None:
 
 
 def test_conditional_bindings_need_version_3_and_do_not_grant() -> None:
-    backend = StorageBackend(clock=FakeClock())
+    backend = open_storage(clock=FakeClock())
     backend.create_bucket("cond", "proj-1")
     binding = {
         "role": "roles/storage.objectViewer",
         "members": [AGENT],
         "condition": {"title": "t", "expression": "true"},
     }
-    with pytest.raises(ApiException):
+    with pytest.raises(InvalidArgument, match="version 3"):
         backend.set_iam_policy("cond", {"bindings": [binding], "version": 1})
     stored = backend.set_iam_policy("cond", {"bindings": [binding], "version": 3})
     assert stored["version"] == 3
@@ -183,7 +186,7 @@ def test_crc32c_is_google_crc32c_in_cloud_storage_form() -> None:
 def test_concurrent_writers_leave_one_consistent_winner(tmp_path: Path) -> None:
     import threading
 
-    backend = StorageBackend(tmp_path)
+    backend = open_storage(tmp_path)
     backend.create_bucket("race", "proj-1")
     payloads = [bytes([i]) * 1000 for i in range(20)]
     threads = [
@@ -197,3 +200,30 @@ def test_concurrent_writers_leave_one_consistent_winner(tmp_path: Path) -> None:
     assert data in payloads
     assert backend.get_object_meta("race", "same").md5_hash == storage_module.md5_base64(data)
     assert len(list((tmp_path / "storage" / "buckets" / "race" / "objects").glob("*.bin"))) == 1
+
+
+def test_open_storage_picks_the_implementation_once(tmp_path: Path) -> None:
+    memory = open_storage()
+    disk = open_storage(tmp_path)
+    assert isinstance(memory, MemoryStorage) and not memory.persistent
+    assert isinstance(disk, FileStorage) and disk.persistent
+    memory.create_bucket("only-here", "proj-1")
+    memory.write_object("only-here", "o", b"x")
+    assert not any(tmp_path.rglob("*.bin"))
+
+
+def test_preconditions_are_domain_errors(backend: Storage) -> None:
+    from dicom_transfer_emulator.storage_errors import NotModified, PreconditionFailed
+
+    backend.create_bucket("pre", "proj-1")
+    first = backend.write_object("pre", "o", b"1", if_generation_match=0)
+    with pytest.raises(PreconditionFailed):
+        backend.write_object("pre", "o", b"2", if_generation_match=0)
+    with pytest.raises(PreconditionFailed):
+        backend.delete_object("pre", "o", if_metageneration_match=first.metageneration + 1)
+    with pytest.raises(NotModified):
+        backend.get_object_meta("pre", "o", if_generation_not_match=first.generation)
+    with pytest.raises(PreconditionFailed):
+        backend.get_object_meta("pre", "o", if_generation_match=first.generation + 1)
+    assert backend.read_object("pre", "o") == b"1"
+    assert issubclass(PreconditionFailed, StorageError)

@@ -198,3 +198,20 @@ def test_multipart_with_crlf_and_hash_check(http: HttpCall, emulator: Emulator) 
     assert ok.status == 200, ok
     assert ok.json()["contentType"] == "application/dicom"
     assert emulator.storage.read_object("multi", "m.bin") == data
+
+
+def test_multipart_with_single_quoted_boundary_and_lf(http: HttpCall, emulator: Emulator) -> None:
+    """gcloud (apitools) single-quotes the boundary and ends lines with LF only."""
+    _make_bucket(http, emulator, "quoted")
+    body = (
+        b"--==b==\nContent-Type: application/json\nMIME-Version: 1.0\n\n"
+        b'{"name": "q.txt", "contentType": "text/plain"}\n'
+        b"--==b==\nContent-Type: text/plain\nMIME-Version: 1.0\n"
+        b"Content-Transfer-Encoding: binary\n\nhello\n\n--==b==--\n"
+    )
+    headers = {"Content-Type": "multipart/related; boundary='==b=='"}
+    path = "/upload/storage/v1/b/quoted/o?uploadType=multipart"
+    result = http(emulator.storage_url, "POST", path, body, headers)
+    assert result.status == 200, result
+    assert result.json()["contentType"] == "text/plain"
+    assert emulator.storage.read_object("quoted", "q.txt") == b"hello\n"

@@ -27,9 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dicom-transfer-emulator",
         description="Local emulator of the Cloud Healthcare API (DICOM) and Cloud Storage.",
         epilog=(
-            "Fault syntax: METHOD:PATH_REGEX=ACTION[xCOUNT] with ACTION an HTTP status "
-            "(503, 429, ...), delay<SECONDS>s or reset, COUNT a number or * (default 1); e.g. "
-            "'POST:.*:import=503x2'. Also operation-seconds=S, instance-seconds=S, "
+            "Fault syntax: [SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT] or "
+            "[SCOPE@]API_METHOD=ACTION[xCOUNT] (API_METHOD a discovery id such as "
+            "storage.objects.insert) with ACTION an HTTP status (503, 429, ...), "
+            "delay<SECONDS>s, reset or reset-after, COUNT a number or * (default 1); e.g. "
+            "'POST:.*:import=503x2'. SCOPE limits the fault to requests with the header "
+            "x-emulator-fault-scope: SCOPE. Also operation-seconds=S, instance-seconds=S, "
             "fail-operation=CODE[:MESSAGE]."
         ),
     )

@@ -12,7 +12,7 @@ Admin endpoints (Healthcare port; never faulted, not in the request log)::
     POST   /_emulator/reset           forget all state, faults and the request log
     GET    /_emulator/faults          active faults (see faults.FaultInjector.to_json)
     POST   /_emulator/faults          add faults: {"spec": "POST:.*:import=503x2"} and more
-    DELETE /_emulator/faults          remove all faults
+    DELETE /_emulator/faults          remove all faults; ?scope=ID: only the rules of that scope
     DELETE /_emulator/faults/{id}     remove one request-fault rule
     GET    /_emulator/requests        {"requests": [{"api","method","path","query","status",…}]}
                                       optional ?method=POST&path=REGEX&api=healthcare
@@ -24,6 +24,7 @@ In-process use (tests)::
         emu.healthcare_url, emu.storage_url
         emu.storage.create_bucket("b", "my-project")
         emu.faults.fail_requests("POST", r":import$", 429)
+        emu.faults.fail_requests(api_method="storage.objects.insert", scope="my-test")
         emu.requests.count("POST", r":import$")
         emu.reset()
 """
@@ -51,7 +52,8 @@ from .http import (
     Response,
     Router,
 )
-from .storage import StorageBackend
+from .routing import Handler
+from .storage import Storage, open_storage
 from .storage_api import StorageApi
 
 HEALTHCARE_MODULE = "dicom_transfer_emulator.healthcare_api"
@@ -76,7 +78,7 @@ class EmulatorContext:
         storage_url: ``http://host:port`` of the Cloud Storage server.
     """
 
-    storage: StorageBackend
+    storage: Storage
     faults: FaultInjector
     requests: RequestLog
     data_dir: Path | None
@@ -159,9 +161,7 @@ class Emulator:
         data_path = Path(data_dir) if data_dir is not None else None
         if data_path is not None:
             data_path.mkdir(parents=True, exist_ok=True)
-        self.storage = StorageBackend(
-            data_path, clock=clock, propagation_delay_s=propagation_delay_s
-        )
+        self.storage = open_storage(data_path, clock=clock, propagation_delay_s=propagation_delay_s)
         self.faults = FaultInjector()
         self.requests = RequestLog()
         for spec in self._fault_specs:
@@ -284,16 +284,29 @@ class Emulator:
     # -- admin endpoints ------------------------------------------------------------------
 
     def _register_admin_routes(self, router: Router) -> None:
-        router.add("GET", r"/_emulator/health", lambda _r: Response.json_response(self.endpoints()))
-        router.add("POST", r"/_emulator/reset", self._admin_reset)
-        router.add(
-            "GET", r"/_emulator/faults", lambda _r: Response.json_response(self.faults.to_json())
-        )
-        router.add("POST", r"/_emulator/faults", self._admin_add_faults)
-        router.add("DELETE", r"/_emulator/faults", self._admin_clear_faults)
-        router.add("DELETE", r"/_emulator/faults/(?P<rule_id>[0-9]+)", self._admin_remove_fault)
-        router.add("GET", r"/_emulator/requests", self._admin_requests)
-        router.add("DELETE", r"/_emulator/requests", self._admin_clear_requests)
+        routes: list[tuple[str, str, Handler, str]] = [
+            ("GET", "/_emulator/health", self._admin_health, "health"),
+            ("POST", "/_emulator/reset", self._admin_reset, "reset"),
+            ("GET", "/_emulator/faults", self._admin_faults, "faults.list"),
+            ("POST", "/_emulator/faults", self._admin_add_faults, "faults.add"),
+            ("DELETE", "/_emulator/faults", self._admin_clear_faults, "faults.clear"),
+            (
+                "DELETE",
+                "/_emulator/faults/<int:rule_id>",
+                self._admin_remove_fault,
+                "faults.delete",
+            ),
+            ("GET", "/_emulator/requests", self._admin_requests, "requests.list"),
+            ("DELETE", "/_emulator/requests", self._admin_clear_requests, "requests.clear"),
+        ]
+        for method, rule, handler, name in routes:
+            router.add(method, rule, handler, api_method=f"emulator.{name}")
+
+    def _admin_health(self, _request: Request) -> Response:
+        return Response.json_response(self.endpoints())
+
+    def _admin_faults(self, _request: Request) -> Response:
+        return Response.json_response(self.faults.to_json())
 
     def _admin_reset(self, _request: Request) -> Response:
         self.reset()
@@ -303,8 +316,12 @@ class Emulator:
         self.faults.apply_json(request.json())
         return Response.json_response(self.faults.to_json())
 
-    def _admin_clear_faults(self, _request: Request) -> Response:
-        self.faults.reset()
+    def _admin_clear_faults(self, request: Request) -> Response:
+        scope = request.arg("scope")
+        if scope is None:
+            self.faults.reset()
+        else:
+            self.faults.remove_scope(scope)
         return Response.json_response(self.faults.to_json())
 
     def _admin_remove_fault(self, request: Request) -> Response:

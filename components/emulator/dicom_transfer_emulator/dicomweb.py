@@ -65,7 +65,8 @@ from dicom_transfer_emulator.qido import Level, QidoError, parse_search, search
 from dicom_transfer_emulator.rendering import render_instance
 from dicom_transfer_emulator.state import AddResult, HealthcareState, InstanceRecord, NotFound
 
-Route = tuple[str, str, Callable[[Request], Response]]
+#: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
+Route = tuple[str, str, Callable[[Request], Response], str]
 
 DICOM_JSON = "application/dicom+json"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -119,34 +120,61 @@ class DicomWeb:
         self._metadata: dict[tuple[str, InstanceRecord], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def routes(self, store_pattern: str) -> list[Route]:
-        """The routes, for ``store_pattern`` (regex of ``{v}/…/dicomStores/{store}``)."""
-        web = store_pattern + r"/dicomWeb"
-        study = web + r"/studies/" + _UID.format("study")
-        series = study + r"/series/" + _UID.format("series")
-        instance = series + r"/instances/" + _UID.format("instance")
-        frames = instance + r"/frames/(?P<frames>[^/:]+)"
+    def routes(self, store_rule: str) -> list[Route]:
+        """The routes under ``store_rule`` (werkzeug rule of ``{v}/…/dicomStores/{store}``),
+        named after ``healthcare.projects.locations.`` by their discovery ids."""
+        web = store_rule + "/dicomWeb"
+        study = web + "/studies/<id:study>"
+        series = study + "/series/<id:series>"
+        instance = series + "/instances/<id:instance>"
+        frames = instance + "/frames/<id:frames>"
+        ds = "datasets.dicomStores."
         return [
-            ("POST", web + r"/studies", self.store_instances),
-            ("POST", study, self.store_instances),
-            ("GET", web + r"/studies", self._search("study")),
-            ("GET", web + r"/series", self._search("series")),
-            ("GET", web + r"/instances", self._search("instance")),
-            ("GET", study + r"/series", self._search("series")),
-            ("GET", study + r"/instances", self._search("instance")),
-            ("GET", series + r"/instances", self._search("instance")),
-            ("GET", study, self.retrieve),
-            ("GET", series, self.retrieve),
-            ("GET", instance, self.retrieve),
-            ("GET", study + r"/metadata", self.metadata),
-            ("GET", series + r"/metadata", self.metadata),
-            ("GET", instance + r"/metadata", self.metadata),
-            ("GET", instance + r"/rendered", self.rendered),
-            ("GET", frames, self.frames),
-            ("GET", frames + r"/rendered", self.rendered),
-            ("DELETE", study, self.delete),
-            ("DELETE", series, self.delete),
-            ("DELETE", instance, self.delete),
+            ("POST", web + "/studies", self.store_instances, ds + "storeInstances"),
+            ("POST", study, self.store_instances, ds + "studies.storeInstances"),
+            ("GET", web + "/studies", self._search("study"), ds + "searchForStudies"),
+            ("GET", web + "/series", self._search("series"), ds + "searchForSeries"),
+            ("GET", web + "/instances", self._search("instance"), ds + "searchForInstances"),
+            ("GET", study + "/series", self._search("series"), ds + "studies.searchForSeries"),
+            (
+                "GET",
+                study + "/instances",
+                self._search("instance"),
+                ds + "studies.searchForInstances",
+            ),
+            (
+                "GET",
+                series + "/instances",
+                self._search("instance"),
+                ds + "studies.series.searchForInstances",
+            ),
+            ("GET", study, self.retrieve, ds + "studies.retrieveStudy"),
+            ("GET", series, self.retrieve, ds + "studies.series.retrieveSeries"),
+            ("GET", instance, self.retrieve, ds + "studies.series.instances.retrieveInstance"),
+            ("GET", study + "/metadata", self.metadata, ds + "studies.retrieveMetadata"),
+            ("GET", series + "/metadata", self.metadata, ds + "studies.series.retrieveMetadata"),
+            (
+                "GET",
+                instance + "/metadata",
+                self.metadata,
+                ds + "studies.series.instances.retrieveMetadata",
+            ),
+            (
+                "GET",
+                instance + "/rendered",
+                self.rendered,
+                ds + "studies.series.instances.retrieveRendered",
+            ),
+            ("GET", frames, self.frames, ds + "studies.series.instances.frames.retrieveFrames"),
+            (
+                "GET",
+                frames + "/rendered",
+                self.rendered,
+                ds + "studies.series.instances.frames.retrieveRendered",
+            ),
+            ("DELETE", study, self.delete, ds + "studies.delete"),
+            ("DELETE", series, self.delete, ds + "studies.series.delete"),
+            ("DELETE", instance, self.delete, ds + "studies.series.instances.delete"),
         ]
 
     # -- helpers -------------------------------------------------------------------------

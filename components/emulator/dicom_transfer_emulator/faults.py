@@ -2,13 +2,30 @@
 
 Two kinds of faults exist.
 
-**Request faults** act on the next N HTTP requests whose method and path match a rule:
-answer them with an error status (429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, or any 4xx/5xx,
-in Google's JSON error shape), delay them, reset the TCP connection instead of answering, or
-perform them and then reset the connection instead of sending the answer (the request took
-effect but the client saw a dropped connection). Paths are the raw request paths (no query
-string) and are matched with :func:`re.search`. Admin paths (``/_emulator/…``) are never
-faulted. Several delay rules add up; the first matching status/reset rule wins.
+**Request faults** act on the next N HTTP requests a rule selects: answer them with an
+error status (429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, or any 4xx/5xx, in Google's JSON error
+shape), delay them, reset the TCP connection instead of answering, or perform them and then
+reset the connection instead of sending the answer (the request took effect but the client
+saw a dropped connection). A rule selects requests
+
+* by HTTP method and path: paths are the raw request paths (no query string), matched with
+  :func:`re.search`; and/or
+* by **API method name**: the discovery document ``id`` of the method the request routes to,
+  e.g. ``storage.objects.insert`` (uploads, whichever upload protocol),
+  ``storage.objects.get`` (metadata and downloads),
+  ``healthcare.projects.locations.datasets.dicomStores.import``,
+  ``healthcare.projects.locations.datasets.operations.get``.
+
+**Scopes** let tests share one emulator, even concurrently: a rule registered with a scope
+ID applies only to requests carrying the header ``x-emulator-fault-scope: ID`` (the role
+storage-testbench's ``x-retry-test-id`` plays); rules without a scope apply to every request.
+A test picks a unique ID, registers its faults under it and sends the header from its
+clients; other tests never see those faults, and ``DELETE /_emulator/faults?scope=ID`` (or
+:meth:`FaultInjector.remove_scope`) forgets them without touching anyone else's. Scope IDs
+are 1-128 characters of ``A-Z a-z 0-9 _ . -``.
+
+Admin paths (``/_emulator/…``) are never faulted. Several delay rules add up; the first
+matching status/reset rule wins.
 
 **Operation faults** are read by the Healthcare side's operation runner through
 :class:`FaultInjector` (``ctx.faults``): how long an operation takes (seconds per operation
@@ -21,19 +38,25 @@ Python API::
     emu.faults.delay_requests("GET", r"/operations/", seconds=0.5)
     emu.faults.reset_connections("*", r"^/storage/v1/b$", times=1)
     emu.faults.reset_connections("POST", r"/b/journal/o$", after=True)
+    emu.faults.fail_requests(api_method="storage.objects.insert", status=503, scope="test-42")
+    emu.faults.remove_scope("test-42")
     emu.faults.set_operation_timing(operation_seconds=2.0, instance_seconds=0.01)
     emu.faults.fail_next_operation(13, "internal error")
 
 Command line (``--fault``, repeatable) and admin endpoint (``POST /_emulator/faults``
 with ``{"spec": "..."}``) use one text syntax, parsed by :func:`parse_fault_spec`::
 
-    METHOD:PATH_REGEX=ACTION[xCOUNT]
-        METHOD   GET, POST, … or * (any)
-        ACTION   an HTTP status 400-599 (e.g. 503, 429) | delay<SECONDS>s | reset
-                 | reset-after (perform the request, then reset instead of answering)
-        COUNT    how many matching requests it applies to (default 1); * = all of them
+    [SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT]
+    [SCOPE@]API_METHOD=ACTION[xCOUNT]
+        SCOPE       only requests with header x-emulator-fault-scope: SCOPE (default: all)
+        METHOD      GET, POST, … or * (any)
+        API_METHOD  a discovery method id, e.g. storage.objects.insert
+        ACTION      an HTTP status 400-599 (e.g. 503, 429) | delay<SECONDS>s | reset
+                    | reset-after (perform the request, then reset instead of answering)
+        COUNT       how many matching requests it applies to (default 1); * = all of them
     examples: POST:.*:import=503x2    GET:/operations/=delay0.5sx*    *:^/storage/v1/b$=reset
-              POST:/b/journal/o$=reset-after
+              POST:/b/journal/o$=reset-after    storage.objects.insert=503x2
+              test-7@healthcare.projects.locations.datasets.dicomStores.import=429
 
     operation-seconds=SECONDS            every operation takes at least this long
     instance-seconds=SECONDS             plus this long per instance processed
@@ -50,6 +73,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RPC_CODE_NAMES, invalid_argument
+
+#: Request header naming the fault scope a request belongs to (see the module docstring).
+FAULT_SCOPE_HEADER = "x-emulator-fault-scope"
+
+_SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Discovery method ids: dotted camelCase words, e.g. storage.objects.insert.
+_API_METHOD = re.compile(r"[a-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)+")
 
 DEFAULT_MESSAGES: dict[int, str] = {
     429: "Quota exceeded: too many requests (injected by the emulator).",
@@ -69,7 +99,7 @@ class FaultRule:
 
     Attributes:
         method: HTTP method it applies to, or ``"*"``.
-        path_regex: Regex searched in the raw request path.
+        path_regex: Regex searched in the raw request path (``""`` matches every path).
         status: Error status to answer with (None when the rule only delays or resets).
         delay_s: Seconds to wait before answering.
         reset: Reset the connection instead of answering.
@@ -78,10 +108,13 @@ class FaultRule:
         message: ``error.message`` for status faults (a default per status otherwise).
         rule_id: Identifier (for removal through the admin endpoint).
         hits: How many requests it has applied to so far.
+        api_method: Discovery method id the request must route to, or None for any.
+        scope: Fault scope the request must carry (``x-emulator-fault-scope``), or None for
+            every request.
     """
 
-    method: str
-    path_regex: str
+    method: str = "*"
+    path_regex: str = ""
     status: int | None = None
     delay_s: float = 0.0
     reset: bool = False
@@ -90,6 +123,8 @@ class FaultRule:
     message: str | None = None
     rule_id: int = 0
     hits: int = 0
+    api_method: str | None = None
+    scope: str | None = None
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +148,15 @@ class FaultRule:
             raise invalid_argument("A fault has one of a status, reset or reset-after.")
         if self.status is None and not (self.reset or self.reset_after) and self.delay_s == 0:
             raise invalid_argument("A fault needs a status, a delay, reset or reset-after.")
+        if self.api_method is not None and not _API_METHOD.fullmatch(self.api_method):
+            raise invalid_argument(
+                f"Invalid fault API method {self.api_method!r}: expected a discovery method "
+                "id such as storage.objects.insert."
+            )
+        if self.scope is not None and not _SCOPE.fullmatch(self.scope):
+            raise invalid_argument(
+                f"Invalid fault scope {self.scope!r}: expected 1-128 of A-Z a-z 0-9 _ . -"
+            )
 
     @property
     def kind(self) -> str:
@@ -123,9 +167,27 @@ class FaultRule:
             return "reset"
         return "status" if self.status is not None else "delay"
 
-    def matches(self, method: str, path: str) -> bool:
-        """Whether the rule applies to a request (ignoring the remaining count)."""
-        return self.method in ("*", method.upper()) and self._pattern.search(path) is not None
+    def matches(
+        self,
+        method: str,
+        path: str,
+        api_method: str | None = None,
+        scope: str | None = None,
+    ) -> bool:
+        """Whether the rule applies to a request (ignoring the remaining count).
+
+        Args:
+            method: HTTP method of the request.
+            path: Raw request path (no query string).
+            api_method: Discovery method id the request routed to (None: no route).
+            scope: The request's ``x-emulator-fault-scope`` header (None: absent).
+        """
+        return (
+            self.method in ("*", method.upper())
+            and (self.scope is None or self.scope == scope)
+            and (self.api_method is None or self.api_method == api_method)
+            and self._pattern.search(path) is not None
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Return the rule as a JSON-able dict."""
@@ -133,6 +195,8 @@ class FaultRule:
             "id": self.rule_id,
             "method": self.method,
             "path": self.path_regex,
+            "apiMethod": self.api_method,
+            "scope": self.scope,
             "kind": self.kind,
             "status": self.status,
             "delaySeconds": self.delay_s,
@@ -195,12 +259,14 @@ class OperationFailure:
         return {"code": self.code, "message": self.message}
 
 
-def parse_fault_spec(spec: str) -> FaultRule:
-    """Parse ``METHOD:PATH_REGEX=ACTION[xCOUNT]`` into a :class:`FaultRule`.
+def parse_fault_spec(spec: str, scope: str | None = None) -> FaultRule:
+    """Parse ``[SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT]`` or ``[SCOPE@]API_METHOD=ACTION…``.
 
     Args:
         spec: E.g. ``"POST:.*:import=503x2"``, ``"GET:/operations/=delay0.5sx*"``,
-            ``"*:^/storage/v1/b$=reset"``, ``"POST:^/upload/=reset-after"``.
+            ``"*:^/storage/v1/b$=reset"``, ``"POST:^/upload/=reset-after"``,
+            ``"storage.objects.insert=503"``, ``"t1@storage.objects.get=reset"``.
+        scope: Scope for a spec without ``SCOPE@`` (None: every request).
 
     Returns:
         The rule (not yet added to an injector).
@@ -208,15 +274,25 @@ def parse_fault_spec(spec: str) -> FaultRule:
     Raises:
         ApiException: 400 naming the problem when the text is malformed.
     """
-    method, sep, rest = spec.partition(":")
-    path_regex, eq, action_text = rest.rpartition("=")
-    if not sep or not eq or not method or not path_regex:
-        raise invalid_argument(
-            f"Invalid fault {spec!r}: expected METHOD:PATH_REGEX=ACTION[xCOUNT], "
-            "e.g. POST:.*:import=503x2"
-        )
-    if method != "*" and not re.fullmatch(r"[A-Za-z]+", method):
-        raise invalid_argument(f"Invalid fault {spec!r}: method must be a word or '*'.")
+    scoped = re.match(r"([A-Za-z0-9_.-]+)@(.*)", spec, re.DOTALL)
+    text = spec
+    if scoped is not None:
+        scope, text = scoped.group(1), scoped.group(2)
+    selector, eq, action_text = text.rpartition("=")
+    api_method: str | None = None
+    if eq and ":" not in selector and _API_METHOD.fullmatch(selector):
+        method, path_regex, api_method = "*", "", selector
+    else:
+        method, sep, rest = text.partition(":")
+        path_regex, eq, action_text = rest.rpartition("=")
+        if not sep or not eq or not method or not path_regex:
+            raise invalid_argument(
+                f"Invalid fault {spec!r}: expected [SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT] "
+                "or [SCOPE@]API_METHOD=ACTION[xCOUNT], e.g. POST:.*:import=503x2 or "
+                "storage.objects.insert=503"
+            )
+        if method != "*" and not re.fullmatch(r"[A-Za-z]+", method):
+            raise invalid_argument(f"Invalid fault {spec!r}: method must be a word or '*'.")
     match = _SPEC.match(action_text.strip())
     if match is None:
         raise invalid_argument(
@@ -226,13 +302,14 @@ def parse_fault_spec(spec: str) -> FaultRule:
     count_text = match.group("count")
     times = None if count_text == "*" else int(count_text or "1")
     action = match.group("action")
+    selects: dict[str, Any] = {"times": times, "api_method": api_method, "scope": scope}
     if action == "reset":
-        return FaultRule(method, path_regex, reset=True, times=times)
+        return FaultRule(method, path_regex, reset=True, **selects)
     if action == "reset-after":
-        return FaultRule(method, path_regex, reset_after=True, times=times)
+        return FaultRule(method, path_regex, reset_after=True, **selects)
     if match.group("delay") is not None:
-        return FaultRule(method, path_regex, delay_s=float(match.group("delay")), times=times)
-    return FaultRule(method, path_regex, status=int(action), times=times)
+        return FaultRule(method, path_regex, delay_s=float(match.group("delay")), **selects)
+    return FaultRule(method, path_regex, status=int(action), **selects)
 
 
 class FaultInjector:
@@ -263,58 +340,109 @@ class FaultInjector:
 
     def fail_requests(
         self,
-        method: str,
-        path_regex: str,
+        method: str = "*",
+        path_regex: str = "",
         status: int = 503,
         times: int | None = 1,
         message: str | None = None,
+        *,
+        api_method: str | None = None,
+        scope: str | None = None,
     ) -> FaultRule:
         """Answer the next ``times`` matching requests with ``status`` in Google's error shape.
 
         Args:
             method: HTTP method or ``"*"``.
-            path_regex: Regex searched in the raw request path.
+            path_regex: Regex searched in the raw request path (``""``: any path).
             status: 400-599; 429 and 503 are the usual transient ones.
             times: Number of requests; None = until removed.
             message: ``error.message``; a default per status when omitted.
+            api_method: Only requests routed to this discovery method id.
+            scope: Only requests with header ``x-emulator-fault-scope: scope``.
 
         Returns:
             The active rule.
+
+        Raises:
+            ApiException: 400 for an invalid status, regex, method id or scope.
         """
         return self.add_rule(
-            FaultRule(method, path_regex, status=status, times=times, message=message)
+            FaultRule(
+                method,
+                path_regex,
+                status=status,
+                times=times,
+                message=message,
+                api_method=api_method,
+                scope=scope,
+            )
         )
 
     def delay_requests(
-        self, method: str, path_regex: str, seconds: float, times: int | None = None
+        self,
+        method: str = "*",
+        path_regex: str = "",
+        seconds: float = 0.0,
+        times: int | None = None,
+        *,
+        api_method: str | None = None,
+        scope: str | None = None,
     ) -> FaultRule:
-        """Delay matching requests by ``seconds`` (all of them unless ``times`` is given)."""
-        return self.add_rule(FaultRule(method, path_regex, delay_s=seconds, times=times))
+        """Delay matching requests by ``seconds`` (all of them unless ``times`` is given).
+
+        Selection (``method``, ``path_regex``, ``api_method``, ``scope``) as in
+        :meth:`fail_requests`.
+        """
+        return self.add_rule(
+            FaultRule(
+                method, path_regex, delay_s=seconds, times=times, api_method=api_method, scope=scope
+            )
+        )
 
     def reset_connections(
-        self, method: str, path_regex: str, times: int | None = 1, *, after: bool = False
+        self,
+        method: str = "*",
+        path_regex: str = "",
+        times: int | None = 1,
+        *,
+        after: bool = False,
+        api_method: str | None = None,
+        scope: str | None = None,
     ) -> FaultRule:
         """Reset (TCP RST) the connection of the next ``times`` matching requests.
 
         Args:
             method: HTTP method or ``"*"``.
-            path_regex: Regex searched in the raw request path.
+            path_regex: Regex searched in the raw request path (``""``: any path).
             times: Number of requests; None = until removed.
             after: Perform each request first (its effect stays), then reset instead of
                 sending the answer; False resets before anything is done.
+            api_method: Only requests routed to this discovery method id.
+            scope: Only requests with header ``x-emulator-fault-scope: scope``.
 
         Returns:
             The active rule.
         """
-        rule = FaultRule(method, path_regex, reset=not after, reset_after=after, times=times)
+        rule = FaultRule(
+            method,
+            path_regex,
+            reset=not after,
+            reset_after=after,
+            times=times,
+            api_method=api_method,
+            scope=scope,
+        )
         return self.add_rule(rule)
 
-    def add_spec(self, spec: str) -> FaultRule | None:
+    def add_spec(self, spec: str, scope: str | None = None) -> FaultRule | None:
         """Apply one fault in the text syntax of the module docstring.
 
         Args:
-            spec: A request fault (``METHOD:PATH_REGEX=ACTION[xCOUNT]``) or one of
-                ``operation-seconds=S``, ``instance-seconds=S``, ``fail-operation=CODE[:MSG]``.
+            spec: A request fault (``[SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT]`` or
+                ``[SCOPE@]API_METHOD=ACTION[xCOUNT]``) or one of ``operation-seconds=S``,
+                ``instance-seconds=S``, ``fail-operation=CODE[:MSG]`` (never scoped: the
+                operation runner serves every client).
+            scope: Scope of a request fault without ``SCOPE@``.
 
         Returns:
             The rule for request faults, None for operation faults.
@@ -342,7 +470,7 @@ class FaultInjector:
                 )
             self.fail_next_operation(int(code_text), message or None)
             return None
-        return self.add_rule(parse_fault_spec(spec))
+        return self.add_rule(parse_fault_spec(spec, scope))
 
     def rules(self) -> list[FaultRule]:
         """Return the active request-fault rules (a snapshot)."""
@@ -356,12 +484,28 @@ class FaultInjector:
             self._rules = [r for r in self._rules if r.rule_id != rule_id]
             return len(self._rules) != before
 
-    def decide(self, method: str, path: str) -> FaultDecision | None:
+    def remove_scope(self, scope: str) -> int:
+        """Deactivate every request-fault rule of ``scope``; return how many there were."""
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [r for r in self._rules if r.scope != scope]
+            return before - len(self._rules)
+
+    def decide(
+        self,
+        method: str,
+        path: str,
+        *,
+        api_method: str | None = None,
+        scope: str | None = None,
+    ) -> FaultDecision | None:
         """Consume the rules matching a request and say what to do with it.
 
         Args:
             method: HTTP method of the request.
             path: Raw request path (no query string).
+            api_method: Discovery method id the path routed to (None: no route matched).
+            scope: The request's ``x-emulator-fault-scope`` header (None: absent).
 
         Returns:
             None when no rule applies, else the combined decision.
@@ -373,7 +517,7 @@ class FaultInjector:
             message = ""
             applied: list[int] = []
             for rule in self._rules:
-                if not rule.matches(method, path):
+                if not rule.matches(method, path, api_method, scope):
                     continue
                 is_terminal = rule.status is not None or rule.reset or rule.reset_after
                 if is_terminal and (status is not None or reset or reset_after):
@@ -484,14 +628,23 @@ class FaultInjector:
         """Apply an admin request body (``POST /_emulator/faults``).
 
         Accepted keys (all optional): ``spec`` (string or list of strings, text syntax),
-        ``rules`` (list of ``{"method", "path", "status"|"delaySeconds"|"reset", "times",
-        "message"}``; ``times`` null = unlimited), ``operationSeconds``, ``instanceSeconds``,
-        ``failNextOperation`` (``{"code", "message"}`` or a list of them).
+        ``rules`` (list of ``{"method", "path", "apiMethod", "scope",
+        "status"|"delaySeconds"|"reset", "times", "message"}``; ``times`` null = unlimited),
+        ``scope`` (scope of every request fault in the body that names none),
+        ``operationSeconds``, ``instanceSeconds``, ``failNextOperation`` (``{"code",
+        "message"}`` or a list of them).
 
         Raises:
             ApiException: 400 naming the first invalid field.
         """
-        known = {"spec", "rules", "operationSeconds", "instanceSeconds", "failNextOperation"}
+        known = {
+            "spec",
+            "rules",
+            "scope",
+            "operationSeconds",
+            "instanceSeconds",
+            "failNextOperation",
+        }
         unknown = sorted(set(body) - known)
         if unknown:
             raise invalid_argument(
@@ -502,7 +655,12 @@ class FaultInjector:
             specs = [specs]
         if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
             raise invalid_argument("spec: expected a string or a list of strings.")
-        rules = [_rule_from_json(r) for r in _as_list(body.get("rules", []), "rules")]
+        scope = body.get("scope")
+        if scope is not None and (not isinstance(scope, str) or not _SCOPE.fullmatch(scope)):
+            raise invalid_argument(
+                f"scope: {scope!r} is not a scope ID; expected 1-128 of A-Z a-z 0-9 _ . -"
+            )
+        rules = [_rule_from_json(r, scope) for r in _as_list(body.get("rules", []), "rules")]
         timing = {
             name: _number(body[key], key)
             for key, name in (
@@ -530,12 +688,12 @@ class FaultInjector:
                 "instance-seconds",
                 "fail-operation",
             ):
-                parse_fault_spec(spec)
+                parse_fault_spec(spec, scope)
         for code, _ in parsed_failures:
             if code not in RPC_CODE_NAMES or code == 0:
                 raise invalid_argument(f"Invalid operation error code {code}: expected 1-16.")
         for spec in parsed_specs:
-            self.add_spec(spec)
+            self.add_spec(spec, scope)
         for rule in rules:
             self.add_rule(rule)
         if timing:
@@ -556,15 +714,27 @@ def _number(value: object, name: str) -> float:
     return float(value)
 
 
-def _rule_from_json(item: object) -> FaultRule:
+def _rule_from_json(item: object, default_scope: str | None) -> FaultRule:
     if not isinstance(item, dict):
         raise invalid_argument("rules: each rule must be an object.")
-    allowed = {"method", "path", "status", "delaySeconds", "reset", "times", "message"}
+    allowed = {
+        "method",
+        "path",
+        "apiMethod",
+        "scope",
+        "status",
+        "delaySeconds",
+        "reset",
+        "times",
+        "message",
+    }
     unknown = sorted(set(item) - allowed)
     if unknown:
         raise invalid_argument(f"rules: unknown field(s) {', '.join(unknown)}.")
     method = item.get("method", "*")
-    path = item.get("path")
+    path = item.get("path", "")
+    api_method = item.get("apiMethod")
+    scope = item.get("scope", default_scope)
     status = item.get("status")
     delay = item.get("delaySeconds", 0)
     reset = item.get("reset", False)
@@ -572,6 +742,11 @@ def _rule_from_json(item: object) -> FaultRule:
     message = item.get("message")
     if not isinstance(method, str) or not isinstance(path, str):
         raise invalid_argument("rules: method and path must be strings.")
+    if "path" not in item and api_method is None:
+        raise invalid_argument("rules: each rule needs a path, an apiMethod or both.")
+    for name, value in (("apiMethod", api_method), ("scope", scope)):
+        if value is not None and not isinstance(value, str):
+            raise invalid_argument(f"rules.{name}: expected a string.")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
         raise invalid_argument("rules.status: expected an integer.")
     if not isinstance(reset, bool):
@@ -588,10 +763,13 @@ def _rule_from_json(item: object) -> FaultRule:
         reset=reset,
         times=times,
         message=message,
+        api_method=api_method,
+        scope=scope,
     )
 
 
 __all__ = [
+    "FAULT_SCOPE_HEADER",
     "FaultDecision",
     "FaultInjector",
     "FaultRule",

@@ -12,7 +12,7 @@ then shows where the library is wrong). Sources, next to each rule below:
   documents.
 - ``[DicomFilterConfig]``: ``DicomFilterConfig.resourcePathsGcsUri``, same documents.
 - ``[naming]``: Cloud Storage's bucket and object naming rules, as the emulator's storage
-  side enforces them (:func:`.storage.validate_bucket_name`, ``validate_object_name``).
+  side enforces them (:func:`.storage_model.validate_bucket_name`, ``validate_object_name``).
 
 Every violation is a 400 INVALID_ARGUMENT :class:`~.errors.ApiException` naming the request
 field, the value and the allowed form, as the real API answers a malformed request.
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dicom_transfer_emulator.errors import ApiException, invalid_argument
-from dicom_transfer_emulator.storage import validate_bucket_name, validate_object_name
+from dicom_transfer_emulator.storage_errors import InvalidArgument
+from dicom_transfer_emulator.storage_model import validate_bucket_name, validate_object_name
 
 __all__ = ["GcsLocation", "ImportPattern", "compile_import_pattern", "parse_gcs_uri"]
 
@@ -105,7 +106,7 @@ def parse_gcs_uri(value: str, field: str, *, kind: UriKind) -> GcsLocation:
     bucket, _, path = value[len("gs://") :].partition("/")
     try:
         validate_bucket_name(bucket)
-    except ApiException as exc:
+    except InvalidArgument as exc:
         raise _invalid(field, value, kind, exc.message.rstrip(".")) from None
     if kind != "prefix" and not path:
         raise _invalid(field, value, kind, "no object name after the bucket")
@@ -118,7 +119,7 @@ def parse_gcs_uri(value: str, field: str, *, kind: UriKind) -> GcsLocation:
     if kind != "prefix":
         try:
             validate_object_name(path)
-        except ApiException as exc:
+        except InvalidArgument as exc:
             raise _invalid(field, value, kind, exc.message.rstrip(".")) from None
     return GcsLocation(bucket, path)
 

@@ -65,6 +65,7 @@ from dicom_transfer_emulator.export_formats import parse_export_format
 from dicom_transfer_emulator.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.http import Request, Response, Router
 from dicom_transfer_emulator.iam import IamRoutes, parse_set_policy
+from dicom_transfer_emulator.not_emulated import Route
 from dicom_transfer_emulator.state import HealthcareState, StateError
 from dicom_transfer_emulator.storage import fake_project_number, rfc3339
 from dicom_transfer_emulator.transfers import (
@@ -115,11 +116,14 @@ _STORE_SCHEMA: dict[str, Any] = {
 _DEFAULT_PAGE_SIZE = 100
 _MAX_PAGE_SIZE = 1000
 
-_V = r"/(?P<version>v1|v1beta1)"
-_LOC = _V + r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-_DS = _LOC + r"/datasets/(?P<dataset>[^/:]+)"
-_ST = _DS + r"/dicomStores/(?P<store>[^/:]+)"
-_OP = _DS + r"/operations/(?P<operation>[^/:]+)"
+# werkzeug rules (see routing.py); ``id`` variables stop at ``:`` so custom verbs route apart.
+_V = "/<any(v1, v1beta1):version>"
+_LOC = _V + "/projects/<project>/locations/<location>"
+_DS = _LOC + "/datasets/<id:dataset>"
+_ST = _DS + "/dicomStores/<id:store>"
+_OP = _DS + "/operations/<id:operation>"
+#: Discovery ids of the served methods are this prefix plus the names in the route tables.
+API_METHOD_PREFIX = "healthcare.projects.locations."
 
 #: Accepted request fields (``dict`` = nested message, ``object`` = any JSON object).
 _IMPORT_SCHEMA: dict[str, Any] = {
@@ -307,35 +311,54 @@ class HealthcareService:
 
     def register(self, router: Router) -> None:
         """Add every route to ``router``."""
-        routes: list[tuple[str, str, Callable[[Request], Response]]] = [
-            ("POST", _LOC + r"/datasets", self.create_dataset),
-            ("GET", _LOC + r"/datasets", self.list_datasets),
-            ("GET", _DS, self.get_dataset),
-            ("PATCH", _DS, self.patch_dataset),
-            ("DELETE", _DS, self.delete_dataset),
-            ("POST", _DS + r"/dicomStores", self.create_store),
-            ("GET", _DS + r"/dicomStores", self.list_stores),
-            ("GET", _ST, self.get_store),
-            ("PATCH", _ST, self.patch_store),
-            ("DELETE", _ST, self.delete_store),
-            ("GET", _ST + r":getIamPolicy", self.get_store_policy),
-            ("POST", _ST + r":getIamPolicy", self.get_store_policy),
-            ("POST", _ST + r":setIamPolicy", self.set_store_policy),
-            ("POST", _ST + r":import", self.import_dicom),
-            ("POST", _ST + r":export", self.export_dicom),
-            ("GET", _DS + r"/operations", self.list_operations),
-            ("GET", _OP, self.get_operation),
-            ("POST", _OP + r":cancel", self.cancel_operation),
-            ("GET", r"/_emulator/logs/(?P<operation>[0-9]+)", self.operation_logs),
-            ("GET", r"/_emulator/bigquery", self.list_tables),
-            ("GET", r"/_emulator/bigquery/(?P<table>[^/]+)", self.get_table),
-            ("GET", r"/_emulator/service-agent/(?P<project>[^/]+)", self.service_agent),
+        routes: list[Route] = [
+            ("POST", _LOC + "/datasets", self.create_dataset, "datasets.create"),
+            ("GET", _LOC + "/datasets", self.list_datasets, "datasets.list"),
+            ("GET", _DS, self.get_dataset, "datasets.get"),
+            ("PATCH", _DS, self.patch_dataset, "datasets.patch"),
+            ("DELETE", _DS, self.delete_dataset, "datasets.delete"),
+            ("POST", _DS + "/dicomStores", self.create_store, "datasets.dicomStores.create"),
+            ("GET", _DS + "/dicomStores", self.list_stores, "datasets.dicomStores.list"),
+            ("GET", _ST, self.get_store, "datasets.dicomStores.get"),
+            ("PATCH", _ST, self.patch_store, "datasets.dicomStores.patch"),
+            ("DELETE", _ST, self.delete_store, "datasets.dicomStores.delete"),
+            (
+                "GET",
+                _ST + ":getIamPolicy",
+                self.get_store_policy,
+                "datasets.dicomStores.getIamPolicy",
+            ),
+            (
+                "POST",
+                _ST + ":getIamPolicy",
+                self.get_store_policy,
+                "datasets.dicomStores.getIamPolicy",
+            ),
+            (
+                "POST",
+                _ST + ":setIamPolicy",
+                self.set_store_policy,
+                "datasets.dicomStores.setIamPolicy",
+            ),
+            ("POST", _ST + ":import", self.import_dicom, "datasets.dicomStores.import"),
+            ("POST", _ST + ":export", self.export_dicom, "datasets.dicomStores.export"),
+            ("GET", _DS + "/operations", self.list_operations, "datasets.operations.list"),
+            ("GET", _OP, self.get_operation, "datasets.operations.get"),
+            ("POST", _OP + ":cancel", self.cancel_operation, "datasets.operations.cancel"),
             *self.dicomweb.routes(_ST),
             *self.iam.routes(_DS, _ST),
-            *not_emulated.routes(),  # last: served routes win
+            *not_emulated.routes(),  # the served routes above are not in its table
         ]
-        for method, pattern, handler in routes:
-            router.add(method, pattern, _state_errors(handler))
+        for method, rule, handler, name in routes:
+            router.add(method, rule, _state_errors(handler), api_method=API_METHOD_PREFIX + name)
+        admin: list[Route] = [
+            ("GET", "/_emulator/logs/<operation>", self.operation_logs, "logs.get"),
+            ("GET", "/_emulator/bigquery", self.list_tables, "bigquery.list"),
+            ("GET", "/_emulator/bigquery/<table>", self.get_table, "bigquery.get"),
+            ("GET", "/_emulator/service-agent/<project>", self.service_agent, "serviceAgent.get"),
+        ]
+        for method, rule, handler, name in admin:
+            router.add(method, rule, _state_errors(handler), api_method=f"emulator.{name}")
 
     # -- names ---------------------------------------------------------------------------
 

@@ -1,43 +1,60 @@
-"""A small HTTP layer for the emulator: router, request/response types, threaded server.
+"""The emulator's HTTP layer: a WSGI application per API, served by werkzeug's request handler.
 
-The server is :class:`http.server.ThreadingHTTPServer` (one thread per connection, HTTP/1.1
-keep-alive). Every request goes through the same pipeline:
+Each API (Healthcare, Cloud Storage) is a WSGI application, :class:`ApiApplication`, that
+takes every request through the same pipeline:
 
-1. the request line and path are checked (path tricks such as ``..`` segments are a 400);
-2. the body is read, up to ``max_body_bytes`` (a larger ``Content-Length`` is a 413 sent
-   before any of the body is read; chunked bodies are decoded);
-3. the fault injector (:mod:`.faults`) may delay the request, answer it with an error or
-   reset the connection, before or after performing it (admin paths under ``/_emulator/``
-   are never faulted);
-4. the :class:`Router` picks the handler; :class:`~.errors.ApiException` becomes Google's
-   JSON error body, any other exception a 500 (and a traceback in the log);
-5. one line is logged and a :class:`RequestRecord` appended to the :class:`RequestLog`.
+1. the raw path is checked (``..`` segments, NUL, invalid UTF-8, absolute URIs are a 400)
+   and the query string parsed;
+2. the body is read through :class:`werkzeug.wrappers.Request` (``Content-Length`` or
+   chunked, de-chunked by werkzeug), up to ``max_body_bytes`` (more is a 413);
+3. the :class:`~.routing.Router` finds the route and its API method name;
+4. the fault injector (:mod:`.faults`) may delay the request, answer it with an error or
+   reset the connection, before or after performing it; it sees the HTTP method, the raw
+   path, the API method name and the ``x-emulator-fault-scope`` header (admin paths under
+   ``/_emulator/`` are never faulted);
+5. the handler runs; :class:`~.errors.ApiException` becomes Google's JSON error body, any
+   other exception a 500 (and a traceback in the log);
+6. one line is logged and a :class:`~.request_log.RequestRecord` appended to the log.
 
-Routes match the *raw* (still percent-encoded) path with :meth:`re.Pattern.fullmatch`, so a
-route decides whether an encoded slash (``%2F``) may appear in a segment; named groups are
-decoded into :attr:`Request.params`.
+The server is werkzeug's :class:`~werkzeug.serving.ThreadedWSGIServer` (one thread per
+connection) with its :class:`~werkzeug.serving.WSGIRequestHandler` (WSGI environ, chunked
+request bodies, every HTTP method reaches the application). One method of that handler is
+replaced, ``run_wsgi``, because werkzeug's development server closes every connection after
+one response and then waits 10 ms for stray body bytes: clients such as
+``google-cloud-storage`` keep connections alive, and 200 concurrent clients would pay a new
+TCP connection plus 10 ms per request. Ours writes the response with ``Content-Length`` and
+keeps the connection open unless the body could not be read completely. It also performs
+the fault injector's connection resets (``SO_LINGER`` 0, so ``close()`` sends a TCP RST),
+which no WSGI application can do by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import socket
 import struct
 import sys
 import threading
 import time
 import traceback
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any
-from urllib.parse import parse_qs, unquote
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote
+
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wrappers import Request as WsgiRequest
 
 from .errors import ApiException, error_body, invalid_argument
-from .faults import FaultInjector
+from .faults import FAULT_SCOPE_HEADER, FaultInjector
+from .request_log import RequestLog, RequestRecord
+from .routing import Handler, RouteMatch, Router
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: Default request body limit (uploads of a few MB fit comfortably; resumable chunks too).
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
@@ -45,7 +62,6 @@ DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 #: Paths under this prefix are emulator administration: never faulted, not in the request log.
 ADMIN_PREFIX = "/_emulator/"
 
-_ENCODED_SLASH = re.compile(r"%(2f|5c)", re.IGNORECASE)
 _MAX_QUERY_FIELDS = 200
 
 
@@ -59,9 +75,10 @@ class Request:
         query: Decoded query parameters (``parse_qs`` form: name -> list of values).
         headers: Request headers with lower-case names.
         body: The request body (already de-chunked).
-        params: Named groups of the route pattern, percent-decoded.
+        params: Path variables of the matched route, percent-decoded.
         base_url: ``scheme://host:port`` the client used (from ``Host``), for absolute links.
         api: Name of the server that received it (``"healthcare"`` or ``"storage"``).
+        api_method: Discovery ``id`` of the matched API method (``""`` before routing).
     """
 
     method: str
@@ -72,6 +89,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     base_url: str = ""
     api: str = ""
+    api_method: str = ""
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of query parameter ``name``, or ``default``."""
@@ -134,7 +152,7 @@ class Response:
         status: HTTP status code.
         body: Response body bytes.
         headers: Response headers (``Content-Length`` is added by the server).
-        content_type: ``Content-Type`` header value.
+        content_type: ``Content-Type`` header value (empty: none).
     """
 
     status: int = 200
@@ -161,340 +179,136 @@ class Response:
         return cls.json_response(exc.body(), status=exc.code, headers=exc.headers)
 
 
-Handler = Callable[[Request], Response]
+class ResetConnection(ConnectionError):
+    """Raised by :class:`ApiApplication` to make the server reset (TCP RST) the connection.
 
-
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Handler
-    allow_encoded_slash: bool
-
-
-class Router:
-    """Maps (method, raw path regex) to handlers.
-
-    Routes are tried in the order they were added; the first whose pattern fullmatches the
-    raw path and whose method matches wins. A path that matches only under other methods
-    gets 405, a path no route knows gets 404, both in Google's error shape.
+    A subclass of :class:`ConnectionError`, so another WSGI server treats it as a dropped
+    connection.
     """
 
-    def __init__(self) -> None:
-        """Create an empty router."""
-        self._routes: list[_Route] = []
-        self._lock = threading.Lock()
 
-    def add(
+class _UnreadBody(ApiException):
+    """The body could not be read to its end: answer, then close the connection."""
+
+
+class ApiApplication:
+    """The WSGI application of one API: the request pipeline of the module docstring.
+
+    Args:
+        router: Routes of this API.
+        api: Name used in logs and request records (``"healthcare"`` / ``"storage"``).
+        faults: Fault injector consulted for every non-admin request (None disables faults).
+        request_log: Where served requests are recorded (None disables recording).
+        max_body_bytes: Largest accepted request body, in bytes (larger is a 413).
+        log_line: Writes one line of the per-request log.
+    """
+
+    def __init__(
         self,
-        method: str,
-        pattern: str,
-        handler: Handler,
+        router: Router,
         *,
-        allow_encoded_slash: bool = False,
+        api: str,
+        faults: FaultInjector | None,
+        request_log: RequestLog | None,
+        max_body_bytes: int,
+        log_line: Callable[[str], None],
     ) -> None:
-        """Register a route.
+        self.router = router
+        self.api = api
+        self.faults = faults
+        self.request_log = request_log
+        self.max_body_bytes = max_body_bytes
+        self.log_line = log_line
 
-        Args:
-            method: HTTP method (``"GET"``…) or ``"*"`` for any.
-            pattern: Regex fullmatched against the raw, percent-encoded path. Named groups
-                are decoded into :attr:`Request.params`. Use ``[^/]+`` for one segment.
-            handler: Called with the :class:`Request`; returns a :class:`Response` or raises
-                :class:`~.errors.ApiException`.
-            allow_encoded_slash: Let groups contain ``%2F``/``%5C`` (Cloud Storage object
-                names); otherwise such a group is a 400 (IDs never contain slashes).
-        """
-        route = _Route(method.upper(), re.compile(pattern), handler, allow_encoded_slash)
-        with self._lock:
-            self._routes.append(route)
-
-    def dispatch(self, request: Request) -> Response:
-        """Route ``request`` to its handler and return the handler's response.
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request (WSGI).
 
         Raises:
-            ApiException: 404/405 when no route matches, 400 for bad path parameters, or
-                whatever the handler raised.
+            ResetConnection: when a fault resets the connection instead of answering.
         """
-        with self._lock:
-            routes = list(self._routes)
-        path_matched = False
-        for route in routes:
-            match = route.pattern.fullmatch(request.path)
-            if match is None:
-                continue
-            path_matched = True
-            if route.method not in ("*", request.method) and not (
-                route.method == "GET" and request.method == "HEAD"
-            ):
-                continue
-            request.params = _decode_params(match.groupdict(), route.allow_encoded_slash)
-            return route.handler(request)
-        if path_matched:
-            raise ApiException(405, f"Method {request.method} is not allowed on {request.path}.")
-        raise ApiException(404, f"Not Found: {request.method} {request.path}")
+        response, close = self._serve(environ)
+        bodiless = response.status in (204, 304) or 100 <= response.status < 200
+        headers = list(response.headers.items())
+        if response.content_type and not bodiless:
+            headers.append(("Content-Type", response.content_type))
+        if not bodiless:
+            headers.append(("Content-Length", str(len(response.body))))
+        if close:
+            headers.append(("Connection", "close"))
+        phrase = HTTP_STATUS_CODES.get(response.status, "Unknown")
+        start_response(f"{response.status} {phrase}", headers)
+        # Plain WSGI rather than werkzeug's Response: it would cost a third of a small
+        # request's time, and Google's error bodies need none of its conditional handling.
+        if bodiless or environ["REQUEST_METHOD"] == "HEAD":
+            return []
+        return [response.body]
 
-
-def _decode_params(groups: dict[str, str | None], allow_encoded_slash: bool) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for name, raw in groups.items():
-        if raw is None:
-            continue
-        if not allow_encoded_slash and _ENCODED_SLASH.search(raw):
-            raise invalid_argument(f"Invalid {name}: encoded slashes are not allowed in IDs.")
-        try:
-            value = unquote(raw, errors="strict")
-        except UnicodeDecodeError:
-            raise invalid_argument(f"Invalid {name}: not valid UTF-8.") from None
-        if value in (".", "..") or "\x00" in value:
-            raise invalid_argument(f"Invalid {name}: {value!r}.")
-        params[name] = value
-    return params
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One served request, as kept in the :class:`RequestLog`.
-
-    Attributes:
-        api: ``"healthcare"`` or ``"storage"``.
-        method: HTTP method.
-        path: Raw path without the query string.
-        query: Raw query string (may be empty).
-        status: Status code answered (0 when the connection was reset).
-        duration_s: Time spent serving it.
-        time: Wall-clock time (``time.time()``) when it arrived.
-        fault: Description of the injected fault, if one applied.
-    """
-
-    api: str
-    method: str
-    path: str
-    query: str
-    status: int
-    duration_s: float
-    time: float
-    fault: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the record as a JSON-able dict (camelCase keys)."""
-        return {
-            "api": self.api,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "durationMs": round(self.duration_s * 1000, 3),
-            "time": self.time,
-            "fault": self.fault,
-        }
-
-
-class RequestLog:
-    """Thread-safe, bounded log of the requests both servers served.
-
-    Tests use it to count what a client sent, e.g. how many imports were submitted::
-
-        emu.requests.count("POST", r".*:import$")
-    """
-
-    def __init__(self, max_records: int = 100_000) -> None:
-        """Create an empty log keeping at most ``max_records`` (oldest dropped first)."""
-        self._records: deque[RequestRecord] = deque(maxlen=max_records)
-        self._lock = threading.Lock()
-
-    def append(self, record: RequestRecord) -> None:
-        """Add a record."""
-        with self._lock:
-            self._records.append(record)
-
-    def records(self) -> list[RequestRecord]:
-        """Return a snapshot of all records, oldest first."""
-        with self._lock:
-            return list(self._records)
-
-    def __iter__(self) -> Iterator[RequestRecord]:
-        return iter(self.records())
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._records)
-
-    def clear(self) -> None:
-        """Forget all records."""
-        with self._lock:
-            self._records.clear()
-
-    def matching(
-        self, method: str | None = None, path_regex: str | None = None, api: str | None = None
-    ) -> list[RequestRecord]:
-        """Return the records whose method equals ``method`` and path matches ``path_regex``.
-
-        Args:
-            method: HTTP method, or None for any.
-            path_regex: Regex searched (``re.search``) in the raw path, or None for any.
-            api: ``"healthcare"``/``"storage"``, or None for both.
-        """
-        pattern = re.compile(path_regex) if path_regex is not None else None
-        return [
-            r
-            for r in self.records()
-            if (method is None or r.method == method.upper())
-            and (pattern is None or pattern.search(r.path))
-            and (api is None or r.api == api)
-        ]
-
-    def count(
-        self, method: str | None = None, path_regex: str | None = None, api: str | None = None
-    ) -> int:
-        """Return how many records :meth:`matching` would return."""
-        return len(self.matching(method, path_regex, api))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Per-connection request handler; all state lives on the server."""
-
-    server: EmulatorHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = "dicom-transfer-emulator"
-    sys_version = ""
-    # Idle keep-alive connections and stalled bodies give up after this many seconds.
-    timeout = 60
-    # Headers and body go out in separate writes; with Nagle's algorithm the body would wait
-    # for the client's delayed ACK (~40 ms per request on a keep-alive connection).
-    disable_nagle_algorithm = True
-
-    def handle(self) -> None:
-        with contextlib.suppress(ConnectionError, TimeoutError, OSError):
-            super().handle()
-
-    def handle_one_request(self) -> None:
-        # Our own copy of the stdlib loop so that every method reaches the router (no 501).
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-            if len(self.raw_requestline) > 65536:
-                self.requestline = ""
-                self.request_version = ""
-                self.command = ""
-                self.send_error(414)
-                return
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if not self.parse_request():
-                return
-            self._serve()
-            self.wfile.flush()
-        except TimeoutError:
-            self.close_connection = True
-
-    def handle_expect_100(self) -> bool:
-        length = self.headers.get("Content-Length")
-        too_large = (
-            length is not None
-            and length.strip().isdigit()
-            and int(length) > self.server.max_body_bytes
-        )
-        if too_large:
-            self._send_body_too_large()
-            return False
-        return super().handle_expect_100()
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # Protocol-level errors from the stdlib parser; never answer those with a 5xx.
-        if code >= 500:
-            code = 400
-        if not getattr(self, "request_version", "").startswith("HTTP/1."):
-            # The stdlib omits the status line and headers for "HTTP/0.9" (unparsable) requests.
-            self.request_version = "HTTP/1.0"
-        text = message or self.responses.get(code, ("Bad request",))[0]
-        self.close_connection = True
-        self._write(Response.error(ApiException(code, text)))
-        self._log(code, 0.0, None)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send_body_too_large(self) -> None:
-        self.close_connection = True
-        limit = self.server.max_body_bytes
-        exc = ApiException(413, f"Request body too large: the limit is {limit} bytes.")
-        self._write(Response.error(exc))
-        self._log(413, 0.0, None)
-
-    def _serve(self) -> None:
+    def _serve(self, environ: WSGIEnvironment) -> tuple[Response, bool]:
         started = time.monotonic()
         arrived = time.time()
-        raw_path, _, query_string = self.path.partition("?")
-        fault_note: str | None = None
+        method = str(environ["REQUEST_METHOD"]).upper()
+        raw_uri = str(environ.get("RAW_URI") or quote(str(environ.get("PATH_INFO", "/"))))
+        raw_path, _, query_string = raw_uri.partition("?")
+        wsgi_request = WsgiRequest(environ)
+        wsgi_request.max_content_length = self.max_body_bytes
+        scope = wsgi_request.headers.get(FAULT_SCOPE_HEADER)
+        note = _Note(raw_uri, raw_path, query_string, method, started, arrived, scope)
+        note.client = str(environ.get("REMOTE_ADDR") or "-")
+        close = False
         reset_after = False
         try:
-            body = self._read_body()
-            if body is None:
-                return
-            request = self._build_request(raw_path, query_string, body)
-            is_admin = raw_path.startswith(ADMIN_PREFIX)
-            faults = self.server.faults
-            if faults is not None and not is_admin:
-                decision = faults.decide(self.command, raw_path)
+            request = self._build_request(wsgi_request, method, raw_path, query_string)
+            route: RouteMatch | None = None
+            unrouted: ApiException | None = None
+            try:
+                route = self.router.match(method, raw_path)
+                note.api_method = request.api_method = route.api_method
+            except ApiException as exc:
+                unrouted = exc
+            if self.faults is not None and not raw_path.startswith(ADMIN_PREFIX):
+                decision = self.faults.decide(
+                    method, raw_path, api_method=note.api_method, scope=scope
+                )
                 if decision is not None:
-                    fault_note = decision.describe()
+                    note.fault = decision.describe()
                     reset_after = decision.reset_after
                     if decision.delay_s > 0:
                         time.sleep(decision.delay_s)
                     if decision.reset:
-                        self._reset_connection()
-                        self._record(raw_path, query_string, 0, started, arrived, fault_note)
-                        return
+                        self._record(note, 0)
+                        raise ResetConnection(note.fault)
                     if decision.status is not None:
                         raise ApiException(
                             decision.status,
                             decision.message,
                             headers={"Retry-After": "0"} if decision.status == 429 else None,
                         )
-            response = self.server.router.dispatch(request)
+            if route is None:
+                assert unrouted is not None
+                raise unrouted
+            request.params = route.params
+            response = route.handler(request)
+        except ResetConnection:
+            raise
+        except _UnreadBody as exc:
+            response, close = Response.error(exc), True
         except ApiException as exc:
             response = Response.error(exc)
         except Exception:
-            self.server.log_line(traceback.format_exc().rstrip())
+            self.log_line(traceback.format_exc().rstrip())
             response = Response.error(ApiException(500, "Internal error in the emulator."))
         if reset_after:
             # The request took effect; the client only sees its connection drop.
-            self._reset_connection()
-            self._record(raw_path, query_string, 0, started, arrived, fault_note)
-            return
+            self._record(note, 0)
+            raise ResetConnection(note.fault)
         # Recorded before the response is sent, so a client that has its answer can already
         # count its request in the log.
-        self._record(raw_path, query_string, response.status, started, arrived, fault_note)
-        self._write(response)
+        self._record(note, response.status)
+        return response, close
 
-    def _record(
-        self,
-        raw_path: str,
-        query: str,
-        status: int,
-        started: float,
-        arrived: float,
-        fault: str | None,
-    ) -> None:
-        duration = time.monotonic() - started
-        self._log(status, duration, fault)
-        if self.server.request_log is not None and not raw_path.startswith(ADMIN_PREFIX):
-            self.server.request_log.append(
-                RequestRecord(
-                    self.server.api, self.command, raw_path, query, status, duration, arrived, fault
-                )
-            )
-
-    def _log(self, status: int, duration: float, fault: str | None) -> None:
-        note = f" fault={fault}" if fault else ""
-        command = getattr(self, "command", None) or "-"
-        path = getattr(self, "path", None) or "-"
-        self.server.log_line(
-            f'{self.client_address[0]} {self.server.api} "{command} {path}" '
-            f"{status} {duration * 1000:.1f}ms{note}"
-        )
-
-    def _build_request(self, raw_path: str, query_string: str, body: bytes) -> Request:
+    def _build_request(
+        self, wsgi_request: WsgiRequest, method: str, raw_path: str, query_string: str
+    ) -> Request:
         if not raw_path.startswith("/"):
             raise invalid_argument("Invalid request path: it must start with '/'.")
         for segment in raw_path.split("/"):
@@ -513,94 +327,208 @@ class _Handler(BaseHTTPRequestHandler):
             )
         except (UnicodeDecodeError, ValueError):
             raise invalid_argument("Invalid query string.") from None
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        host = headers.get("host") or f"{self.server.host}:{self.server.port}"
+        headers = {name.lower(): value for name, value in wsgi_request.headers.items()}
+        host = headers.get("host") or f"{wsgi_request.environ['SERVER_NAME']}:" + str(
+            wsgi_request.environ["SERVER_PORT"]
+        )
         return Request(
-            method=self.command,
+            method=method,
             path=raw_path,
             query=query,
             headers=headers,
-            body=body,
+            body=self._read_body(wsgi_request),
             base_url=f"http://{host}",
-            api=self.server.api,
+            api=self.api,
         )
 
-    def _read_body(self) -> bytes | None:
-        """Read the body; on a framing problem answer the error and return None."""
-        limit = self.server.max_body_bytes
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(limit)
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            return b""
-        length_text = length_header.strip()
-        if not length_text.isdigit():
-            self.close_connection = True
-            raise invalid_argument(f"Invalid Content-Length: {length_header!r}.")
-        length = int(length_text)
-        if length > limit:
-            self._send_body_too_large()
-            return None
-        body = self.rfile.read(length)
-        if len(body) < length:
-            self.close_connection = True
-            raise invalid_argument("Request body shorter than its Content-Length.")
-        return body
+    def _read_body(self, wsgi_request: WsgiRequest) -> bytes:
+        length = wsgi_request.headers.get("Content-Length")
+        chunked = "chunked" in wsgi_request.headers.get("Transfer-Encoding", "").lower()
+        if length is not None and not chunked and not length.strip().isdigit():
+            raise _UnreadBody(400, f"Invalid Content-Length: {length!r}.")
+        try:
+            return wsgi_request.get_data()
+        except RequestEntityTooLarge:
+            limit = self.max_body_bytes
+            raise _UnreadBody(413, f"Request body too large: the limit is {limit} bytes.") from None
+        except (BadRequest, OSError, ValueError):
+            # werkzeug's ClientDisconnected (a BadRequest) for a body shorter than its
+            # Content-Length; OSError/ValueError from its de-chunker for a malformed chunk.
+            raise _UnreadBody(
+                400, "Request body shorter than its Content-Length or badly chunked."
+            ) from None
 
-    def _read_chunked(self, limit: int) -> bytes | None:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            size_text = line.split(b";", 1)[0].strip()
+    def _record(self, note: _Note, status: int) -> None:
+        duration = time.monotonic() - note.started
+        fault = f" fault={note.fault}" if note.fault else ""
+        self.log_line(
+            f'{note.client} {self.api} "{note.method} {note.raw_uri}" '
+            f"{status} {duration * 1000:.1f}ms{fault}"
+        )
+        if self.request_log is not None and not note.raw_path.startswith(ADMIN_PREFIX):
+            self.request_log.append(
+                RequestRecord(
+                    self.api,
+                    note.method,
+                    note.raw_path,
+                    note.query,
+                    status,
+                    duration,
+                    note.arrived,
+                    note.fault,
+                    note.api_method,
+                    note.scope,
+                )
+            )
+
+
+@dataclass
+class _Note:
+    raw_uri: str
+    raw_path: str
+    query: str
+    method: str
+    started: float
+    arrived: float
+    scope: str | None
+    api_method: str | None = None
+    fault: str | None = None
+    client: str = "-"
+
+
+class _Handler(WSGIRequestHandler):
+    """Per-connection handler: werkzeug's, with keep-alive responses and connection resets."""
+
+    server: EmulatorHTTPServer
+    protocol_version = "HTTP/1.1"
+    # Idle keep-alive connections and stalled bodies give up after this many seconds.
+    timeout = 60
+    # Headers and body go out in separate writes; with Nagle's algorithm the body would wait
+    # for the client's delayed ACK (~40 ms per request on a keep-alive connection).
+    disable_nagle_algorithm = True
+    # Buffered writes: status line, headers and body leave in one send at the final flush.
+    wbufsize = 64 * 1024
+
+    @property
+    def server_version(self) -> str:  # type: ignore[override]
+        return "dicom-transfer-emulator"
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError, TimeoutError, OSError):
+            super().handle()
+
+    def handle_expect_100(self) -> bool:
+        length = self.headers.get("Content-Length")
+        too_large = (
+            length is not None
+            and length.strip().isdigit()
+            and int(length) > self.server.max_body_bytes
+        )
+        if too_large:
+            # Answer before the client sends the body it announced.
+            limit = self.server.max_body_bytes
+            self.close_connection = True
+            exc = ApiException(413, f"Request body too large: the limit is {limit} bytes.")
+            self._write(
+                exc.code, [("Content-Type", "application/json; charset=UTF-8")], _error_bytes(exc)
+            )
+            self.server.log_line(
+                f'{self.client_address[0]} {self.server.api} "{self.command} {self.path}" 413 0.0ms'
+            )
+            return False
+        accepted = super().handle_expect_100()
+        self.wfile.flush()  # the interim "100 Continue" must not wait in the write buffer
+        return accepted
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Protocol-level errors from the stdlib parser; never answer those with a 5xx.
+        if code >= 500:
+            code = 400
+        if not getattr(self, "request_version", "").startswith("HTTP/1."):
+            # The stdlib omits the status line and headers for "HTTP/0.9" (unparsable) requests.
+            self.request_version = "HTTP/1.0"
+        text = message or self.responses.get(code, ("Bad request",))[0]
+        self.close_connection = True
+        exc = ApiException(code, text)
+        self._write(code, [("Content-Type", "application/json; charset=UTF-8")], _error_bytes(exc))
+        command = getattr(self, "command", None) or "-"
+        path = getattr(self, "path", None) or "-"
+        self.server.log_line(
+            f'{self.client_address[0]} {self.server.api} "{command} {path}" {code} 0.0ms'
+        )
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # the application logs one line per request
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def run_wsgi(self) -> None:
+        environ = self.make_environ()
+        environ["REMOTE_ADDR"] = self.client_address[0]
+        self.environ = environ
+        started: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            started[:] = [status, headers]
+            return self.wfile.write
+
+        try:
+            chunks = self.server.app(environ, start_response)
             try:
-                size = int(size_text, 16)
-            except ValueError:
-                self.close_connection = True
-                raise invalid_argument("Invalid chunked transfer encoding.") from None
-            if size < 0:
-                self.close_connection = True
-                raise invalid_argument("Invalid chunked transfer encoding.")
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > limit:
-                self._send_body_too_large()
-                return None
-            data = self.rfile.read(size)
-            if len(data) < size:
-                self.close_connection = True
-                raise invalid_argument("Truncated chunked body.")
-            chunks.append(data)
-            self.rfile.readline(1024)
+                body = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+        except ResetConnection:
+            self._reset()
+            return
+        code = int(started[0].split(None, 1)[0])
+        self._write(code, started[1], body)
 
-    def _reset_connection(self) -> None:
+    def _write(self, code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(code)
+        has_length = False
+        for name, value in headers:
+            # send_header closes the connection on "Connection: close" (stdlib behaviour).
+            self.send_header(name, value)
+            has_length = has_length or name.lower() == "content-length"
+        bodiless = code in (204, 304) or 100 <= code < 200
+        if not has_length and not bodiless:
+            if getattr(self, "command", "") == "HEAD":
+                # Without a length a HEAD answer cannot say where its (empty) body ends.
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(body)))
+        if self.close_connection and not any(n.lower() == "connection" for n, _ in headers):
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if getattr(self, "command", "") != "HEAD" and not bodiless:
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def _reset(self) -> None:
         self.close_connection = True
         with contextlib.suppress(OSError):
             # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
 
-    def _write(self, response: Response) -> None:
-        bodiless = response.status in (204, 304) or 100 <= response.status < 200
-        self.send_response(response.status)
-        if response.content_type and not bodiless:
-            self.send_header("Content-Type", response.content_type)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if not bodiless:
-            self.send_header("Content-Length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and not bodiless:
-            self.wfile.write(response.body)
+
+def _error_bytes(exc: ApiException) -> bytes:
+    return (
+        json.dumps(error_body(exc.code, exc.message, exc.status, exc.reason), indent=1).encode(
+            "utf-8"
+        )
+        + b"\n"
+    )
 
 
-class EmulatorHTTPServer(ThreadingHTTPServer):
-    """Threaded HTTP server for one of the emulator's APIs.
+class EmulatorHTTPServer(ThreadedWSGIServer):
+    """Threaded HTTP server for one of the emulator's APIs (werkzeug's WSGI server).
 
     Attributes:
         router: Routes requests to handlers.
@@ -613,7 +541,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    # 200 clients may connect at once; the default listen backlog (5) would drop them.
+    # 200 clients may connect at once; werkzeug's default listen backlog (128) would drop some.
     request_queue_size = 1024
 
     def __init__(
@@ -648,19 +576,26 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.log_stream = log_stream
         self._log_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), _Handler)
-
-    @property
-    def host(self) -> str:
-        """The bound host address."""
-        return str(self.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when 0 was asked)."""
-        return int(self.server_address[1])
+        application = ApiApplication(
+            router,
+            api=api,
+            faults=faults,
+            request_log=request_log,
+            max_body_bytes=max_body_bytes,
+            log_line=self.log_line,
+        )
+        # Bound here rather than by werkzeug, which answers a port in use with sys.exit(1).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(self.request_queue_size)
+            super().__init__(host, port, application, handler=_Handler, fd=listener.fileno())
+        finally:
+            listener.close()  # werkzeug serves a duplicate of it
+        self.host: str = str(self.server_address[0])
+        self.port: int = int(self.server_address[1])
 
     @property
     def url(self) -> str:
@@ -678,6 +613,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         with self._log_lock, contextlib.suppress(ValueError, OSError):
             stream.write(line + "\n")
             stream.flush()
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass  # werkzeug's own start-up and error lines; ours go through log_line
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -709,11 +647,13 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 __all__ = [
     "ADMIN_PREFIX",
     "DEFAULT_MAX_BODY_BYTES",
+    "ApiApplication",
     "EmulatorHTTPServer",
     "Handler",
     "Request",
     "RequestLog",
     "RequestRecord",
+    "ResetConnection",
     "Response",
     "Router",
     "error_body",

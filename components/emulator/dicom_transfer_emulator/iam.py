@@ -22,7 +22,8 @@ from dicom_transfer_emulator.errors import invalid_argument
 from dicom_transfer_emulator.http import Request, Response
 from dicom_transfer_emulator.state import HealthcareState
 
-Route = tuple[str, str, Callable[[Request], Response]]
+#: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
+Route = tuple[str, str, Callable[[Request], Response], str]
 
 #: ``service.resource.verb`` (IAM permission names); wildcards are refused.
 _PERMISSION_RE = re.compile(r"[a-z][a-zA-Z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*){2,}")
@@ -93,14 +94,25 @@ class IamRoutes:
         self._dataset_name = dataset_name
         self._store_name = store_name
 
-    def routes(self, dataset_pattern: str, store_pattern: str) -> list[Route]:
-        """The routes for the dataset and store path regexes."""
+    def routes(self, dataset_rule: str, store_rule: str) -> list[Route]:
+        """The routes for the dataset and store werkzeug rules (names as in dicomweb)."""
+        ds, st = "datasets.", "datasets.dicomStores."
         return [
-            ("GET", dataset_pattern + r":getIamPolicy", self.get_dataset_policy),
-            ("POST", dataset_pattern + r":getIamPolicy", self.get_dataset_policy),
-            ("POST", dataset_pattern + r":setIamPolicy", self.set_dataset_policy),
-            ("POST", dataset_pattern + r":testIamPermissions", self.test_dataset_permissions),
-            ("POST", store_pattern + r":testIamPermissions", self.test_store_permissions),
+            ("GET", dataset_rule + ":getIamPolicy", self.get_dataset_policy, ds + "getIamPolicy"),
+            ("POST", dataset_rule + ":getIamPolicy", self.get_dataset_policy, ds + "getIamPolicy"),
+            ("POST", dataset_rule + ":setIamPolicy", self.set_dataset_policy, ds + "setIamPolicy"),
+            (
+                "POST",
+                dataset_rule + ":testIamPermissions",
+                self.test_dataset_permissions,
+                ds + "testIamPermissions",
+            ),
+            (
+                "POST",
+                store_rule + ":testIamPermissions",
+                self.test_store_permissions,
+                st + "testIamPermissions",
+            ),
         ]
 
     def get_dataset_policy(self, request: Request) -> Response:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import re
 import secrets
 from dataclasses import dataclass, field
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class MultipartError(ValueError):
@@ -32,6 +35,14 @@ class MediaType:
     def param(self, name: str, default: str | None = None) -> str | None:
         """A parameter's value, or ``default``."""
         return self.params.get(name, default)
+
+    def to_header(self) -> str:
+        """The media type as a header value, e.g. ``text/plain; charset=utf-8`` (values
+        that are not RFC 9110 tokens are quoted)."""
+        params = (
+            f"{k}={v}" if _TOKEN.fullmatch(v) else f'{k}="{v}"' for k, v in self.params.items()
+        )
+        return "; ".join([self.type, *params])
 
 
 def _split(text: str, separator: str) -> list[str]:

@@ -14,7 +14,6 @@ the served routes change).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -22,7 +21,8 @@ from importlib import resources
 from dicom_transfer_emulator.errors import ApiException
 from dicom_transfer_emulator.http import Request, Response
 
-Route = tuple[str, str, Callable[[Request], Response]]
+#: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
+Route = tuple[str, str, Callable[[Request], Response], str]
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ class NotEmulated:
     path: str
     method_id: str
 
-    def pattern(self) -> str:
-        """Regex of the raw request path (IDs: one segment without ``:``)."""
+    def rule(self) -> str:
+        """werkzeug rule of the raw request path (IDs: one segment without ``:``)."""
         parts = self.path.split("{}")
-        body = r"[^/:]+".join(re.escape(part) for part in parts)
-        return r"/(?P<version>" + "|".join(self.versions) + r")/" + body
+        body = parts[0] + "".join(f"<id:id{index}>{part}" for index, part in enumerate(parts[1:]))
+        return "/<any(" + ", ".join(self.versions) + "):version>/" + body
 
 
 def _load() -> tuple[NotEmulated, ...]:
@@ -84,7 +84,11 @@ def _handler(entry: NotEmulated) -> Callable[[Request], Response]:
 
 def routes() -> list[Route]:
     """One route per not-emulated method; register them after every served route."""
-    return [(e.http_method, e.pattern(), _handler(e)) for e in NOT_EMULATED]
+    prefix = "healthcare.projects.locations."
+    return [
+        (e.http_method, e.rule(), _handler(e), e.method_id.removeprefix(prefix))
+        for e in NOT_EMULATED
+    ]
 
 
 __all__ = ["NOT_EMULATED", "NotEmulated", "routes"]

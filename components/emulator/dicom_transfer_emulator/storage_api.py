@@ -1,4 +1,4 @@
-"""The Cloud Storage JSON API subset, served over :class:`~.storage.StorageBackend`.
+"""The Cloud Storage JSON API subset, served over a :class:`~.storage.Storage`.
 
 Enough for ``google-cloud-storage`` (``STORAGE_EMULATOR_HOST``), googleapiclient's
 ``storage`` v1 and ``gcloud storage`` (``CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE``):
@@ -28,17 +28,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from werkzeug.http import parse_content_range_header, parse_range_header
+
 from .errors import ApiException, invalid_argument, not_found
 from .http import Request, Response, Router
+from .multipart import MediaType, MultipartError, parse_media_type, parse_related
+from .routing import Handler
 from .storage import (
     BucketMeta,
     ObjectMeta,
-    StorageBackend,
+    Storage,
     crc32c_base64,
     decode_page_token,
     encode_page_token,
     md5_base64,
     rfc3339,
+)
+from .storage_errors import (
+    BucketExists,
+    BucketNotEmpty,
+    BucketNotFound,
+    InvalidArgument,
+    NotModified,
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
 )
 
 BUCKET_FIELDS = frozenset(
@@ -145,8 +159,6 @@ _STORAGE_CLASSES = frozenset(
     }
 )
 _MAX_LIST_RESULTS = 1000
-_BUCKET = r"(?P<bucket>[^/]+)"
-_OBJECT = r"(?P<object>.+)"
 
 
 @dataclass
@@ -271,63 +283,53 @@ def _preconditions(request: Request) -> dict[str, int]:
 
 
 def _parse_multipart(request: Request) -> tuple[dict[str, Any], bytes, str | None]:
-    """Split a ``multipart/related`` upload into (metadata, media, media content type)."""
+    """Split a ``multipart/related`` upload into (metadata, media, media content type).
+
+    Parsed by :func:`.multipart.parse_related` (the standard library's MIME parser):
+    werkzeug's multipart decoder reads ``multipart/form-data`` only (it requires a
+    ``Content-Disposition`` on every part, which upload parts do not have).
+    """
     content_type = request.header("content-type", "") or ""
-    boundary = None
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "boundary":
-            boundary = value.strip().strip('"').strip("'")
-    if not content_type.lower().startswith("multipart/") or not boundary:
+    if not content_type.lower().startswith("multipart/"):
         raise invalid_argument(
-            "Multipart upload needs Content-Type multipart/related with a boundary."
+            "Multipart upload needs Content-Type multipart/related with a boundary, "
+            f"got {content_type!r}."
         )
-    delimiter = b"--" + boundary.encode("latin-1")
-    pieces = request.body.split(delimiter)
-    parts: list[tuple[dict[str, str], bytes]] = []
-    for piece in pieces[1:]:
-        if piece.startswith(b"--"):
-            break
-        piece = piece[2:] if piece.startswith(b"\r\n") else piece.lstrip(b"\n")
-        head, sep, content = piece.partition(b"\r\n\r\n")
-        if not sep:
-            head, sep, content = piece.partition(b"\n\n")
-        if not sep:
-            raise invalid_argument("Malformed multipart body: a part has no header separator.")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        elif content.endswith(b"\n"):
-            content = content[:-1]
-        headers: dict[str, str] = {}
-        for line in head.decode("latin-1").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip():
-                headers[key.strip().lower()] = value.strip()
-        parts.append((headers, content))
+    declared = parse_media_type(content_type)
+    boundary = declared.param("boundary")
+    if boundary is not None:
+        # gcloud (apitools) single-quotes the boundary, which MIME parsers do not unquote.
+        params = {**declared.params, "boundary": boundary.strip("'")}
+        content_type = MediaType(declared.type, params).to_header()
+    try:
+        parts = parse_related(content_type, request.body)
+    except MultipartError as exc:
+        raise invalid_argument(f"Malformed multipart body: {exc}") from None
     if len(parts) != 2:
         raise invalid_argument(
             f"Malformed multipart body: expected 2 parts (metadata, media), got {len(parts)}."
         )
-    metadata = Request("POST", "", {}, {}, parts[0][1]).json()
-    return metadata, parts[1][1], parts[1][0].get("content-type")
+    (_, metadata_bytes), (media_type, media) = parts
+    metadata = Request("POST", "", {}, {}, metadata_bytes).json()
+    return metadata, media, media_type.to_header()
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """Parse ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` into an inclusive (start, end)."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The half-open byte range ``[start, stop)`` a ``Range`` header asks for, or None
+    (serve the whole object) when it is not one satisfiable-or-not ``bytes`` range.
+
+    Parsed by :func:`werkzeug.http.parse_range_header`. A suffix longer than the object
+    means the whole object (RFC 9110 §14.1.2); a start at or past the end is a 416.
+
+    Raises:
+        ApiException: 416 with ``Content-Range: bytes */SIZE`` when the start is past the end.
+    """
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            if length <= 0:
-                return None
-            return max(size - length, 0), size - 1
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
+    start, stop = parsed.ranges[0]
+    if start < 0:
+        return max(size + start, 0), size
     if start >= size:
         raise ApiException(
             416,
@@ -335,9 +337,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
             "OUT_OF_RANGE",
             headers={"Content-Range": f"bytes */{size}"},
         )
-    if end < start:
-        return None
-    return start, min(end, size - 1)
+    return start, size if stop is None else min(stop, size)
 
 
 class StorageApi:
@@ -347,7 +347,7 @@ class StorageApi:
         storage: The shared backend.
     """
 
-    def __init__(self, storage: StorageBackend) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._uploads: dict[str, _UploadSession] = {}
         self._uploads_lock = threading.Lock()
@@ -358,35 +358,53 @@ class StorageApi:
             self._uploads.clear()
 
     def register_routes(self, router: Router) -> None:
-        """Add every Cloud Storage route to ``router``."""
-        b, o = _BUCKET, _OBJECT
-        add = router.add
-        add("GET", r"/storage/v1/b", self.list_buckets)
-        add("POST", r"/storage/v1/b", self.insert_bucket)
-        add("GET", rf"/storage/v1/b/{b}/iam", self.get_iam_policy)
-        add("PUT", rf"/storage/v1/b/{b}/iam", self.set_iam_policy)
-        add("GET", rf"/storage/v1/b/{b}/iam/testPermissions", self.test_iam_permissions)
-        add("GET", rf"/storage/v1/b/{b}", self.get_bucket)
-        add("PATCH", rf"/storage/v1/b/{b}", self.patch_bucket)
-        add("PUT", rf"/storage/v1/b/{b}", self.patch_bucket)
-        add("DELETE", rf"/storage/v1/b/{b}", self.delete_bucket)
-        add("GET", rf"/storage/v1/b/{b}/o", self.list_objects)
-        add("POST", rf"/storage/v1/b/{b}/o", self.upload)
-        copy = (
-            rf"/storage/v1/b/{b}/o/{o}/(?P<verb>copyTo|rewriteTo)"
-            r"/b/(?P<dst_bucket>[^/]+)/o/(?P<dst_object>.+)"
-        )
-        add("POST", copy, self.copy_object, allow_encoded_slash=True)
-        add("POST", rf"/storage/v1/b/{b}/o/{o}/compose", self.compose, allow_encoded_slash=True)
-        add("GET", rf"/storage/v1/b/{b}/o/{o}", self.get_object, allow_encoded_slash=True)
-        add("PATCH", rf"/storage/v1/b/{b}/o/{o}", self.patch_object, allow_encoded_slash=True)
-        add("PUT", rf"/storage/v1/b/{b}/o/{o}", self.patch_object, allow_encoded_slash=True)
-        add("DELETE", rf"/storage/v1/b/{b}/o/{o}", self.delete_object, allow_encoded_slash=True)
-        add("GET", rf"/download/storage/v1/b/{b}/o/{o}", self.download, allow_encoded_slash=True)
+        """Add every Cloud Storage route to ``router``, named by discovery method id."""
+        b, o = "/storage/v1/b/<bucket>", "/o/<object:object>"
+        routes: list[tuple[str, str, Handler, str]] = [
+            ("GET", "/storage/v1/b", self.list_buckets, "buckets.list"),
+            ("POST", "/storage/v1/b", self.insert_bucket, "buckets.insert"),
+            ("GET", f"{b}/iam", self.get_iam_policy, "buckets.getIamPolicy"),
+            ("PUT", f"{b}/iam", self.set_iam_policy, "buckets.setIamPolicy"),
+            (
+                "GET",
+                f"{b}/iam/testPermissions",
+                self.test_iam_permissions,
+                "buckets.testIamPermissions",
+            ),
+            ("GET", b, self.get_bucket, "buckets.get"),
+            ("PATCH", b, self.patch_bucket, "buckets.patch"),
+            ("PUT", b, self.patch_bucket, "buckets.update"),
+            ("DELETE", b, self.delete_bucket, "buckets.delete"),
+            ("GET", f"{b}/o", self.list_objects, "objects.list"),
+            ("POST", f"{b}/o", self.upload, "objects.insert"),
+            (
+                "POST",
+                f"{b}{o}/copyTo/b/<dst_bucket>/o/<object:dst_object>",
+                self.copy_object,
+                "objects.copy",
+            ),
+            (
+                "POST",
+                f"{b}{o}/rewriteTo/b/<dst_bucket>/o/<object:dst_object>",
+                self.rewrite_object,
+                "objects.rewrite",
+            ),
+            ("POST", f"{b}{o}/compose", self.compose, "objects.compose"),
+            ("GET", f"{b}{o}", self.get_object, "objects.get"),
+            ("PATCH", f"{b}{o}", self.patch_object, "objects.patch"),
+            ("PUT", f"{b}{o}", self.patch_object, "objects.update"),
+            ("DELETE", f"{b}{o}", self.delete_object, "objects.delete"),
+            # Media download and the upload protocols are the same methods on other paths.
+            ("GET", f"/download{b}{o}", self.download, "objects.get"),
+        ]
         for prefix in ("/upload", "/resumable/upload"):
-            add("POST", rf"{prefix}/storage/v1/b/{b}/o", self.upload)
-            add("PUT", rf"{prefix}/storage/v1/b/{b}/o", self.upload)
-            add("DELETE", rf"{prefix}/storage/v1/b/{b}/o", self.cancel_upload)
+            routes += [
+                ("POST", f"{prefix}{b}/o", self.upload, "objects.insert"),
+                ("PUT", f"{prefix}{b}/o", self.upload, "objects.insert"),
+                ("DELETE", f"{prefix}{b}/o", self.cancel_upload, "objects.insert"),
+            ]
+        for method, rule, handler, name in routes:
+            router.add(method, rule, _storage_errors(handler), api_method=f"storage.{name}")
 
     # -- buckets --------------------------------------------------------------------------
 
@@ -562,12 +580,12 @@ class StorageApi:
         status = 200
         range_header = request.header("range")
         if range_header and data:
-            bounds = _parse_range(range_header, len(data))
+            bounds = _byte_range(range_header, len(data))
             if bounds is not None:
-                start, end = bounds
-                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                start, stop = bounds
+                headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
                 status = 206
-                data = data[start : end + 1]
+                data = data[start:stop]
         return Response(status=status, body=data, headers=headers, content_type=meta.content_type)
 
     def patch_object(self, request: Request) -> Response:
@@ -607,27 +625,31 @@ class StorageApi:
         return Response.empty()
 
     def copy_object(self, request: Request) -> Response:
-        """``objects.copy`` / ``objects.rewrite`` (rewrite finishes in one call)."""
-        fields = _object_fields(request.json())
-        meta = self.storage.copy_object(
-            request.params["bucket"],
-            request.params["object"],
-            request.params["dst_bucket"],
-            request.params["dst_object"],
-            if_generation_match=request.int_arg("ifGenerationMatch"),
-            **fields,
-        )
-        resource = object_json(meta, request.base_url)
-        if request.params["verb"] == "copyTo":
-            return Response.json_response(resource)
+        """``objects.copy``."""
+        return Response.json_response(object_json(self._copy(request), request.base_url))
+
+    def rewrite_object(self, request: Request) -> Response:
+        """``objects.rewrite`` (finishes in one call)."""
+        meta = self._copy(request)
         return Response.json_response(
             {
                 "kind": "storage#rewriteResponse",
                 "totalBytesRewritten": str(meta.size),
                 "objectSize": str(meta.size),
                 "done": True,
-                "resource": resource,
+                "resource": object_json(meta, request.base_url),
             }
+        )
+
+    def _copy(self, request: Request) -> ObjectMeta:
+        fields = _object_fields(request.json())
+        return self.storage.copy_object(
+            request.params["bucket"],
+            request.params["object"],
+            request.params["dst_bucket"],
+            request.params["dst_object"],
+            if_generation_match=request.int_arg("ifGenerationMatch"),
+            **fields,
         )
 
     def compose(self, request: Request) -> Response:
@@ -783,23 +805,19 @@ class StorageApi:
         if not header:
             # A single PUT with the whole content.
             return len(session.data), len(session.data) + len(request.body)
-        unit, _, spec = header.strip().partition(" ")
-        span, _, total_text = spec.partition("/")
-        try:
-            total = None if total_text.strip() in ("*", "") else int(total_text)
-            if unit != "bytes" or (total is not None and total < 0):
-                raise ValueError
-            if span.strip() == "*":
-                if request.body:
-                    raise ValueError
-                return None, total
-            first, _, last = span.partition("-")
-            start, end = int(first), int(last)
-            if start < 0 or end < start or end - start + 1 != len(request.body):
-                raise ValueError
-        except ValueError:
-            raise invalid_argument(f"Invalid Content-Range header {header!r}.") from None
-        return start, total
+        parsed = parse_content_range_header(header.strip())
+        valid = parsed is not None and parsed.units == "bytes"
+        if parsed is not None and parsed.start is None:
+            # "bytes */TOTAL" asks for the status (or finishes an upload); it has no body.
+            valid = valid and not request.body
+        elif parsed is not None and parsed.start is not None and parsed.stop is not None:
+            valid = valid and parsed.stop - parsed.start == len(request.body)
+        if not valid or parsed is None:
+            raise invalid_argument(
+                f"Invalid Content-Range header {header!r}: expected 'bytes FIRST-LAST/TOTAL', "
+                "'bytes FIRST-LAST/*' or 'bytes */TOTAL'."
+            )
+        return parsed.start, parsed.length
 
     def _write(
         self,
@@ -818,31 +836,45 @@ class StorageApi:
         )
 
     def _object_meta(self, request: Request) -> ObjectMeta:
-        bucket, name = request.params["bucket"], request.params["object"]
-        generation = request.int_arg("generation")
-        meta = self.storage.get_object_meta(bucket, name, generation)
-        preconditions = _preconditions(request)
-        if "if_generation_match" in preconditions and (
-            preconditions["if_generation_match"] != meta.generation
-        ):
-            raise ApiException(
-                412,
-                "At least one of the pre-conditions you specified did not hold.",
-                "FAILED_PRECONDITION",
-                reason="conditionNotMet",
-            )
-        if "if_metageneration_match" in preconditions and (
-            preconditions["if_metageneration_match"] != meta.metageneration
-        ):
-            raise ApiException(
-                412,
-                "At least one of the pre-conditions you specified did not hold.",
-                "FAILED_PRECONDITION",
-                reason="conditionNotMet",
-            )
-        if preconditions.get("if_generation_not_match") == meta.generation:
-            raise ApiException(304, "Not modified.", "FAILED_PRECONDITION", reason="notModified")
-        return meta
+        return self.storage.get_object_meta(
+            request.params["bucket"],
+            request.params["object"],
+            request.int_arg("generation"),
+            **_preconditions(request),
+        )
+
+
+def http_error(exc: StorageError) -> ApiException:
+    """The HTTP error Cloud Storage answers for a backend error (the one place they map).
+
+    Statuses and reasons as the JSON API documents them (HTTP status and error codes):
+    400 ``invalid``, 404 ``notFound``, 409 ``conflict``, 412 ``conditionNotMet``,
+    304 ``notModified``.
+    """
+    match exc:
+        case InvalidArgument():
+            return ApiException(400, exc.message, "INVALID_ARGUMENT")
+        case BucketNotFound() | ObjectNotFound():
+            return ApiException(404, exc.message, "NOT_FOUND")
+        case BucketExists():
+            return ApiException(409, exc.message, "ALREADY_EXISTS", reason="conflict")
+        case BucketNotEmpty():
+            return ApiException(409, exc.message, "FAILED_PRECONDITION", reason="conflict")
+        case PreconditionFailed():
+            return ApiException(412, exc.message, "FAILED_PRECONDITION", reason="conditionNotMet")
+        case NotModified():
+            return ApiException(304, exc.message, "FAILED_PRECONDITION", reason="notModified")
+    return ApiException(500, f"Unexpected storage error: {exc.message}")
+
+
+def _storage_errors(handler: Handler) -> Handler:
+    def wrapped(request: Request) -> Response:
+        try:
+            return handler(request)
+        except StorageError as exc:
+            raise http_error(exc) from None
+
+    return wrapped
 
 
 def _labels(value: object) -> dict[str, str]:
@@ -866,4 +898,4 @@ def _check_hashes(resource: dict[str, Any], data: bytes) -> None:
         raise invalid_argument("Provided CRC32C does not match the calculated CRC32C of the data.")
 
 
-__all__ = ["StorageApi", "bucket_json", "object_json"]
+__all__ = ["StorageApi", "bucket_json", "http_error", "object_json"]

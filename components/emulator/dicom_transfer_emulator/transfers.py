@@ -38,7 +38,6 @@ from typing import Any
 from dicom_transfer_emulator.bigquery import BigQueryTables, TableNotEmpty, TableRef
 from dicom_transfer_emulator.bigquery_rows import RowShape, export_row
 from dicom_transfer_emulator.dicom import DicomParseError, RenderError, parse_instance
-from dicom_transfer_emulator.errors import ApiException
 from dicom_transfer_emulator.export_formats import ExportFormat
 from dicom_transfer_emulator.faults import FaultInjector
 from dicom_transfer_emulator.filter_paths import FilterKey, parse_filter_file
@@ -50,7 +49,8 @@ from dicom_transfer_emulator.state import (
     NotFound,
     OperationRecord,
 )
-from dicom_transfer_emulator.storage import StorageBackend, rfc3339
+from dicom_transfer_emulator.storage import Storage, rfc3339
+from dicom_transfer_emulator.storage_errors import StorageError
 
 CODE_CANCELLED = 1
 CODE_INVALID_ARGUMENT = 3
@@ -243,7 +243,7 @@ class TransferRunner:
         self,
         state: HealthcareState,
         tables: BigQueryTables,
-        storage: StorageBackend,
+        storage: Storage,
         faults: FaultInjector,
         clock: Callable[[], float],
     ) -> None:
@@ -328,7 +328,7 @@ class TransferRunner:
     def _import(self, job: _Job, request: ImportRequest) -> str:
         try:
             listed, _ = self.storage.list_objects(request.bucket, prefix=request.prefix)
-        except ApiException as exc:
+        except StorageError as exc:
             raise _OperationError(CODE_NOT_FOUND, f"{request.source_uri}: {exc.message}") from None
         names = [m.name for m in listed if request.matches(m.name) and not m.name.endswith("/")]
         if not names:
@@ -347,7 +347,7 @@ class TransferRunner:
         uri = f"gs://{request.bucket}/{name}"
         try:
             data = self.storage.read_object(request.bucket, name)
-        except ApiException as exc:
+        except StorageError as exc:
             job.failed(uri, CODE_NOT_FOUND, exc.message)
             return
         try:
@@ -423,7 +423,7 @@ class TransferRunner:
     def _read_filter(self, source: FilterSource) -> set[FilterKey]:
         try:
             raw = self.storage.read_object(source.bucket, source.name)
-        except ApiException as exc:
+        except StorageError as exc:
             raise _OperationError(
                 CODE_NOT_FOUND, f"filter file {source.uri} cannot be read: {exc.message}"
             ) from None
@@ -470,7 +470,7 @@ class TransferRunner:
             name += request.fmt.extension
             try:
                 self.storage.write_object(request.bucket, name, item.data, item.content_type)
-            except ApiException as exc:
+            except StorageError as exc:
                 job.failed(
                     resource,
                     CODE_FAILED_PRECONDITION,
