@@ -67,6 +67,7 @@ TIMEOUT_S = 1800.0
 SERIES_PER_STUDY = 4
 INSTANCES_PER_SERIES = 5
 QIDO_ROUNDS = 7
+QIDO_TIMEOUT_S = 600.0
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 300.0
 TARGET_QIDO_MS = 100.0
@@ -245,9 +246,7 @@ def qido_queries(studies: list[Study]) -> Iterator[tuple[str, str]]:
         yield "date_range_all_fields", f"StudyDate={month}01-{month}28&includefield=all"
 
 
-def search_studies(
-    base_url: str, store: str, studies: list[Study]
-) -> dict[str, list[float]]:
+def search_studies(base_url: str, store: str, studies: list[Study]) -> dict[str, list[float]]:
     """Runs the searches; returns milliseconds per kind.
 
     Raises:
@@ -257,7 +256,7 @@ def search_studies(
     times: dict[str, list[float]] = {}
     for kind, query in qido_queries(studies):
         start = time.perf_counter()
-        results = http_json(base_url, "GET", f"{path}?{query}")
+        results = http_json(base_url, "GET", f"{path}?{query}", timeout_s=QIDO_TIMEOUT_S)
         elapsed_ms = (time.perf_counter() - start) * 1000
         if kind == "by_patient_id" and len(results) != 1:
             raise RuntimeError(f"{query} found {len(results)} studies, expected 1")
@@ -303,6 +302,9 @@ def measure(instances: int) -> Figures:
             qido_ms = search_studies(process.healthcare_url, store, studies)
             rss_after_qido = peak_rss_mb(process.pid)
 
+            # A new client: the emulator closes connections left idle during the searches.
+            client = healthcare_client(process.healthcare_url)
+            stores = datasets(client).dicomStores()
             table = f"{PROJECT}.{BQ_DATASET}.{BQ_TABLE}"
             export = {"bigqueryDestination": {"tableUri": f"bq://{table}", "schemaJson": {}}}
             start = time.perf_counter()

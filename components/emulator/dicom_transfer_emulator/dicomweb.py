@@ -37,7 +37,9 @@ Decisions (documented behaviour where known, else the emulator's choice noted he
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -61,9 +63,16 @@ from dicom_transfer_emulator.multipart import (
     parse_media_type,
     parse_related,
 )
-from dicom_transfer_emulator.qido import Level, QidoError, parse_search, search
+from dicom_transfer_emulator.qido import (
+    Level,
+    QidoError,
+    needs_full_metadata,
+    parse_search,
+    result_row,
+)
+from dicom_transfer_emulator.records import InstanceRecord
 from dicom_transfer_emulator.rendering import render_instance
-from dicom_transfer_emulator.state import AddResult, HealthcareState, InstanceRecord, NotFound
+from dicom_transfer_emulator.state import AddResult, HealthcareState, NotFound
 
 Route = tuple[str, str, Callable[[Request], Response]]
 
@@ -79,6 +88,9 @@ RETRIEVE_SYNTAXES = (
 )
 _BULK_THRESHOLD = 1024
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+#: Instances whose full metadata is kept for reuse (least recently used go first): enough
+#: for a viewer's working set, small enough that a 10,000-instance store fits in 300 MB.
+_METADATA_CACHE_SIZE = 1000
 #: Failure reasons of FailedSOPSequence (see the module docstring for their sources).
 DUPLICATE_SOP_INSTANCE = 0x0111
 CANNOT_UNDERSTAND = 0xC000
@@ -116,7 +128,7 @@ class DicomWeb:
         self._server_url = server_url
         self._store_name = store_name
         self._new_done_operation = new_done_operation
-        self._metadata: dict[tuple[str, InstanceRecord], dict[str, Any]] = {}
+        self._metadata: OrderedDict[tuple[str, InstanceRecord], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def routes(self, store_pattern: str) -> list[Route]:
@@ -155,13 +167,7 @@ class DicomWeb:
         """The store and the instances the path names (404 when none)."""
         store = self._store_name(request)
         p = request.params
-        records = [
-            r
-            for r in self.state.list_instances(store)
-            if r.study_uid == p["study"]
-            and p.get("series") in (None, r.series_uid)
-            and p.get("instance") in (None, r.sop_instance_uid)
-        ]
+        records = self.state.find_instances(store, p["study"], p.get("series"), p.get("instance"))
         if not records:
             raise not_found(f"{_resource_path(p)} not found in DICOM store {store}.")
         return store, records
@@ -175,6 +181,8 @@ class DicomWeb:
         key = (store, record)
         with self._lock:
             cached = self._metadata.get(key)
+            if cached is not None:
+                self._metadata.move_to_end(key)
         if cached is not None:
             return cached
         ds = read_dataset(
@@ -186,9 +194,9 @@ class DicomWeb:
                 del ds[elem.tag]
         metadata: dict[str, Any] = ds.to_json_dict(suppress_invalid_tags=True)
         with self._lock:
-            if len(self._metadata) > 50_000:  # bound the cache; entries are rebuilt on demand
-                self._metadata.clear()
             self._metadata[key] = metadata
+            while len(self._metadata) > _METADATA_CACHE_SIZE:
+                self._metadata.popitem(last=False)
         return metadata
 
     def _web_base(self, request: Request) -> str:
@@ -270,7 +278,7 @@ class DicomWeb:
         def handler(request: Request) -> Response:
             _accept_json(request)
             store = self._store_name(request)
-            records = self.state.list_instances(store)
+            self.state.get_store(store)  # a missing store is a 404 before any query error
             p = request.params
             scope = {
                 keyword: p[name]
@@ -284,14 +292,23 @@ class DicomWeb:
                 query = parse_search(request.query, level, scope)
             except QidoError as exc:
                 raise invalid_argument(str(exc)) from None
-            metadata = []
-            for record in records:
-                try:
-                    metadata.append(self.instance_metadata(store, record))
-                except NotFound:  # deleted since listed
-                    continue
+            full = needs_full_metadata(query)
             base = self._web_base(request)
-            return _dicom_json(search(query, metadata, lambda *uids: base + _uid_path(uids)))
+            results = []
+            for hit in self.state.search_instances(store, query):
+                record = hit.record
+                try:
+                    metadata = (
+                        self.instance_metadata(store, record)
+                        if full
+                        else json.loads(record.search_json or "{}")
+                    )
+                except NotFound:  # deleted since found
+                    continue
+                results.append(
+                    result_row(query, hit, metadata, lambda *uids: base + _uid_path(uids))
+                )
+            return _dicom_json(results)
 
         return handler
 
