@@ -302,7 +302,8 @@ def render_p4(figures: dict[str, Any]) -> list[str]:
         f"{figures['corpus_mb']} MB), emulator state on disk; one run",
         f"  import, submit to done            {figures['import_per_s']:>9,.1f} instances/s"
         f"   (upload before it: {figures['upload_s']:.1f} s)",
-        f"  bare read+parse+copy to disk      {figures['bare_per_s']:>9,.1f} instances/s",
+        f"  bare read+parse+copy to disk      {figures['bare_per_s']:>9,.1f} instances/s"
+        f"   (copy to memory: {figures['bare_memory_per_s']:,.1f}/s)",
         f"  ratio import / bare               {figures['import_ratio']:>9.3f}"
         f"    (target >= {targets['import_ratio']})",
         f"  emulator peak RSS (VmHWM)         {figures['rss_mb']:>9.1f} MB"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from pydicom import config
 from pydicom.dataset import Dataset
@@ -36,7 +37,9 @@ from dicom_transfer_emulator.records import InstanceRecord
 
 __all__ = ["StoreIndex", "indexed_json"]
 
-_INDEXED_INTS = tuple(sorted(int(tag, 16) for tag in INDEXED_TAGS))
+_INDEXED = tuple(sorted((int(tag, 16), tag) for tag in INDEXED_TAGS))
+#: Dataset.to_json_dict's default: binary values above it would be bulk data (none indexed).
+_BULK_DATA_THRESHOLD = 1024
 _MODALITY_AT = MATCH_TAGS.index(MODALITY)
 _Matcher = tuple[int, Callable[[Sequence[str]], bool]]
 
@@ -44,9 +47,11 @@ _Matcher = tuple[int, Callable[[Sequence[str]], bool]]
 def indexed_json(ds: Dataset) -> str:
     """Compact DICOM JSON (PS3.18 Annex F) of a dataset's :data:`~.qido.INDEXED_TAGS`.
 
-    Each element is converted as :meth:`pydicom.dataset.Dataset.to_json_dict` converts it in
-    the whole dataset (same character set; invalid values left out), so a search answers
-    what the instance's full metadata would.
+    Each element is converted as :meth:`pydicom.dataset.Dataset.to_json_dict` with
+    ``suppress_invalid_tags=True`` converts it in the whole dataset (same character set,
+    values read under strict validation, elements that fail left out), so a search answers
+    what the instance's full metadata would. Runs once per stored instance (hot path of
+    import), hence element by element rather than through a sub-dataset.
 
     Args:
         ds: the instance's dataset, as read from its bytes.
@@ -54,17 +59,16 @@ def indexed_json(ds: Dataset) -> str:
     Returns:
         The JSON text (``{}`` when none of the attributes is present).
     """
-    subset = Dataset()
-    # to_json_dict(suppress_invalid_tags=True) converts values under strict reading and drops
-    # the elements that fail; convert them the same way here, before they leave ``ds``.
+    elements: dict[str, Any] = {}
+    present = ds._dict  # the dataset's own map: a membership test without tag conversion
     with config.strict_reading():
-        for tag in _INDEXED_INTS:
-            if tag in ds:
+        for tag, key in _INDEXED:
+            if tag in present:
                 try:
-                    subset.add(ds[tag])
+                    elements[key] = ds[tag].to_json_dict(None, _BULK_DATA_THRESHOLD)
                 except Exception:  # dropped, as the full metadata drops it
                     continue
-    return json.dumps(subset.to_json_dict(suppress_invalid_tags=True), separators=(",", ":"))
+    return json.dumps(elements, separators=(",", ":"))
 
 
 class _Entry:
