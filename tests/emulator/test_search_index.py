@@ -16,8 +16,8 @@ from pathlib import Path
 import pydicom
 from dicom_transfer_emulator.dicom import DicomParseError, parse_instance, read_dataset
 from dicom_transfer_emulator.qido import (
-    INDEXED_TAGS,
     MATCH_TAGS,
+    RESULT_TAGS,
     Hit,
     Level,
     SearchRequest,
@@ -25,7 +25,7 @@ from dicom_transfer_emulator.qido import (
     parse_search,
 )
 from dicom_transfer_emulator.records import InstanceRecord
-from dicom_transfer_emulator.search_index import StoreIndex, indexed_json
+from dicom_transfer_emulator.search_index import StoreIndex, match_json, result_json
 from dicom_transfer_emulator.state import HealthcareState
 from healthcare_support import fresh_copy
 
@@ -45,19 +45,26 @@ def _readable_files() -> list[Path]:
     return found
 
 
-def test_indexed_json_is_the_full_metadata_of_the_indexed_tags() -> None:
+def test_kept_attributes_are_those_of_the_full_metadata() -> None:
     files = _readable_files()
     assert len(files) > 100, "pydicom's test files are missing"
+    matched = set(MATCH_TAGS) - {"0020000D", "0020000E", "00080018"}  # UIDs: the record's
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about the test files' odd values
         for path in files:
             data = path.read_bytes()
-            full = read_dataset(data, stop_before_pixels=True).to_json_dict(
-                suppress_invalid_tags=True
+            full = json.loads(
+                json.dumps(
+                    read_dataset(data, stop_before_pixels=True).to_json_dict(
+                        suppress_invalid_tags=True
+                    )
+                )
             )
-            expected = {tag: value for tag, value in full.items() if tag in INDEXED_TAGS}
-            got = json.loads(indexed_json(read_dataset(data)))
-            assert got == json.loads(json.dumps(expected)), path.name
+            # As import computes it (whole file read) and as searches do (no pixel data).
+            got = json.loads(match_json(read_dataset(data)))
+            assert got == {t: v for t, v in full.items() if t in matched}, path.name
+            got = json.loads(result_json(read_dataset(data, stop_before_pixels=True)))
+            assert got == {t: v for t, v in full.items() if t in RESULT_TAGS}, path.name
 
 
 # --- selection vs a brute-force reference ------------------------------------------------
@@ -90,9 +97,6 @@ def _records(rng: random.Random) -> list[InstanceRecord]:
             for _ in range(rng.randint(1, 4)):
                 sop_uid = f"1.3.{rng.randint(1, 10**6)}"
                 elements = {
-                    "0020000D": _element("UI", study_uid),
-                    "0020000E": _element("UI", series_uid),
-                    "00080018": _element("UI", sop_uid),
                     # Instances of one study may disagree (matching is per instance).
                     "00100010": _element("PN", rng.choice([name, name, rng.choice(_NAMES)])),
                     "00080020": _element("DA", date),
@@ -108,7 +112,7 @@ def _records(rng: random.Random) -> list[InstanceRecord]:
                         "1.2",
                         1,
                         10,
-                        search_json=json.dumps(elements),
+                        match_json=json.dumps(elements),
                     )
                 )
     return records
@@ -116,7 +120,14 @@ def _records(rng: random.Random) -> list[InstanceRecord]:
 
 def _reference(request: SearchRequest, records: list[InstanceRecord]) -> list[Hit]:
     def texts(record: InstanceRecord, tag: str) -> tuple[str, ...]:
-        return element_texts(json.loads(record.search_json).get(tag))
+        uids = {
+            "0020000D": record.study_uid,
+            "0020000E": record.series_uid,
+            "00080018": record.sop_instance_uid,
+        }
+        if tag in uids:
+            return (uids[tag],)
+        return element_texts(json.loads(record.match_json).get(tag))
 
     matchers = [(f.tag, f.matcher(fuzzy=request.fuzzy)) for f in request.filters]
     matched = [r for r in records if all(test(texts(r, tag)) for tag, test in matchers)]
@@ -207,8 +218,8 @@ def test_find_lists_a_study_series_or_instance_in_uid_order() -> None:
     assert index.find(some.study_uid, "9.9") == [] and index.find("9.9") == []
 
 
-def test_match_tags_are_indexed() -> None:
-    assert set(MATCH_TAGS) <= INDEXED_TAGS
+def test_results_carry_every_matchable_attribute() -> None:
+    assert set(MATCH_TAGS) <= RESULT_TAGS
 
 
 # --- persistence ------------------------------------------------------------------------
@@ -224,15 +235,15 @@ def test_records_persisted_without_search_attributes_are_rebuilt_on_load(tmp_pat
     parsed = parse_instance(data)
     state.add_instance(store, parsed, data)
     state.close()
-    # An index line written before records had search_json.
+    # An index line written before records had match_json.
     (index_file,) = (tmp_path / "healthcare" / "stores").glob("*/index.jsonl")
     line = json.loads(index_file.read_text())
-    assert line.pop("search_json") == parsed.search_json
+    assert line.pop("match_json") == parsed.match_json
     index_file.write_text(json.dumps(line) + "\n")
 
     reloaded = HealthcareState(tmp_path)
     (record,) = reloaded.list_instances(store)
-    assert record.search_json == parsed.search_json
+    assert record.match_json == parsed.match_json
     found = reloaded.search_instances(store, parse_search({"PatientName": ["legacy*"]}, "study"))
     assert [hit.record for hit in found] == [record]
-    assert replace(record, search_json="") == InstanceRecord(**line)
+    assert replace(record, match_json="") == InstanceRecord(**line)

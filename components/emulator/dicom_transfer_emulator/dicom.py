@@ -23,7 +23,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
-from dicom_transfer_emulator.search_index import indexed_json
+from dicom_transfer_emulator.search_index import match_json
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -50,8 +50,8 @@ class ParsedInstance:
     sop_class_uid: str
     transfer_syntax_uid: str
     number_of_frames: int
-    #: Compact DICOM JSON of the attributes searches use (:func:`.search_index.indexed_json`).
-    search_json: str
+    #: Compact DICOM JSON of the attributes searches match on (:func:`.search_index.match_json`).
+    match_json: str
 
 
 class _EofCapture(logging.Handler):
@@ -178,7 +178,7 @@ def parse_instance(data: bytes) -> ParsedInstance:
     except ValueError:
         frames = 1
     return ParsedInstance(
-        study, series, sop, sop_class.strip(), str(syntax), max(frames, 1), indexed_json(ds)
+        study, series, sop, sop_class.strip(), str(syntax), max(frames, 1), match_json(ds)
     )
 
 

@@ -72,6 +72,7 @@ from dicom_transfer_emulator.qido import (
 )
 from dicom_transfer_emulator.records import InstanceRecord
 from dicom_transfer_emulator.rendering import render_instance
+from dicom_transfer_emulator.search_index import result_json
 from dicom_transfer_emulator.state import AddResult, HealthcareState, NotFound
 
 Route = tuple[str, str, Callable[[Request], Response]]
@@ -88,9 +89,11 @@ RETRIEVE_SYNTAXES = (
 )
 _BULK_THRESHOLD = 1024
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-#: Instances whose full metadata is kept for reuse (least recently used go first): enough
-#: for a viewer's working set, small enough that a 10,000-instance store fits in 300 MB.
-_METADATA_CACHE_SIZE = 1000
+#: Instances whose full metadata is kept for reuse (least recently used go first): a
+#: viewer's working set; tens of KB each, so a 10,000-instance store stays within 300 MB.
+_METADATA_CACHE_SIZE = 500
+#: Instances whose search-result attributes are kept (~1 KB each; oldest go first).
+_RESULT_CACHE_SIZE = 100_000
 #: Failure reasons of FailedSOPSequence (see the module docstring for their sources).
 DUPLICATE_SOP_INSTANCE = 0x0111
 CANNOT_UNDERSTAND = 0xC000
@@ -129,6 +132,7 @@ class DicomWeb:
         self._store_name = store_name
         self._new_done_operation = new_done_operation
         self._metadata: OrderedDict[tuple[str, InstanceRecord], dict[str, Any]] = OrderedDict()
+        self._results: OrderedDict[tuple[str, InstanceRecord], str] = OrderedDict()
         self._lock = threading.Lock()
 
     def routes(self, store_pattern: str) -> list[Route]:
@@ -197,6 +201,28 @@ class DicomWeb:
             self._metadata[key] = metadata
             while len(self._metadata) > _METADATA_CACHE_SIZE:
                 self._metadata.popitem(last=False)
+        return metadata
+
+    def result_metadata(self, store: str, record: InstanceRecord) -> dict[str, Any]:
+        """DICOM JSON of the :data:`~.qido.RESULT_TAGS` of a stored instance (search results).
+
+        Read from the instance's bytes the first time a search returns it, then kept (as
+        compact JSON text), so repeated searches read no files.
+
+        Raises:
+            NotFound: the instance is gone.
+        """
+        key = (store, record)
+        with self._lock:
+            text = self._results.get(key)
+        if text is None:
+            data = self.state.read_instance(store, record.sop_instance_uid)
+            text = result_json(read_dataset(data, stop_before_pixels=True))
+            with self._lock:
+                self._results[key] = text
+                while len(self._results) > _RESULT_CACHE_SIZE:
+                    self._results.popitem(last=False)
+        metadata: dict[str, Any] = json.loads(text)
         return metadata
 
     def _web_base(self, request: Request) -> str:
@@ -301,7 +327,7 @@ class DicomWeb:
                     metadata = (
                         self.instance_metadata(store, record)
                         if full
-                        else json.loads(record.search_json or "{}")
+                        else self.result_metadata(store, record)
                     )
                 except NotFound:  # deleted since found
                     continue
@@ -446,6 +472,7 @@ class DicomWeb:
         with self._lock:
             for record in gone:
                 self._metadata.pop((store, record), None)
+                self._results.pop((store, record), None)
         if "instance" in p:
             return Response.json_response({})
         method = "DeleteSeries" if "series" in p else "DeleteStudy"

@@ -4,8 +4,8 @@ Pure functions, no HTTP: :func:`parse_search` turns the query string into a
 :class:`SearchRequest` (or raises :class:`QidoError` naming the parameter); each
 :class:`Filter` gives a matcher over an attribute's values; :func:`result_row` builds one
 DICOM JSON result from a :class:`Hit` (a study, series or instance that matched, chosen by
-:mod:`.search_index`). :data:`INDEXED_TAGS` are the attributes a store keeps per instance so
-that searches never read instance files unless ``includefield`` asks for others.
+:mod:`.search_index`). A result needs only its representative's :data:`RESULT_TAGS` unless
+``includefield`` asks for more (:func:`needs_full_metadata`).
 
 Sources of the rules (each repeated next to the code that follows it):
 
@@ -359,9 +359,9 @@ def _tags(keywords: Iterable[str]) -> set[str]:
 #: Tags of the attributes a search can match on (every level's searchable ones).
 MATCH_TAGS: tuple[str, ...] = tuple(attribute_tag(k, k) for k in SEARCHABLE["instance"])
 
-#: Tags a store keeps per instance for searches: everything a result carries unless
-#: ``includefield`` names more (:func:`wanted_tags`), including every matchable attribute.
-INDEXED_TAGS: frozenset[str] = frozenset(
+#: Tags of everything a result carries unless ``includefield`` names more
+#: (:func:`wanted_tags`), including every matchable attribute.
+RESULT_TAGS: frozenset[str] = frozenset(
     set().union(*(_tags(DEFAULT_ATTRIBUTES[lv]) for lv in DEFAULT_ATTRIBUTES))
     | set(MATCH_TAGS)
     | {_SPECIFIC_CHARACTER_SET}
@@ -389,8 +389,8 @@ def wanted_tags(request: SearchRequest) -> frozenset[str]:
 
 
 def needs_full_metadata(request: SearchRequest) -> bool:
-    """Whether results need attributes beyond :data:`INDEXED_TAGS` (``includefield``)."""
-    return request.include is None or not request.include <= INDEXED_TAGS
+    """Whether results need attributes beyond :data:`RESULT_TAGS` (``includefield``)."""
+    return request.include is None or not request.include <= RESULT_TAGS
 
 
 def result_row(
@@ -405,7 +405,7 @@ def result_row(
         request: the parsed query.
         hit: the matched study, series or instance.
         metadata: DICOM JSON of the hit's representative instance: at least its
-            :data:`INDEXED_TAGS`, all of it when :func:`needs_full_metadata`.
+            :data:`RESULT_TAGS`, all of it when :func:`needs_full_metadata`.
         retrieve_url: builds the RetrieveURL from ``(study[, series[, instance]])`` UIDs.
 
     Returns:
@@ -446,9 +446,9 @@ def _computed(
 __all__ = [
     "DEFAULT_ATTRIBUTES",
     "DEFAULT_LIMIT",
-    "INDEXED_TAGS",
     "MATCH_TAGS",
     "MAX_LIMIT",
+    "RESULT_TAGS",
     "SEARCHABLE",
     "Filter",
     "Hit",

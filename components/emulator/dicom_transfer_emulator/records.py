@@ -24,9 +24,10 @@ class InstanceRecord:
     storage_class: str = "STANDARD"
     #: RFC 3339 time it was stored ("" in records persisted before this field existed).
     stored_at: str = ""
-    #: Compact DICOM JSON of the instance's :data:`~.qido.INDEXED_TAGS` ("" in records
-    #: persisted before this field existed: the store rebuilds it from the bytes on load).
-    search_json: str = ""
+    #: Compact DICOM JSON of the attributes searches match on besides the UIDs
+    #: (:func:`~.search_index.match_json`; "" in records persisted before this field
+    #: existed: the store rebuilds it from the bytes on load).
+    match_json: str = ""
 
     @property
     def path(self) -> str:

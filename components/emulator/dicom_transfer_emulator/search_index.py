@@ -1,10 +1,10 @@
 """A DICOM store's instances grouped by study and series, for searches and path lookups.
 
-Each instance is kept as its :class:`~.records.InstanceRecord` (whose ``search_json`` holds
-the DICOM JSON of :data:`~.qido.INDEXED_TAGS`) plus the texts of its matchable attributes,
-decoded once when it is added. Instance bytes stay where the store keeps them: a search
-reads none of them (:mod:`.dicomweb` reads the full metadata of the few results that
-``includefield`` asks more of).
+Each instance is kept as its :class:`~.records.InstanceRecord` (UIDs, and in ``match_json``
+the few other attributes searches match on, converted once at import by :func:`match_json`)
+plus the texts of its matchable attributes, decoded once when it is added. Instance bytes
+stay where the store keeps them: selecting results reads none of them (:mod:`.dicomweb`
+then reads what the few selected results carry, :func:`result_json`, and keeps it).
 
 :meth:`StoreIndex.select` follows the QIDO-RS rules of :mod:`.qido` — every filter matches
 per instance; a study or series is represented by its matched instance with the lowest SOP
@@ -24,10 +24,11 @@ from pydicom import config
 from pydicom.dataset import Dataset
 
 from dicom_transfer_emulator.qido import (
-    INDEXED_TAGS,
     MATCH_TAGS,
     MODALITY,
+    RESULT_TAGS,
     SERIES_UID,
+    SOP_UID,
     STUDY_UID,
     Hit,
     SearchRequest,
@@ -35,23 +36,22 @@ from dicom_transfer_emulator.qido import (
 )
 from dicom_transfer_emulator.records import InstanceRecord
 
-__all__ = ["StoreIndex", "indexed_json"]
+__all__ = ["StoreIndex", "match_json", "result_json"]
 
-_INDEXED = tuple(sorted((int(tag, 16), tag) for tag in INDEXED_TAGS))
+_UID_TAGS = (STUDY_UID, SERIES_UID, SOP_UID)
+#: Matchable attributes kept in ``match_json``: the UIDs are the record's own fields.
+_STORED_MATCH = tuple(sorted((int(tag, 16), tag) for tag in MATCH_TAGS if tag not in _UID_TAGS))
+_RESULT = tuple(sorted((int(tag, 16), tag) for tag in RESULT_TAGS))
 #: Dataset.to_json_dict's default: binary values above it would be bulk data (none indexed).
 _BULK_DATA_THRESHOLD = 1024
 _MODALITY_AT = MATCH_TAGS.index(MODALITY)
 _Matcher = tuple[int, Callable[[Sequence[str]], bool]]
 
 
-def indexed_json(ds: Dataset) -> str:
-    """Compact DICOM JSON (PS3.18 Annex F) of a dataset's :data:`~.qido.INDEXED_TAGS`.
+def match_json(ds: Dataset) -> str:
+    """Compact DICOM JSON of the attributes searches match on, besides the three UIDs.
 
-    Each element is converted as :meth:`pydicom.dataset.Dataset.to_json_dict` with
-    ``suppress_invalid_tags=True`` converts it in the whole dataset (same character set,
-    values read under strict validation, elements that fail left out), so a search answers
-    what the instance's full metadata would. Runs once per stored instance (hot path of
-    import), hence element by element rather than through a sub-dataset.
+    Runs once per stored instance (hot path of import): a handful of conversions.
 
     Args:
         ds: the instance's dataset, as read from its bytes.
@@ -59,10 +59,34 @@ def indexed_json(ds: Dataset) -> str:
     Returns:
         The JSON text (``{}`` when none of the attributes is present).
     """
+    return _subset_json(ds, _STORED_MATCH)
+
+
+def result_json(ds: Dataset) -> str:
+    """Compact DICOM JSON of a dataset's :data:`~.qido.RESULT_TAGS` (what a result carries).
+
+    Args:
+        ds: the instance's dataset (pixel data not needed).
+
+    Returns:
+        The JSON text.
+    """
+    return _subset_json(ds, _RESULT)
+
+
+def _subset_json(ds: Dataset, tags: tuple[tuple[int, str], ...]) -> str:
+    """DICOM JSON (PS3.18 Annex F) of some of a dataset's attributes.
+
+    Each element is converted as :meth:`pydicom.dataset.Dataset.to_json_dict` with
+    ``suppress_invalid_tags=True`` converts it in the whole dataset (same character set,
+    values read under strict validation, elements that fail left out), so a search matches
+    and answers what the instance's full metadata would; element by element, not through a
+    sub-dataset, because that is cheaper.
+    """
     elements: dict[str, Any] = {}
     present = ds._dict  # the dataset's own map: a membership test without tag conversion
     with config.strict_reading():
-        for tag, key in _INDEXED:
+        for tag, key in tags:
             if tag in present:
                 try:
                     elements[key] = ds[tag].to_json_dict(None, _BULK_DATA_THRESHOLD)
@@ -78,8 +102,15 @@ class _Entry:
 
     def __init__(self, record: InstanceRecord) -> None:
         self.record = record
-        elements = json.loads(record.search_json) if record.search_json else {}
-        self.texts = tuple(element_texts(elements.get(tag)) for tag in MATCH_TAGS)
+        elements = json.loads(record.match_json) if record.match_json else {}
+        uids = {
+            STUDY_UID: record.study_uid,
+            SERIES_UID: record.series_uid,
+            SOP_UID: record.sop_instance_uid,
+        }
+        self.texts = tuple(
+            (uids[tag],) if tag in uids else element_texts(elements.get(tag)) for tag in MATCH_TAGS
+        )
 
     def matches(self, matchers: list[_Matcher]) -> bool:
         return all(test(self.texts[at]) for at, test in matchers)

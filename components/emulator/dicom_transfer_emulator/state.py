@@ -15,8 +15,8 @@ Everything lives in memory; with a data directory it is also persisted under
 
 Instances are keyed by SOP Instance UID within a store and remember their study and series.
 With a data directory only their records stay in memory (UIDs, sizes and the few attributes
-QIDO-RS searches, :class:`~.records.InstanceRecord`), grouped by study and series in a
-:class:`~.search_index.StoreIndex`; their bytes are read from disk when asked for.
+QIDO-RS searches match on, :class:`~.records.InstanceRecord`), grouped by study and series in
+a :class:`~.search_index.StoreIndex`; their bytes are read from disk when asked for.
 The class is thread-safe: one lock guards the maps; searches run under it.
 """
 
@@ -38,7 +38,7 @@ from typing import IO, Any
 from dicom_transfer_emulator.dicom import DicomParseError, ParsedInstance, read_dataset
 from dicom_transfer_emulator.qido import Hit, SearchRequest
 from dicom_transfer_emulator.records import InstanceRecord
-from dicom_transfer_emulator.search_index import StoreIndex, indexed_json
+from dicom_transfer_emulator.search_index import StoreIndex, match_json
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
 
@@ -193,17 +193,17 @@ def _etag(policy: dict[str, Any]) -> str:
 
 
 def _with_search(record: InstanceRecord, folder: Path) -> InstanceRecord:
-    """A record persisted before ``search_json`` existed, with it rebuilt from its bytes.
+    """A record persisted before ``match_json`` existed, with it rebuilt from its bytes.
 
     An unreadable or missing file leaves it empty: the instance then matches only searches
-    without filters (the emulator cannot say more about it).
+    without filters on other attributes than its UIDs (the emulator cannot say more).
     """
     try:
         data = (folder / f"{record.sop_instance_uid}.dcm").read_bytes()
-        search_json = indexed_json(read_dataset(data, stop_before_pixels=True))
+        rebuilt = match_json(read_dataset(data, stop_before_pixels=True))
     except (OSError, DicomParseError):
         return record
-    return replace(record, search_json=search_json)
+    return replace(record, match_json=rebuilt)
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -253,7 +253,7 @@ class HealthcareState:
                         for line in fh:
                             if line.strip():
                                 rec = InstanceRecord(**json.loads(line))
-                                data.keep(rec if rec.search_json else _with_search(rec, folder))
+                                data.keep(rec if rec.match_json else _with_search(rec, folder))
                 self._stores[name] = data
         ops = self._root / "operations"
         if ops.exists():
@@ -553,7 +553,7 @@ class HealthcareState:
             len(data),
             storage_class,
             stored_at,
-            parsed.search_json,
+            parsed.match_json,
         )
         with self._lock:
             target = self._store(store)
