@@ -21,6 +21,10 @@ Sections (``--only import,p1`` runs a subset; all by default):
   medians of alternating runs, ratio (target <= 1.15), for new and unchanged stacks; the peak
   RSS of the provider processes (target <= 100 MB each) and what the previews asked the
   emulator (0).
+* ``p4`` (issue 10): the emulator at scale, state on disk (``--data-dir``): import of 10,000
+  instances (500 studies) vs a bare read-parse-copy-to-disk loop, ratio (target >= 0.5); the
+  emulator's peak RSS (target <= 300 MB); median of QIDO study searches over them (target
+  <= 100 ms); export of the 10,000 to BigQuery (seconds).
 
 Every figure is a ratio or a difference measured side by side in one run (the machine is
 shared and noisy); targets are printed next to the figures, never asserted.
@@ -34,14 +38,16 @@ JSON (``--json``)::
      "p2": {"ratio", "transfers": 64, "sdk_matrix": [{"sdk", "ratio", "single_s", "many_s"},
             ...], "single_s", "many_s", "operation_s", "sdk_pool_ratio", ...},
      "p3": {"ratio", "rss_mb", "transfers": 200, "transfers_s", "noop_s",
-            "provider_processes", ...}}
+            "provider_processes", ...},
+     "p4": {"instances", "import_ratio", "rss_mb", "qido_median_ms", "bq_export_s", ...}}
 
 ``p2``'s ``ratio`` is the worst of its ``sdk_matrix``.
 
 A section that is not implemented yet answers ``{"measured": false, "note": "not measured in
 this run"}``; one that failed answers ``{"measured": false, "error": "..."}`` (and the exit
 status is 1). ``--quick`` is a smoke run for tests (50 files, one 3 s operation of each P1
-kind, 4 imports of 2 s on both SDKs, 6 previewed resources, one run each).
+kind, 4 imports of 2 s on both SDKs, 6 previewed resources, one run each; 200
+instances in p4).
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class Options:
         p3_resources: Resources per previewed stack of section ``p3``.
         p3_runs: Previews of each kind of section ``p3``.
         contrasts: Sections ``p2`` and ``p3`` also measure the SDK's pool and the shards.
+        p4_instances: Instances of section ``p4``.
     """
 
     quick: bool = False
@@ -95,6 +102,7 @@ class Options:
     p3_resources: int = 200
     p3_runs: int = 3
     contrasts: bool = True
+    p4_instances: int = 10_000
 
 
 Result = dict[str, Any] | list[dict[str, Any]] | None
@@ -331,6 +339,40 @@ def render_p3(figures: dict[str, Any]) -> list[str]:
     return lines
 
 
+# --- p4: the emulator at scale ---------------------------------------------------------
+
+
+def run_p4(options: Options) -> Result:
+    """Section ``p4`` (see :mod:`bench_p4`)."""
+    import bench_p4
+
+    return bench_p4.measure(options.p4_instances).to_json()
+
+
+def render_p4(figures: dict[str, Any]) -> list[str]:
+    """Table lines of section ``p4``."""
+    targets = figures["targets"]
+    kinds = ", ".join(f"{k} {v:g}" for k, v in figures["qido_kind_median_ms"].items())
+    return [
+        f"  {figures['instances']:,} instances ({figures['studies']} studies, "
+        f"{figures['corpus_mb']} MB), emulator state on disk; one run",
+        f"  import, submit to done            {figures['import_per_s']:>9,.1f} instances/s"
+        f"   (upload before it: {figures['upload_s']:.1f} s)",
+        f"  bare read+parse+copy to disk      {figures['bare_per_s']:>9,.1f} instances/s"
+        f"   (copy to memory: {figures['bare_memory_per_s']:,.1f}/s)",
+        f"  ratio import / bare               {figures['import_ratio']:>9.3f}"
+        f"    (target >= {targets['import_ratio']})",
+        f"  emulator peak RSS (VmHWM)         {figures['rss_mb']:>9.1f} MB"
+        f"   (target <= {targets['rss_mb']:g}; {figures['rss_after_import_mb']} MB after the "
+        f"import, {figures['rss_before_import_mb']} MB before)",
+        f"  QIDO study search, median         {figures['qido_median_ms']:>9.1f} ms"
+        f"   (target <= {targets['qido_median_ms']:g}; {figures['qido_searches']} searches, "
+        f"max {figures['qido_max_ms']:g} ms; {kinds})",
+        f"  export of all to BigQuery         {figures['bq_export_s']:>9.2f} s"
+        f"    ({figures['bq_rows']:,} rows)",
+    ]
+
+
 def render_figures(figures: Any) -> list[str]:
     """Generic table lines: one ``key: value`` line per figure."""
     if isinstance(figures, dict):
@@ -358,6 +400,7 @@ SECTIONS: dict[str, Section] = {
         run_p3,
         render_p3,
     ),
+    "p4": Section("p4 (issue 10): the emulator at scale, 10,000 instances", run_p4, render_p4),
 }
 
 
@@ -434,6 +477,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
             p2_rounds=1,
             p3_resources=6,
             p3_runs=1,
+            p4_instances=200,
         )
         if args.quick
         else Options()
@@ -457,6 +501,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         p3_resources=args.p3_resources if args.p3_resources is not None else base.p3_resources,
         p3_runs=args.p3_runs if args.p3_runs is not None else base.p3_runs,
         contrasts=not args.no_contrasts,
+        p4_instances=base.p4_instances,
     )
     for name, value in (
         ("--instances", options.instances),

@@ -1,9 +1,9 @@
 """Smoke test of ``benchmarks/run.py``: it runs and reports every documented figure.
 
-A quick run (50 files, one 3 s operation; 4 imports of 2 s on both ends of the SDK matrix and 6
-previewed resources) against
-a real emulator process, the real ``gcloud`` and the real Pulumi CLI (offline); the figures
-are checked for shape and plausibility only -- never for speed.
+A quick run (50 files, one 3 s operation; 4 imports of 2 s on both ends of the SDK matrix, 6
+previewed resources and 200 instances at scale) against a real emulator process, the real
+``gcloud`` and the real Pulumi CLI (offline); the figures are checked for shape and
+plausibility only -- never for speed.
 """
 
 from __future__ import annotations
@@ -66,6 +66,34 @@ def test_quick_json_run_reports_import_and_p1_figures() -> None:
         # The waiter returned after the operation ended, having asked at least once.
         assert math.isfinite(lag) and lag >= 0, (waiter, entry)
         assert isinstance(gets, int) and gets >= 1, (waiter, entry)
+
+
+def test_quick_json_run_reports_p4_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run("--quick", "--json", "--only", "p4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert set(figures) == {"meta", "p4"}
+
+    p4 = figures["p4"]
+    for key in ("instances", "import_ratio", "rss_mb", "qido_median_ms", "bq_export_s"):
+        assert _positive(p4[key]), (key, p4)
+    # 200 instances = 10 studies of 20; every one imported, searched and exported.
+    assert (p4["instances"], p4["studies"], p4["bq_rows"]) == (200, 10, 200)
+    assert math.isclose(p4["import_ratio"], p4["import_per_s"] / p4["bare_per_s"], rel_tol=0.01)
+    assert p4["qido_searches"] == 21 and set(p4["qido_kind_median_ms"]) == {
+        "by_patient_id",
+        "first_page",
+        "date_range_all_fields",
+    }
+    assert p4["qido_median_ms"] <= p4["qido_max_ms"], p4
+    # Peaks only grow: before the import <= after it <= after the searches <= overall.
+    assert p4["rss_after_import_mb"] <= p4["rss_after_qido_mb"] <= p4["rss_mb"] < 2000, p4
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import run  # benchmarks/run.py
+
+    table = run.render_p4(p4)
+    assert any("QIDO study search" in line for line in table), table
 
 
 @pytest.mark.e2e

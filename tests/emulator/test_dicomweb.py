@@ -278,6 +278,9 @@ def test_dicomweb_instances_survive_a_restart(tmp_path: Path) -> None:
     with run_emulator(data_dir=tmp_path) as emu:
         web = web_client(emu, store)
         assert uids(web.search_for_studies(), STUDY_UID) == [ct.StudyInstanceUID]
+        # What searches match on came back too, without a new STOW.
+        by_name = web.search_for_studies(search_filters={"PatientName": str(ct.PatientName)})
+        assert uids(by_name, STUDY_UID) == [ct.StudyInstanceUID]
         again = web.retrieve_instance(ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID)
         assert (again.pixel_array == ct.pixel_array).all()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -185,6 +187,31 @@ def test_table_uri_and_dispositions(tmp_path: Path) -> None:
         assert tables.list_tables() == [ref.id]
         tables.reset()
         assert tables.read_rows(ref) == [] and not tables.exists(ref)
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_written_rows_are_streamed_and_committed_whole(tmp_path: Path, persist: bool) -> None:
+    tables = BigQueryTables(tmp_path if persist else None)
+    ref = parse_table_uri("bq://proj-1.ds.t")
+    tables.write_rows(ref, [{"k": 1, "v": "a"}, {"k": 2, "v": "a"}], "WRITE_EMPTY")
+    assert tables.has_rows(ref) and not tables.has_rows("proj-1.ds.other")
+
+    def failing() -> Iterator[dict[str, Any]]:
+        yield {"k": 3, "v": "lost"}
+        raise RuntimeError("the export stopped")
+
+    with pytest.raises(RuntimeError):
+        tables.write_rows(ref, failing(), "WRITE_TRUNCATE")
+    assert tables.read_rows(ref) == [{"k": 1, "v": "a"}, {"k": 2, "v": "a"}]
+    # Change data capture: a written row replaces the table's row with the same key.
+    written = tables.write_rows(
+        ref, iter([{"k": 2, "v": "b"}, {"k": 4, "v": "b"}]), "WRITE_APPEND", upsert_key="k"
+    )
+    assert written == 2
+    assert tables.read_rows(ref) == [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}, {"k": 4, "v": "b"}]
+    assert tables.list_tables() == [ref.id]
+    if persist:  # nothing but the table is left in its folder
+        assert [p.name for p in (tmp_path / "bigquery" / "proj-1" / "ds").iterdir()] == ["t.jsonl"]
 
 
 @pytest.mark.parametrize("persist", [False, True])

@@ -3,6 +3,9 @@
 Tables are addressed as ``project.dataset.table`` (the ``bq://`` URI without its scheme) and
 hold JSON rows. With a data directory each table is a JSON-lines file
 ``{data_dir}/bigquery/{project}/{dataset}/{table}.jsonl``; otherwise they live in memory.
+On disk, written rows are streamed to a spool file next to the table and moved into it at
+the end, so an export of 10,000 instances never holds its rows in memory and a failed one
+leaves the table as it was.
 BigQuery datasets are not modelled: writing to a table creates it (the real API needs the
 BigQuery dataset to exist already).
 
@@ -17,7 +20,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,14 +141,20 @@ class BigQueryTables:
         assert self._root is not None
         return self._root / ref.project / ref.dataset / f"{ref.table}.jsonl"
 
-    def _count(self, ref: TableRef) -> int:
+    def _has_rows(self, ref: TableRef) -> bool:
         if self._root is None:
-            return len(self._memory.get(ref.id, []))
+            return bool(self._memory.get(ref.id))
         path = self._path(ref)
         if not path.exists():
-            return 0
+            return False
         with path.open("rb") as fh:
-            return sum(1 for line in fh if line.strip())
+            return any(line.strip() for line in fh)
+
+    def has_rows(self, table: TableRef | str) -> bool:
+        """Whether the table exists and holds at least one row."""
+        ref = parse_table_id(table) if isinstance(table, str) else table
+        with self._lock:
+            return self._has_rows(ref)
 
     def write_rows(
         self,
@@ -159,7 +168,8 @@ class BigQueryTables:
 
         Args:
             table: the table (reference or ``project.dataset.table``).
-            rows: JSON-serialisable rows.
+            rows: JSON-serialisable rows, consumed once, before the table is touched (an
+                exception while producing them leaves the table as it was).
             disposition: ``WRITE_EMPTY`` (fail when the table has rows), ``WRITE_TRUNCATE``
                 (replace) or ``WRITE_APPEND``.
             upsert_key: a column; a written row replaces the table's rows with the same value
@@ -175,25 +185,72 @@ class BigQueryTables:
         ref = parse_table_id(table) if isinstance(table, str) else table
         if disposition not in WRITE_DISPOSITIONS:
             raise ValueError(f"unknown write disposition {disposition!r}")
-        batch = list(rows)
-        with self._lock:
-            if disposition == "WRITE_EMPTY" and self._count(ref) > 0:
-                raise TableNotEmpty(f"table {ref.id} already contains data")
-            if upsert_key is not None and disposition != "WRITE_TRUNCATE":
-                keys = {row.get(upsert_key) for row in batch}
-                kept = [r for r in self._read(ref) if r.get(upsert_key) not in keys]
-                batch, disposition = [*kept, *batch], "WRITE_TRUNCATE"
-            if self._root is None:
-                existing = [] if disposition == "WRITE_TRUNCATE" else self._memory.get(ref.id, [])
-                self._memory[ref.id] = [*existing, *(json.loads(json.dumps(r)) for r in batch)]
-                return len(batch)
-            path = self._path(ref)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            mode = "w" if disposition == "WRITE_TRUNCATE" else "a"
-            with path.open(mode, encoding="utf-8") as fh:
-                for row in batch:
+        if self._root is None:
+            return self._write_memory(ref, list(rows), disposition, upsert_key)
+        path = self._path(ref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spool = path.with_name(f"{path.name}.{threading.get_ident()}.spool")
+        try:
+            count, keys = 0, set()
+            with spool.open("w", encoding="utf-8") as fh:
+                for row in rows:
                     fh.write(json.dumps(row, sort_keys=True) + "\n")
+                    count += 1
+                    if upsert_key is not None:
+                        keys.add(row.get(upsert_key))
+            with self._lock:
+                if disposition == "WRITE_EMPTY" and self._has_rows(ref):
+                    raise TableNotEmpty(f"table {ref.id} already contains data")
+                if upsert_key is not None and disposition != "WRITE_TRUNCATE":
+                    self._merge(path, spool, upsert_key, keys)
+                elif disposition == "WRITE_TRUNCATE":
+                    os.replace(spool, path)
+                else:
+                    with path.open("ab") as out, spool.open("rb") as new_rows:
+                        shutil.copyfileobj(new_rows, out)
+            return count
+        finally:
+            spool.unlink(missing_ok=True)
+
+    def _write_memory(
+        self,
+        ref: TableRef,
+        batch: list[dict[str, Any]],
+        disposition: str,
+        upsert_key: str | None,
+    ) -> int:
+        with self._lock:
+            if disposition == "WRITE_EMPTY" and self._has_rows(ref):
+                raise TableNotEmpty(f"table {ref.id} already contains data")
+            existing = [] if disposition == "WRITE_TRUNCATE" else self._memory.get(ref.id, [])
+            if upsert_key is not None:
+                keys = {row.get(upsert_key) for row in batch}
+                existing = [r for r in existing if r.get(upsert_key) not in keys]
+            self._memory[ref.id] = [*existing, *(json.loads(json.dumps(r)) for r in batch)]
             return len(batch)
+
+    def _merge(self, path: Path, spool: Path, upsert_key: str, keys: set[Any]) -> None:
+        """Replace the table with its rows whose ``upsert_key`` is not in ``keys``, then the
+        spooled rows (change data capture keeps the latest version of each row)."""
+        merged = path.with_name(spool.name + ".merged")
+        try:
+            with merged.open("w", encoding="utf-8") as out:
+                for row in self._iter_rows(path):
+                    if row.get(upsert_key) not in keys:
+                        out.write(json.dumps(row, sort_keys=True) + "\n")
+                with spool.open(encoding="utf-8") as new_rows:
+                    shutil.copyfileobj(new_rows, out)
+            os.replace(merged, path)
+        finally:
+            merged.unlink(missing_ok=True)
+
+    def _iter_rows(self, path: Path) -> Iterator[dict[str, Any]]:
+        if not path.exists():
+            return
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
 
     def read_rows(self, table: TableRef | str) -> list[dict[str, Any]]:
         """All rows of a table in write order.
@@ -211,11 +268,7 @@ class BigQueryTables:
     def _read(self, ref: TableRef) -> list[dict[str, Any]]:
         if self._root is None:
             return [dict(r) for r in self._memory.get(ref.id, [])]
-        path = self._path(ref)
-        if not path.exists():
-            return []
-        with path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        return list(self._iter_rows(self._path(ref)))
 
     def exists(self, table: TableRef | str) -> bool:
         """Whether the table has been written (possibly with zero rows)."""

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from dicom_transfer_emulator.dicom import dataset_row, read_dataset
 from dicom_transfer_emulator.errors import invalid_argument
-from dicom_transfer_emulator.state import InstanceRecord
+from dicom_transfer_emulator.records import InstanceRecord
 
 __all__ = ["JSON_COLUMNS", "RowShape", "export_row", "row_shape"]
 

@@ -23,6 +23,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from dicom_transfer_emulator.search_index import match_json
+
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 #: Value representations of binary values, left out of metadata rows.
@@ -48,6 +50,8 @@ class ParsedInstance:
     sop_class_uid: str
     transfer_syntax_uid: str
     number_of_frames: int
+    #: Compact DICOM JSON of the attributes searches match on (:func:`.search_index.match_json`).
+    match_json: str
 
 
 class _EofCapture(logging.Handler):
@@ -155,7 +159,7 @@ def parse_instance(data: bytes) -> ParsedInstance:
         data: the object's bytes.
 
     Returns:
-        The instance's identifying attributes.
+        The instance's identifying attributes and those searches use.
 
     Raises:
         DicomParseError: the object is not a readable DICOM Part 10 instance with Study,
@@ -173,7 +177,9 @@ def parse_instance(data: bytes) -> ParsedInstance:
         frames = int(_text(ds, "NumberOfFrames") or 1)
     except ValueError:
         frames = 1
-    return ParsedInstance(study, series, sop, sop_class.strip(), str(syntax), max(frames, 1))
+    return ParsedInstance(
+        study, series, sop, sop_class.strip(), str(syntax), max(frames, 1), match_json(ds)
+    )
 
 
 # --- metadata rows (BigQuery export) ----------------------------------------------------

@@ -37,7 +37,9 @@ Decisions (documented behaviour where known, else the emulator's choice noted he
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -61,9 +63,17 @@ from dicom_transfer_emulator.multipart import (
     parse_media_type,
     parse_related,
 )
-from dicom_transfer_emulator.qido import Level, QidoError, parse_search, search
+from dicom_transfer_emulator.qido import (
+    Level,
+    QidoError,
+    needs_full_metadata,
+    parse_search,
+    result_row,
+)
+from dicom_transfer_emulator.records import InstanceRecord
 from dicom_transfer_emulator.rendering import render_instance
-from dicom_transfer_emulator.state import AddResult, HealthcareState, InstanceRecord, NotFound
+from dicom_transfer_emulator.search_index import result_json
+from dicom_transfer_emulator.state import AddResult, HealthcareState, NotFound
 
 #: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
 Route = tuple[str, str, Callable[[Request], Response], str]
@@ -80,6 +90,11 @@ RETRIEVE_SYNTAXES = (
 )
 _BULK_THRESHOLD = 1024
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+#: Instances whose full metadata is kept for reuse (least recently used go first): a
+#: viewer's working set; tens of KB each, so a 10,000-instance store stays within 300 MB.
+_METADATA_CACHE_SIZE = 500
+#: Instances whose search-result attributes are kept (~1 KB each; oldest go first).
+_RESULT_CACHE_SIZE = 100_000
 #: Failure reasons of FailedSOPSequence (see the module docstring for their sources).
 DUPLICATE_SOP_INSTANCE = 0x0111
 CANNOT_UNDERSTAND = 0xC000
@@ -117,7 +132,8 @@ class DicomWeb:
         self._server_url = server_url
         self._store_name = store_name
         self._new_done_operation = new_done_operation
-        self._metadata: dict[tuple[str, InstanceRecord], dict[str, Any]] = {}
+        self._metadata: OrderedDict[tuple[str, InstanceRecord], dict[str, Any]] = OrderedDict()
+        self._results: OrderedDict[tuple[str, InstanceRecord], str] = OrderedDict()
         self._lock = threading.Lock()
 
     def routes(self, store_rule: str) -> list[Route]:
@@ -183,13 +199,7 @@ class DicomWeb:
         """The store and the instances the path names (404 when none)."""
         store = self._store_name(request)
         p = request.params
-        records = [
-            r
-            for r in self.state.list_instances(store)
-            if r.study_uid == p["study"]
-            and p.get("series") in (None, r.series_uid)
-            and p.get("instance") in (None, r.sop_instance_uid)
-        ]
+        records = self.state.find_instances(store, p["study"], p.get("series"), p.get("instance"))
         if not records:
             raise not_found(f"{_resource_path(p)} not found in DICOM store {store}.")
         return store, records
@@ -203,6 +213,8 @@ class DicomWeb:
         key = (store, record)
         with self._lock:
             cached = self._metadata.get(key)
+            if cached is not None:
+                self._metadata.move_to_end(key)
         if cached is not None:
             return cached
         ds = read_dataset(
@@ -214,9 +226,31 @@ class DicomWeb:
                 del ds[elem.tag]
         metadata: dict[str, Any] = ds.to_json_dict(suppress_invalid_tags=True)
         with self._lock:
-            if len(self._metadata) > 50_000:  # bound the cache; entries are rebuilt on demand
-                self._metadata.clear()
             self._metadata[key] = metadata
+            while len(self._metadata) > _METADATA_CACHE_SIZE:
+                self._metadata.popitem(last=False)
+        return metadata
+
+    def result_metadata(self, store: str, record: InstanceRecord) -> dict[str, Any]:
+        """DICOM JSON of the :data:`~.qido.RESULT_TAGS` of a stored instance (search results).
+
+        Read from the instance's bytes the first time a search returns it, then kept (as
+        compact JSON text), so repeated searches read no files.
+
+        Raises:
+            NotFound: the instance is gone.
+        """
+        key = (store, record)
+        with self._lock:
+            text = self._results.get(key)
+        if text is None:
+            data = self.state.read_instance(store, record.sop_instance_uid)
+            text = result_json(read_dataset(data, stop_before_pixels=True))
+            with self._lock:
+                self._results[key] = text
+                while len(self._results) > _RESULT_CACHE_SIZE:
+                    self._results.popitem(last=False)
+        metadata: dict[str, Any] = json.loads(text)
         return metadata
 
     def _web_base(self, request: Request) -> str:
@@ -298,7 +332,7 @@ class DicomWeb:
         def handler(request: Request) -> Response:
             _accept_json(request)
             store = self._store_name(request)
-            records = self.state.list_instances(store)
+            self.state.get_store(store)  # a missing store is a 404 before any query error
             p = request.params
             scope = {
                 keyword: p[name]
@@ -312,14 +346,23 @@ class DicomWeb:
                 query = parse_search(request.query, level, scope)
             except QidoError as exc:
                 raise invalid_argument(str(exc)) from None
-            metadata = []
-            for record in records:
-                try:
-                    metadata.append(self.instance_metadata(store, record))
-                except NotFound:  # deleted since listed
-                    continue
+            full = needs_full_metadata(query)
             base = self._web_base(request)
-            return _dicom_json(search(query, metadata, lambda *uids: base + _uid_path(uids)))
+            results = []
+            for hit in self.state.search_instances(store, query):
+                record = hit.record
+                try:
+                    metadata = (
+                        self.instance_metadata(store, record)
+                        if full
+                        else self.result_metadata(store, record)
+                    )
+                except NotFound:  # deleted since found
+                    continue
+                results.append(
+                    result_row(query, hit, metadata, lambda *uids: base + _uid_path(uids))
+                )
+            return _dicom_json(results)
 
         return handler
 
@@ -457,6 +500,7 @@ class DicomWeb:
         with self._lock:
             for record in gone:
                 self._metadata.pop((store, record), None)
+                self._results.pop((store, record), None)
         if "instance" in p:
             return Response.json_response({})
         method = "DeleteSeries" if "series" in p else "DeleteStudy"

@@ -1,8 +1,11 @@
 """QIDO-RS search rules (DICOMweb Search transaction) over DICOM JSON instance metadata.
 
 Pure functions, no HTTP: :func:`parse_search` turns the query string into a
-:class:`SearchRequest` (or raises :class:`QidoError` naming the parameter), :func:`search`
-applies it to the metadata of a store's instances and returns the DICOM JSON results.
+:class:`SearchRequest` (or raises :class:`QidoError` naming the parameter); each
+:class:`Filter` gives a matcher over an attribute's values; :func:`result_row` builds one
+DICOM JSON result from a :class:`Hit` (a study, series or instance that matched, chosen by
+:mod:`.search_index`). A result needs only its representative's :data:`RESULT_TAGS` unless
+``includefield`` asks for more (:func:`needs_full_metadata`).
 
 Sources of the rules (each repeated next to the code that follows it):
 
@@ -25,6 +28,8 @@ from typing import Any, Literal
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from dicom_transfer_emulator.records import InstanceRecord
+
 Level = Literal["study", "series", "instance"]
 Element = dict[str, Any]
 Instance = Mapping[str, Element]  # DICOM JSON: "GGGGEEEE" -> {"vr", "Value"}
@@ -32,7 +37,7 @@ Instance = Mapping[str, Element]  # DICOM JSON: "GGGGEEEE" -> {"vr", "Value"}
 STUDY_UID = "0020000D"
 SERIES_UID = "0020000E"
 SOP_UID = "00080018"
-_MODALITY = "00080060"
+MODALITY = "00080060"
 _SPECIFIC_CHARACTER_SET = "00080005"
 _RETRIEVE_URL = "00081190"
 _INSTANCE_AVAILABILITY = "00080056"
@@ -137,38 +142,41 @@ class Filter:
     vr: str
     value: str
 
-    def matches(self, element: Element | None, *, fuzzy: bool) -> bool:
-        """Whether an instance's element satisfies this key (PS3.4 §C.2.2.2).
+    def matcher(self, *, fuzzy: bool) -> Callable[[Sequence[str]], bool]:
+        """A test of whether an instance's values satisfy this key (PS3.4 §C.2.2.2).
+
+        Built once per search and applied to every instance, so the query value is parsed
+        (UID list, range, wildcard pattern) only once.
 
         Args:
-            element: the instance's DICOM JSON element, or None when absent.
             fuzzy: ``fuzzymatching=true`` was asked (applies to person names only).
+
+        Returns:
+            A function of the attribute's values as text (:func:`element_texts`; empty when
+            the attribute is absent) that tells whether they match.
         """
         if self.value == "":
-            return True  # universal matching, PS3.4 §C.2.2.2.3
-        values = [_text(v) for v in (element or {}).get("Value", [])]
-        if not values:
-            return False
+            return lambda values: True  # universal matching, PS3.4 §C.2.2.2.3
         if self.vr == "UI":
             # List of UID matching, PS3.4 §C.2.2.2.2; PS3.18 §8.3.4.1 allows "," or "\".
-            wanted = set(re.split(r"[,\\]", self.value))
-            return any(v in wanted for v in values)
+            wanted = frozenset(re.split(r"[,\\]", self.value))
+            return lambda values: any(v in wanted for v in values)
         if self.vr in ("DA", "TM", "DT") and "-" in self.value:
             low, _, high = self.value.partition("-")  # range matching, PS3.4 §C.2.2.2.5
-            return any(
+            return lambda values: any(
                 (not low or v >= low) and (not high or v[: len(high)] <= high) for v in values
             )
         if self.vr == "PN" and fuzzy:
             # Google's conformance statement: fuzzy matching of names matches each query
             # word against the start of any word of the name, ignoring case.
             words = [w for w in re.split(r"[\s^=]+", self.value.lower()) if w]
-            return any(
+            return lambda values: any(
                 all(any(n.startswith(w) for n in re.split(r"[\s^=]+", v.lower())) for w in words)
                 for v in values
             )
         # PS3.4 §C.2.2.2.1: person names may match regardless of case; other text exactly.
         pattern = _wildcard(self.value, ignore_case=self.vr == "PN")
-        return any(pattern.fullmatch(v) is not None for v in values)
+        return lambda values: any(pattern.fullmatch(v) is not None for v in values)
 
 
 @dataclass(frozen=True)
@@ -194,10 +202,44 @@ class SearchRequest:
     scope: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One search result before it is rendered: a matched study, series or instance.
+
+    Attributes:
+        key: its UIDs: ``(study,)``, ``(study, series)`` or ``(study, series, instance)``.
+        record: the representative instance: the lowest SOP Instance UID among the matched
+            instances of the study or series (stable across calls).
+        modalities: Modality of every instance of the study, sorted, without blanks.
+        study_series: number of series in the study.
+        study_instances: number of instances in the study.
+        series_instances: number of instances in the series of ``record``.
+    """
+
+    key: tuple[str, ...]
+    record: InstanceRecord
+    modalities: tuple[str, ...]
+    study_series: int
+    study_instances: int
+    series_instances: int
+
+
 def _text(value: Any) -> str:
     if isinstance(value, dict):  # PN: {"Alphabetic": "Doe^John", …}
         return str(value.get("Alphabetic", ""))
     return str(value)
+
+
+def element_texts(element: Element | None) -> tuple[str, ...]:
+    """The values of a DICOM JSON element as text, as matching compares them.
+
+    Args:
+        element: the element, or None when the attribute is absent.
+
+    Returns:
+        One text per value (a person name's Alphabetic group); empty when there is none.
+    """
+    return tuple(_text(v) for v in (element or {}).get("Value", []))
 
 
 def _wildcard(value: str, *, ignore_case: bool) -> re.Pattern[str]:
@@ -314,34 +356,24 @@ def _tags(keywords: Iterable[str]) -> set[str]:
     return {attribute_tag(k, k) for k in keywords}
 
 
-def _first(instance: Instance, tag: str) -> str:
-    values = instance.get(tag, {}).get("Value", [])
-    return _text(values[0]) if values else ""
+#: Tags of the attributes a search can match on (every level's searchable ones).
+MATCH_TAGS: tuple[str, ...] = tuple(attribute_tag(k, k) for k in SEARCHABLE["instance"])
+
+#: Tags of everything a result carries unless ``includefield`` names more
+#: (:func:`wanted_tags`), including every matchable attribute.
+RESULT_TAGS: frozenset[str] = frozenset(
+    set().union(*(_tags(DEFAULT_ATTRIBUTES[lv]) for lv in DEFAULT_ATTRIBUTES))
+    | set(MATCH_TAGS)
+    | {_SPECIFIC_CHARACTER_SET}
+)
 
 
-def search(
-    request: SearchRequest,
-    instances: Iterable[Instance],
-    retrieve_url: Callable[..., str],
-) -> list[dict[str, Element]]:
-    """Run a search over a store's instances.
+def wanted_tags(request: SearchRequest) -> frozenset[str]:
+    """Tags each result of ``request`` carries (besides every other one for ``includefield=all``).
 
-    Args:
-        request: the parsed query.
-        instances: DICOM JSON metadata of every instance of the store.
-        retrieve_url: builds the RetrieveURL from ``(study[, series[, instance]])`` UIDs.
-
-    Returns:
-        DICOM JSON results, sorted by UID, after ``offset``, at most ``limit``.
+    Series results outside a study carry the study's attributes, instance results outside a
+    series the series' (and the study's outside a study): PS3.18 §10.6.3.3.1.
     """
-    every = list(instances)
-    matched = [
-        i
-        for i in every
-        if all(f.matches(i.get(f.tag), fuzzy=request.fuzzy) for f in request.filters)
-    ]
-    # Series results outside a study carry the study's attributes, instance results outside
-    # a series the series' (and the study's outside a study): PS3.18 §10.6.3.3.1.
     levels: list[Level] = [request.level]
     if request.level == "instance" and "SeriesInstanceUID" not in request.scope:
         levels.append("series")
@@ -353,68 +385,80 @@ def search(
         wanted.add(SERIES_UID)
     if request.include is not None:
         wanted |= request.include
+    return frozenset(wanted)
 
-    keys = {"study": (STUDY_UID,), "series": (STUDY_UID, SERIES_UID)}.get(
-        request.level, (STUDY_UID, SERIES_UID, SOP_UID)
-    )
-    groups: dict[tuple[str, ...], Instance] = {}
-    for inst in matched:
-        key = tuple(_first(inst, t) for t in keys)
-        # The lowest SOP Instance UID represents a study or series: stable across calls.
-        if key not in groups or _first(inst, SOP_UID) < _first(groups[key], SOP_UID):
-            groups[key] = inst
-    by_study: dict[str, list[Instance]] = {}
-    for inst in every:
-        by_study.setdefault(_first(inst, STUDY_UID), []).append(inst)
 
-    results: list[dict[str, Element]] = []
-    for key in sorted(groups)[request.offset : request.offset + request.limit]:
-        inst = groups[key]
-        # includefield=all: every attribute of the representative instance (PS3.18 leaves
-        # "all available attributes" to the origin server).
-        row = dict(inst) if request.include is None else {t: inst[t] for t in wanted if t in inst}
-        row.update(_computed(key, by_study[key[0]], wanted, retrieve_url))
-        results.append(dict(sorted(row.items())))
-    return results
+def needs_full_metadata(request: SearchRequest) -> bool:
+    """Whether results need attributes beyond :data:`RESULT_TAGS` (``includefield``)."""
+    return request.include is None or not request.include <= RESULT_TAGS
+
+
+def result_row(
+    request: SearchRequest,
+    hit: Hit,
+    metadata: Instance,
+    retrieve_url: Callable[..., str],
+) -> dict[str, Element]:
+    """The DICOM JSON result of one hit.
+
+    Args:
+        request: the parsed query.
+        hit: the matched study, series or instance.
+        metadata: DICOM JSON of the hit's representative instance: at least its
+            :data:`RESULT_TAGS`, all of it when :func:`needs_full_metadata`.
+        retrieve_url: builds the RetrieveURL from ``(study[, series[, instance]])`` UIDs.
+
+    Returns:
+        The result, attributes sorted by tag.
+    """
+    wanted = wanted_tags(request)
+    # includefield=all: every attribute of the representative instance (PS3.18 leaves
+    # "all available attributes" to the origin server).
+    if request.include is None:
+        row = dict(metadata)
+    else:
+        row = {t: metadata[t] for t in wanted if t in metadata}
+    row.update(_computed(hit, wanted, retrieve_url))
+    return dict(sorted(row.items()))
 
 
 def _computed(
-    key: tuple[str, ...],
-    study: list[Instance],
-    wanted: set[str],
-    retrieve_url: Callable[..., str],
+    hit: Hit, wanted: frozenset[str], retrieve_url: Callable[..., str]
 ) -> dict[str, Element]:
     """Attributes the store computes (PS3.18 Tables 10.6.3-3 to -5), for one result."""
     out: dict[str, Element] = {}
     if _INSTANCE_AVAILABILITY in wanted:
         out[_INSTANCE_AVAILABILITY] = {"vr": "CS", "Value": ["ONLINE"]}
     if _RETRIEVE_URL in wanted:
-        out[_RETRIEVE_URL] = {"vr": "UR", "Value": [retrieve_url(*key)]}
-    if len(key) == 1:
-        modalities = sorted({_first(i, _MODALITY) for i in study} - {""})
-        series = {_first(i, SERIES_UID) for i in study}
-        if _MODALITIES_IN_STUDY in wanted and modalities:
-            out[_MODALITIES_IN_STUDY] = {"vr": "CS", "Value": modalities}
+        out[_RETRIEVE_URL] = {"vr": "UR", "Value": [retrieve_url(*hit.key)]}
+    if len(hit.key) == 1:
+        if _MODALITIES_IN_STUDY in wanted and hit.modalities:
+            out[_MODALITIES_IN_STUDY] = {"vr": "CS", "Value": list(hit.modalities)}
         if _STUDY_SERIES in wanted:
-            out[_STUDY_SERIES] = {"vr": "IS", "Value": [len(series)]}
+            out[_STUDY_SERIES] = {"vr": "IS", "Value": [hit.study_series]}
         if _STUDY_INSTANCES in wanted:
-            out[_STUDY_INSTANCES] = {"vr": "IS", "Value": [len(study)]}
-    if len(key) == 2 and _SERIES_INSTANCES in wanted:
-        count = sum(1 for i in study if _first(i, SERIES_UID) == key[1])
-        out[_SERIES_INSTANCES] = {"vr": "IS", "Value": [count]}
+            out[_STUDY_INSTANCES] = {"vr": "IS", "Value": [hit.study_instances]}
+    if len(hit.key) == 2 and _SERIES_INSTANCES in wanted:
+        out[_SERIES_INSTANCES] = {"vr": "IS", "Value": [hit.series_instances]}
     return out
 
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
     "DEFAULT_LIMIT",
+    "MATCH_TAGS",
     "MAX_LIMIT",
+    "RESULT_TAGS",
     "SEARCHABLE",
     "Filter",
+    "Hit",
     "Level",
     "QidoError",
     "SearchRequest",
     "attribute_tag",
+    "element_texts",
+    "needs_full_metadata",
     "parse_search",
-    "search",
+    "result_row",
+    "wanted_tags",
 ]

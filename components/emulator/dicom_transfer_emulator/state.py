@@ -7,14 +7,17 @@ Everything lives in memory; with a data directory it is also persisted under
   every change;
 - ``stores/{key}/index.jsonl`` (one line per stored instance, appended) and
   ``stores/{key}/{sop_instance_uid}.dcm`` (the original bytes), ``key`` a hash of the store
-  name — appending keeps a 1,000-file import linear; deleting instances (DICOMweb) rewrites
+  name — appending keeps a 10,000-file import linear; deleting instances (DICOMweb) rewrites
   the index without them;
 - ``operations/{id}.json`` (written when created, cancelled and finished) and
   ``operations/{id}.logs.json`` (per-file log entries, written when finished). An operation
   that was still running when the emulator stopped is loaded as failed with ``ABORTED``.
 
 Instances are keyed by SOP Instance UID within a store and remember their study and series.
-The class is thread-safe: one lock guards the maps; instance bytes are written outside it.
+With a data directory only their records stay in memory (UIDs, sizes and the few attributes
+QIDO-RS searches match on, :class:`~.records.InstanceRecord`), grouped by study and series in
+a :class:`~.search_index.StoreIndex`; their bytes are read from disk when asked for.
+The class is thread-safe: one lock guards the maps; searches run under it.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-from dicom_transfer_emulator.dicom import ParsedInstance
+from dicom_transfer_emulator.dicom import DicomParseError, ParsedInstance, read_dataset
+from dicom_transfer_emulator.qido import Hit, SearchRequest
+from dicom_transfer_emulator.records import InstanceRecord
+from dicom_transfer_emulator.search_index import StoreIndex, match_json
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
 
@@ -68,29 +74,6 @@ class AddResult(Enum):
     ADDED = "added"
     DUPLICATE = "duplicate"  # same SOP Instance UID already stored: ignored, not overwritten
     CONFLICT = "conflict"  # same SOP Instance UID under another study/series: rejected
-
-
-@dataclass(frozen=True)
-class InstanceRecord:
-    """One stored DICOM instance."""
-
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    number_of_frames: int
-    size: int
-    storage_class: str = "STANDARD"
-    #: RFC 3339 time it was stored ("" in records persisted before this field existed).
-    stored_at: str = ""
-
-    @property
-    def path(self) -> str:
-        """DICOMweb-style resource path, as used in filter files."""
-        return (
-            f"/studies/{self.study_uid}/series/{self.series_uid}/instances/{self.sop_instance_uid}"
-        )
 
 
 @dataclass
@@ -165,8 +148,13 @@ class _StoreData:
     resource: dict[str, Any]
     policy: dict[str, Any] = field(default_factory=lambda: {"etag": _EMPTY_POLICY_ETAG})
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    search: StoreIndex = field(default_factory=StoreIndex)
     blobs: dict[str, bytes] = field(default_factory=dict)
     index: IO[str] | None = None
+
+    def keep(self, record: InstanceRecord) -> None:
+        self.instances[record.sop_instance_uid] = record
+        self.search.add(record)
 
     def close(self) -> None:
         if self.index is not None:
@@ -202,6 +190,20 @@ def _etag(policy: dict[str, Any]) -> str:
     import base64
 
     return base64.b64encode(digest[:8]).decode()
+
+
+def _with_search(record: InstanceRecord, folder: Path) -> InstanceRecord:
+    """A record persisted before ``match_json`` existed, with it rebuilt from its bytes.
+
+    An unreadable or missing file leaves it empty: the instance then matches only searches
+    without filters on other attributes than its UIDs (the emulator cannot say more).
+    """
+    try:
+        data = (folder / f"{record.sop_instance_uid}.dcm").read_bytes()
+        rebuilt = match_json(read_dataset(data, stop_before_pixels=True))
+    except (OSError, DicomParseError):
+        return record
+    return replace(record, match_json=rebuilt)
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -244,13 +246,14 @@ class HealthcareState:
         if stores.exists():
             for name, doc in json.loads(stores.read_text(encoding="utf-8")).items():
                 data = _StoreData(resource=doc["resource"], policy=doc["policy"])
-                index = self._root / "stores" / _key(name) / "index.jsonl"
+                folder = self._root / "stores" / _key(name)
+                index = folder / "index.jsonl"
                 if index.exists():
                     with index.open(encoding="utf-8") as fh:
                         for line in fh:
                             if line.strip():
                                 rec = InstanceRecord(**json.loads(line))
-                                data.instances[rec.sop_instance_uid] = rec
+                                data.keep(rec if rec.match_json else _with_search(rec, folder))
                 self._stores[name] = data
         ops = self._root / "operations"
         if ops.exists():
@@ -550,6 +553,7 @@ class HealthcareState:
             len(data),
             storage_class,
             stored_at,
+            parsed.match_json,
         )
         with self._lock:
             target = self._store(store)
@@ -560,7 +564,7 @@ class HealthcareState:
                     record.series_uid,
                 )
                 return AddResult.DUPLICATE if same else AddResult.CONFLICT
-            target.instances[record.sop_instance_uid] = record
+            target.keep(record)
             if self._root is None:
                 target.blobs[record.sop_instance_uid] = data
                 return AddResult.ADDED
@@ -583,6 +587,42 @@ class HealthcareState:
         with self._lock:
             records = list(self._store(store).instances.values())
         return sorted(records, key=lambda r: (r.study_uid, r.series_uid, r.sop_instance_uid))
+
+    def find_instances(
+        self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """The instances of a study, a series or one instance, sorted by series and SOP UID.
+
+        Args:
+            store: the store name.
+            study_uid: Study Instance UID.
+            series_uid: Series Instance UID (``None``: the whole study).
+            sop_uid: SOP Instance UID (``None``: the whole series or study).
+
+        Returns:
+            The records; empty when nothing matches.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            return self._store(store).search.find(study_uid, series_uid, sop_uid)
+
+    def search_instances(self, store: str, request: SearchRequest) -> list[Hit]:
+        """The studies, series or instances a QIDO-RS search returns (see :mod:`.search_index`).
+
+        Args:
+            store: the store name.
+            request: the parsed search.
+
+        Returns:
+            The hits in order, after ``offset``, at most ``limit``.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            return self._store(store).search.select(request)
 
     def read_instance(self, store: str, sop_instance_uid: str) -> bytes:
         """The original bytes of a stored instance.
@@ -621,16 +661,9 @@ class HealthcareState:
             NotFound: no such store, or nothing matched.
         """
 
-        def matches(rec: InstanceRecord) -> bool:
-            return (
-                rec.study_uid == study_uid
-                and series_uid in (None, rec.series_uid)
-                and sop_uid in (None, rec.sop_instance_uid)
-            )
-
         with self._lock:
             target = self._store(store)
-            gone = [r for r in target.instances.values() if matches(r)]
+            gone = target.search.find(study_uid, series_uid, sop_uid)
             if not gone:
                 path = f"/studies/{study_uid}"
                 path += f"/series/{series_uid}" if series_uid else ""
@@ -638,6 +671,7 @@ class HealthcareState:
                 raise NotFound(f"{path} not found in {store}")
             for rec in gone:
                 del target.instances[rec.sop_instance_uid]
+                target.search.remove(rec)
                 target.blobs.pop(rec.sop_instance_uid, None)
             if self._root is not None:
                 folder = self._root / "stores" / _key(store)

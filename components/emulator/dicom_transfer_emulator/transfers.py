@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,14 +41,9 @@ from dicom_transfer_emulator.dicom import DicomParseError, RenderError, parse_in
 from dicom_transfer_emulator.export_formats import ExportFormat
 from dicom_transfer_emulator.faults import FaultInjector
 from dicom_transfer_emulator.filter_paths import FilterKey, parse_filter_file
+from dicom_transfer_emulator.records import InstanceRecord
 from dicom_transfer_emulator.rendering import render_instance
-from dicom_transfer_emulator.state import (
-    AddResult,
-    HealthcareState,
-    InstanceRecord,
-    NotFound,
-    OperationRecord,
-)
+from dicom_transfer_emulator.state import AddResult, HealthcareState, NotFound, OperationRecord
 from dicom_transfer_emulator.storage import Storage, rfc3339
 from dicom_transfer_emulator.storage_errors import StorageError
 
@@ -480,7 +475,7 @@ class TransferRunner:
         job.succeeded()
 
     def _bigquery_export(self, job: _Job, request: BigQueryExportRequest) -> str:
-        if request.disposition == "WRITE_EMPTY" and self.tables.read_rows(request.table):
+        if request.disposition == "WRITE_EMPTY" and self.tables.has_rows(request.table):
             raise _OperationError(
                 CODE_FAILED_PRECONDITION,
                 f"BigQuery table {request.table.uri} is not empty and the write disposition "
@@ -488,23 +483,26 @@ class TransferRunner:
             )
         instances = self._selected(job, request.store, request.filter)
         job.set_pending(len(instances))
-        rows: list[dict[str, Any]] = []
-        for done, record in enumerate(instances, start=1):
-            job.pace(done)
-            if job.stopping:
-                break
-            resource = f"{request.store}/dicomWeb{record.path}"
-            try:
-                data = self.state.read_instance(request.store, record.sop_instance_uid)
-                row = export_row(data, record, request.shape)
-            except (DicomParseError, NotFound, OSError) as exc:
-                job.failed(resource, CODE_INVALID_ARGUMENT, str(exc))
-            else:
-                rows.append(row)
-                job.succeeded()
+
+        def rows() -> Iterator[dict[str, Any]]:
+            # Streamed into the table's spool file one by one (no list of 10,000 rows).
+            for done, record in enumerate(instances, start=1):
+                job.pace(done)
+                if job.stopping:
+                    return
+                resource = f"{request.store}/dicomWeb{record.path}"
+                try:
+                    data = self.state.read_instance(request.store, record.sop_instance_uid)
+                    row = export_row(data, record, request.shape)
+                except (DicomParseError, NotFound, OSError) as exc:
+                    job.failed(resource, CODE_INVALID_ARGUMENT, str(exc))
+                else:
+                    yield row
+                    job.succeeded()
+
         key = "SOPInstanceUID" if request.shape.change_data_capture else None
         try:
-            self.tables.write_rows(request.table, rows, request.disposition, upsert_key=key)
+            self.tables.write_rows(request.table, rows(), request.disposition, upsert_key=key)
         except TableNotEmpty as exc:
             raise _OperationError(CODE_FAILED_PRECONDITION, str(exc)) from None
         return "ExportDicomDataResponse"
