@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Literal
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.gcs import GcsUri, parse_gcs_uri
 from dicom_transfer.specs.mime_types import (
-    EXPORT_MIME_TYPES,
     MIME_FORM,
     export_file_extension_of,
     normalize_mime_type,
@@ -29,7 +28,6 @@ from dicom_transfer.specs.problems import Problems
 __all__ = [
     "API_VERSIONS",
     "CHANGE_DATA_CAPTURE_VERSIONS",
-    "EXPORT_MIME_TYPES",
     "MAX_TABLE_URI_LENGTH",
     "MAX_UID_LENGTH",
     "STORAGE_CLASSES",
@@ -43,7 +41,6 @@ __all__ = [
     "TransferSpec",
     "export_file_extension",
     "filter_file_content",
-    "normalize_mime_type",
     "parse_filter_path",
     "staged_filter_uri",
     "table_id_ok",
