@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import pydicom
 import pytest
@@ -172,3 +173,26 @@ def test_store_must_exist_before_operation_starts(emulator: Emulator) -> None:
             body={"gcsSource": {"uri": "gs://src/x.dcm"}},
         ).execute()
     assert exc.value.resp.status == 404
+
+
+def test_concurrent_imports_and_searches_read_files_as_a_single_import_does(
+    emulator: Emulator,
+) -> None:
+    # pydicom's reading mode is process-global: a strict section in one thread (search
+    # attributes, DICOMweb metadata) once turned another import thread's reading warning
+    # ("Expected explicit VR, but found implicit VR", SC_rgb_jpeg.dcm) into a failure.
+    files = [(f"corpus/{p.name}", p.read_bytes()) for p in corpus_files()]
+    expected = expected_import(files)
+    hc = client(emulator)
+    store = make_store(hc)
+    emulator.storage.create_bucket("corpus-bucket", "test-project")
+    for name, data in files:
+        emulator.storage.write_object("corpus-bucket", name, data)
+
+    def import_once(_: int) -> tuple[int, int, int]:
+        return counters(run_import(client(emulator), store, "gs://corpus-bucket/corpus/**"))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(import_once, range(6)))
+
+    assert results == [(expected.success, expected.failure, 0)] * 6

@@ -52,6 +52,7 @@ from dicom_transfer_emulator.dicom import (
     parse_instance,
     read_dataset,
 )
+from dicom_transfer_emulator.dicom_json import dicom_json
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
 from dicom_transfer_emulator.export_formats import ExportFormat, parse_export_format
 from dicom_transfer_emulator.http import Request, Response
@@ -224,7 +225,7 @@ class DicomWeb:
             value = elem.value
             if elem.VR in _BINARY_VRS and isinstance(value, bytes) and len(value) > _BULK_THRESHOLD:
                 del ds[elem.tag]
-        metadata: dict[str, Any] = ds.to_json_dict(suppress_invalid_tags=True)
+        metadata = dicom_json(ds)
         with self._lock:
             self._metadata[key] = metadata
             while len(self._metadata) > _METADATA_CACHE_SIZE:

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
 
-from pydicom import config
 from pydicom.dataset import Dataset
 
+from dicom_transfer_emulator.dicom_json import dicom_json
 from dicom_transfer_emulator.qido import (
     MATCH_TAGS,
     MODALITY,
@@ -75,23 +74,9 @@ def result_json(ds: Dataset) -> str:
 
 
 def _subset_json(ds: Dataset, tags: tuple[tuple[int, str], ...]) -> str:
-    """DICOM JSON (PS3.18 Annex F) of some of a dataset's attributes.
-
-    Each element is converted as :meth:`pydicom.dataset.Dataset.to_json_dict` with
-    ``suppress_invalid_tags=True`` converts it in the whole dataset (same character set,
-    values read under strict validation, elements that fail left out), so a search matches
-    and answers what the instance's full metadata would; element by element, not through a
-    sub-dataset, because that is cheaper.
-    """
-    elements: dict[str, Any] = {}
-    present = ds._dict  # the dataset's own map: a membership test without tag conversion
-    with config.strict_reading():
-        for tag, key in tags:
-            if tag in present:
-                try:
-                    elements[key] = ds[tag].to_json_dict(None, _BULK_DATA_THRESHOLD)
-                except Exception:  # dropped, as the full metadata drops it
-                    continue
+    """Compact DICOM JSON of some of a dataset's attributes (:func:`~.dicom.dicom_json`: as the
+    instance's full metadata converts them, so a search matches and answers what it would)."""
+    elements = dicom_json(ds, (tag for tag, _key in tags), _BULK_DATA_THRESHOLD)
     return json.dumps(elements, separators=(",", ":"))
 
 
