@@ -17,6 +17,7 @@ Lifecycle:
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,7 +35,6 @@ from pulumi.dynamic import (
 from dicom_transfer.errors import InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
-from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.problems import UNKNOWN
 from dicom_transfer.specs.props import (
@@ -49,6 +49,7 @@ from dicom_transfer.worker_pool import widen_worker_pool
 
 if TYPE_CHECKING:
     from dicom_transfer.healthcare.client import ApiConfig
+    from dicom_transfer.healthcare.runtime import TransferRuntime
 
 __all__ = ["OPERATION_OUTPUTS", "DicomExportProvider", "DicomImportProvider", "operation_outputs"]
 
@@ -66,7 +67,14 @@ OPERATION_OUTPUTS = (
 )
 """The outputs every transfer resource has (the resources declare them from this tuple)."""
 
-_DEFAULT_RUNTIME = TransferRuntime()
+
+@functools.cache
+def _default_runtime() -> TransferRuntime:
+    # Imported on first use: check and diff, all that a preview asks of the provider process
+    # for every resource, need none of the runtime's modules (tenacity, the journal, ...).
+    from dicom_transfer.healthcare.runtime import TransferRuntime
+
+    return TransferRuntime()
 
 
 def operation_outputs(result: OperationResult) -> dict[str, Any]:
@@ -126,8 +134,8 @@ class _TransferProvider(ResourceProvider):
     @property
     def runtime(self) -> TransferRuntime:
         """The runtime given to the constructor, or the default one."""
-        runtime: TransferRuntime = self.__dict__.get("_runtime", _DEFAULT_RUNTIME)
-        return runtime
+        runtime: TransferRuntime | None = self.__dict__.get("_runtime")
+        return runtime if runtime is not None else _default_runtime()
 
     def _problems(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
         raise NotImplementedError
