@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 import pulumi
 
 from dicom_transfer.access import ServiceAgentGrants
+from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.resources import DicomExport, DicomExportArgs, DicomImport, DicomImportArgs
 from dicom_transfer.specs.gcs import parse_gcs_uri
+from dicom_transfer.specs.requests import TABLE_FORM, TABLE_RE
 
 __all__ = ["DicomPipeline", "ExportStep", "ImportStep"]
 
@@ -82,10 +84,11 @@ def bigquery_dataset_of(table_uri: pulumi.Input[str]) -> pulumi.Input[str]:
 
 
 def _dataset(table_uri: str) -> str:
-    parts = table_uri.removeprefix("bq://").split(".")
-    if len(parts) != 3:
-        raise ValueError(f"bigquery_destination.table_uri: got {table_uri!r}; expected bq://P.D.T")
-    return parts[1]
+    # The table URI rule of the specs: a domain-scoped project (example.com:p) has dots too.
+    match = TABLE_RE.fullmatch(table_uri)
+    if match is None:
+        raise InvalidSpec("bigquery_destination.table_uri", table_uri, TABLE_FORM)
+    return match.group("dataset")
 
 
 def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str] | None:

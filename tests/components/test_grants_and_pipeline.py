@@ -13,6 +13,8 @@ from dicom_transfer import (
     ImportStep,
     ServiceAgentGrants,
 )
+from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.pipeline import bigquery_dataset_of
 from mock_stack import SERVICE_AGENT, Stack, run_under_mocks
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
@@ -259,3 +261,20 @@ def test_an_explicit_provider_is_kept_and_one_shard_means_no_sharding(
     stack = run_under_mocks(lambda: DicomImport("b", dicom_store=STORE, gcs_uri="gs://raw/b/*.dcm"))
     assert stack.of_type(PROVIDER) == []
     assert stack.named("b").provider == ""
+
+
+@pytest.mark.parametrize(
+    ("table_uri", "dataset"),
+    [
+        ("bq://my-project.imaging_meta.instances", "imaging_meta"),
+        # A domain-scoped project holds a dot of its own (the table URI rule allows it).
+        ("bq://example.com:my-project.imaging_meta.instances", "imaging_meta"),
+    ],
+)
+def test_pipeline_grants_on_the_table_uri_dataset(table_uri: str, dataset: str) -> None:
+    assert bigquery_dataset_of(table_uri) == dataset
+
+
+def test_pipeline_names_a_malformed_table_uri() -> None:
+    with pytest.raises(InvalidSpec, match=r"bigquery_destination\.table_uri"):
+        bigquery_dataset_of("bq://only.two")
