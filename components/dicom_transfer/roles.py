@@ -27,7 +27,6 @@ __all__ = [
     "FILTER_BUCKET_ROLE",
     "FILTER_STAGING_ROLE",
     "IMPORT_BUCKET_ROLE",
-    "JOURNAL_BUCKET_ROLE",
     "SERVICE_AGENT_FORM",
     "Grant",
     "permission_hint",
@@ -49,8 +48,6 @@ BIGQUERY_PROJECT_ROLE = "roles/bigquery.jobUser"
 """Service agent, on the project of a BigQuery export."""
 FILTER_STAGING_ROLE = "roles/storage.objectCreator"
 """The identity running Pulumi, on the bucket an inline filter file is staged in."""
-JOURNAL_BUCKET_ROLE = "roles/storage.objectAdmin"
-"""The identity running Pulumi, on the bucket of a shared journal (``DICOM_TRANSFER_JOURNAL``)."""
 
 
 @dataclass(frozen=True)

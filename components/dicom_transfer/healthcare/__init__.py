@@ -1,6 +1,7 @@
 """Talking to the Cloud Healthcare API: clients, retries, polling, journal, transfers.
 
-No Pulumi imports here; the dynamic providers build on :func:`transfer.run_transfer`.
+No Pulumi imports here; the dynamic providers reach all of it through
+:class:`runtime.TransferRuntime`.
 
 * :mod:`.client` -- :class:`~.client.ApiConfig`, :class:`~.client.HealthcareApi`,
   :class:`~.client.StorageApi` (static discovery, lazy per-thread clients, endpoint override).

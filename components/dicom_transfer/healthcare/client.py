@@ -310,8 +310,6 @@ class _ThreadLocalClients:
     def _once(self, make_request: Callable[[Any], Any]) -> Any:
         try:
             return make_request(self._service()).execute(num_retries=0)
-        except AuthenticationFailed:
-            raise
         except GoogleAuthError as exc:
             # Refreshing the token failed (bad ADC file, metadata server unreachable,
             # impersonation refused): say where, with what and how to fix it.

@@ -14,9 +14,8 @@ libraries (python-storage, the Cloud SDK emulators):
 An input endpoint wins over an emulator variable (the input is the more specific setting).
 
 Failures to obtain or refresh credentials become
-:class:`~dicom_transfer.errors.AuthenticationFailed`,
-naming the endpoint,
-where the credentials came from and the fix; never a token.
+:class:`~dicom_transfer.errors.AuthenticationFailed`, naming the endpoint, where the credentials
+came from and the fix; never a token.
 """
 
 from __future__ import annotations
@@ -118,10 +117,13 @@ def _adc_source(credentials: Credentials, environ: Mapping[str, str]) -> str:
         return f"the ADC file {explicit} ({ADC_FILE_ENV})"
     if isinstance(credentials, compute_engine.Credentials):
         return "the metadata server (the attached service account)"
-    from google.auth import _cloud_sdk
+    try:  # google-auth's private helper: only a nicer message depends on it
+        from google.auth import _cloud_sdk
 
-    well_known: str = _cloud_sdk.get_application_default_credentials_path()  # type: ignore[no-untyped-call]
-    if os.path.exists(well_known):
+        well_known: str = _cloud_sdk.get_application_default_credentials_path()  # type: ignore[no-untyped-call]
+    except (ImportError, AttributeError, OSError):
+        well_known = ""
+    if well_known and os.path.exists(well_known):
         return f"the ADC file {well_known} (gcloud auth application-default login)"
     return f"Application Default Credentials ({type(credentials).__name__})"
 
