@@ -87,8 +87,13 @@ class TransferRuntime:
             clock=self.clock,
         )
 
-    def journal(self, config: ApiConfig) -> JournalStore:
+    def journal(self, config: ApiConfig, storage: StorageApi | None = None) -> JournalStore:
         """The shared journal if ``DICOM_TRANSFER_JOURNAL`` is set, else the local one.
+
+        Args:
+            config: Endpoints and identity.
+            storage: The Cloud Storage client to keep a shared journal with (default: a new
+                one from :meth:`storage`).
 
         Raises:
             InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is not ``gs://BUCKET[/PREFIX]``.
@@ -98,7 +103,7 @@ class TransferRuntime:
             return Journal.default()
         from dicom_transfer.healthcare.gcs_journal import GcsJournal
 
-        return GcsJournal(self.storage(config), location)
+        return GcsJournal(storage if storage is not None else self.storage(config), location)
 
     def run(
         self,
@@ -126,14 +131,16 @@ class TransferRuntime:
         """
         from dicom_transfer.healthcare.transfer import run_transfer, stage_filter_file
 
+        # One Cloud Storage client (built lazily) for the filter file and a shared journal.
+        storage = self.storage(config)
         if isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None:
-            stage_filter_file(self.storage(config), spec)
+            stage_filter_file(storage, spec)
         return run_transfer(
             self.healthcare(config, spec.api_version),
             spec,
             fingerprint,
             policy,
-            self.journal(config),
+            self.journal(config, storage),
             progress,
             clock=self.clock,
             wall_clock=self.wall_clock,
