@@ -35,6 +35,27 @@ class _Grant:
     role: str
     target: pulumi.Input[str]
     label: str
+    project: pulumi.Input[str] | None = None
+
+
+def _split_dataset(
+    entry: pulumi.Input[str], project: pulumi.Input[str]
+) -> tuple[pulumi.Input[str], pulumi.Input[str]]:
+    """(project, dataset ID) of ``DATASET`` (in ``project``) or ``PROJECT.DATASET``.
+
+    Dataset IDs hold no dot (letters, digits, underscores), so the last dot splits; a
+    literal entry in ``project`` itself returns ``project`` (the same object).
+    """
+    if isinstance(entry, str):
+        head, dot, dataset = entry.rpartition(".")
+        if not dot or head == project:
+            return project, dataset
+        return head, dataset
+    resolved = pulumi.Output.all(entry, project)
+    return (
+        resolved.apply(lambda pair: pair[0].rpartition(".")[0] or pair[1]),
+        resolved.apply(lambda pair: pair[0].rpartition(".")[2]),
+    )
 
 
 def _labels(targets: Sequence[pulumi.Input[str]], prefix: str) -> list[str]:
@@ -60,7 +81,8 @@ class ServiceAgentGrants(pulumi.ComponentResource):
     - ``roles/storage.objectAdmin`` on every Cloud Storage export bucket (objectCreator cannot
       overwrite, and export overwrites);
     - ``roles/bigquery.dataEditor`` on every BigQuery export dataset and
-      ``roles/bigquery.jobUser`` on the project, when any dataset is given.
+      ``roles/bigquery.jobUser`` on each dataset's project (``project``, or the project named in
+      ``PROJECT.DATASET``: cross-project exports need both roles in the table's project).
 
     Make transfers ``depends_on`` this component (or its ``members``) so that the grants exist
     before the operation is submitted. IAM still takes minutes to propagate; the transfer
@@ -91,11 +113,17 @@ class ServiceAgentGrants(pulumi.ComponentResource):
 
         Args:
             resource_name: The component's name; children are named ``{name}-{role}``.
-            project: The project ID of the DICOM store (and of the BigQuery datasets).
+            project: The project ID of the DICOM store.
             import_buckets: Bucket names the agent must read objects from.
             export_buckets: Bucket names the agent must write (and overwrite) objects in.
             filter_buckets: Bucket names holding export filter files.
-            bigquery_datasets: BigQuery dataset IDs (in ``project``) the agent exports to.
+            bigquery_datasets: BigQuery datasets the agent exports to: ``DATASET`` (in
+                ``project``) or ``PROJECT.DATASET`` (another project; a domain-scoped
+                ``example.com:p.DATASET`` too). The job-user grant goes to each literal
+                project once; a dataset given as an Output gets its dataset grant in the
+                project it resolves to, but its job-user grant on ``project`` (an Output
+                cannot name a Pulumi resource): grant ``roles/bigquery.jobUser`` in another
+                project yourself in that case.
             opts: Options for the component.
         """
         super().__init__("dicom-transfer:index:ServiceAgentGrants", resource_name, None, opts)
@@ -114,15 +142,20 @@ class ServiceAgentGrants(pulumi.ComponentResource):
         ):
             for label, bucket in zip(_labels(targets, kind), targets, strict=True):
                 grants.append(_Grant("bucket", role, bucket, label))
-        for label, dataset in zip(_labels(bigquery_datasets, "bq"), bigquery_datasets, strict=True):
-            grants.append(_Grant("dataset", BIGQUERY_DATASET_ROLE, dataset, label))
+        job_projects: dict[str, pulumi.Input[str]] = {}  # child-name suffix -> project
+        for label, entry in zip(_labels(bigquery_datasets, "bq"), bigquery_datasets, strict=True):
+            dataset_project, dataset = _split_dataset(entry, project)
+            grants.append(_Grant("dataset", BIGQUERY_DATASET_ROLE, dataset, label, dataset_project))
+            other = isinstance(entry, str) and dataset_project is not project
+            key = f"-{_NAME_UNSAFE.sub('-', str(dataset_project))}" if other else ""
+            job_projects.setdefault(key, dataset_project if other else project)
 
         self.members = [self._member(resource_name, grant, project, child) for grant in grants]
-        if bigquery_datasets:
+        for suffix, job_project in job_projects.items():
             self.members.append(
                 gcp.projects.IAMMember(
-                    f"{resource_name}-bq-jobuser",
-                    project=project,
+                    f"{resource_name}-bq-jobuser{suffix}",
+                    project=job_project,
                     role=BIGQUERY_PROJECT_ROLE,
                     member=self.agent_member,
                     opts=child,
@@ -142,7 +175,7 @@ class ServiceAgentGrants(pulumi.ComponentResource):
         if grant.kind == "dataset":
             return gcp.bigquery.DatasetIamMember(
                 name,
-                project=project,
+                project=grant.project if grant.project is not None else project,
                 dataset_id=grant.target,
                 role=grant.role,
                 member=self.agent_member,

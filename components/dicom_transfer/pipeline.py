@@ -76,19 +76,26 @@ def _bucket(uri: str) -> str:
     return parse_gcs_uri(uri, "gcs_uri", kind="pattern" if "*" in uri else "prefix").bucket
 
 
-def bigquery_dataset_of(table_uri: pulumi.Input[str]) -> pulumi.Input[str]:
-    """The dataset ID of ``bq://PROJECT.DATASET.TABLE``."""
-    if isinstance(table_uri, str):
-        return _dataset(table_uri)
-    return _later(table_uri).apply(_dataset)
+def bigquery_dataset_of(
+    table_uri: pulumi.Input[str], project: pulumi.Input[str]
+) -> pulumi.Input[str]:
+    """The dataset of ``bq://PROJECT.DATASET.TABLE`` as :class:`ServiceAgentGrants` takes it.
+
+    ``DATASET`` when the table is in ``project`` (the store's), else ``PROJECT.DATASET``.
+    """
+    if isinstance(table_uri, str) and isinstance(project, str):
+        return _dataset(table_uri, project)
+    return pulumi.Output.all(table_uri, project).apply(lambda pair: _dataset(pair[0], pair[1]))
 
 
-def _dataset(table_uri: str) -> str:
+def _dataset(table_uri: str, project: str) -> str:
     # The table URI rule of the specs: a domain-scoped project (example.com:p) has dots too.
     match = TABLE_RE.fullmatch(table_uri)
     if match is None:
         raise InvalidSpec("bigquery_destination.table_uri", table_uri, TABLE_FORM)
-    return match.group("dataset")
+    if match.group("project") == project:
+        return match.group("dataset")
+    return f"{match.group('project')}.{match.group('dataset')}"
 
 
 def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str] | None:
@@ -101,7 +108,9 @@ def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str]
     return pulumi.Output.from_input(destination).apply(lambda resolved: resolved[key])
 
 
-def _buckets_needed(imports: Sequence[ImportStep], exports: Sequence[ExportStep]) -> _Buckets:
+def _buckets_needed(
+    imports: Sequence[ImportStep], exports: Sequence[ExportStep], project: pulumi.Input[str]
+) -> _Buckets:
     buckets = _Buckets()
     for step in imports:
         buckets.add(buckets.imports, bucket_of(step.gcs_uri))
@@ -111,7 +120,7 @@ def _buckets_needed(imports: Sequence[ImportStep], exports: Sequence[ExportStep]
             buckets.add(buckets.exports, bucket_of(prefix))
         table = _field(export.bigquery_destination, "table_uri")
         if table is not None:
-            buckets.add(buckets.datasets, bigquery_dataset_of(table))
+            buckets.add(buckets.datasets, bigquery_dataset_of(table, project))
         for filter_uri in (export.filter_gcs_uri, export.filter_staging_uri):
             if filter_uri is not None:
                 buckets.add(buckets.filters, bucket_of(filter_uri))
@@ -184,7 +193,7 @@ class DicomPipeline(pulumi.ComponentResource):
         # transfers also wait for what the user said the pipeline waits for (its buckets).
         after: list[pulumi.Resource] = _declared_dependencies(opts)
         if manage_grants:
-            needed = _buckets_needed(imports, exports)
+            needed = _buckets_needed(imports, exports, project)
             self.grants = ServiceAgentGrants(
                 f"{resource_name}-grants",
                 project=project,

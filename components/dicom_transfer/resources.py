@@ -46,7 +46,8 @@ class BigQueryDestinationArgs(TypedDict, total=False):
     """Export DICOM metadata to BigQuery (``ExportDicomDataRequest.bigqueryDestination``)."""
 
     table_uri: pulumi.Input[str]
-    """``tableUri``: ``bq://PROJECT.DATASET.TABLE`` in the DICOM store's project."""
+    """``tableUri``: ``bq://PROJECT.DATASET.TABLE``; another project than the store's is
+    allowed (its Cloud Healthcare Service Agent then needs roles in that project)."""
     write_disposition: pulumi.Input[str]
     """``writeDisposition``: WRITE_EMPTY, WRITE_TRUNCATE, WRITE_APPEND or
     WRITE_DISPOSITION_UNSPECIFIED (same as WRITE_EMPTY)."""

@@ -7,9 +7,11 @@ Storage permissions" and "Exporting DICOM metadata to BigQuery") as summed up in
 ``shared/reference/README.md``: the Cloud Healthcare Service Agent reads import sources and
 filter files (objectViewer), writes export objects (objectAdmin: export overwrites, which
 objectCreator cannot), and writes BigQuery tables (dataEditor on the dataset, jobUser on the
-project). The identity running ``pulumi up`` needs ``healthcare.dicomStores.import``/``export``
-on the store, objectCreator where it stages an inline filter file and objectAdmin on a shared
-journal bucket. Pure: no I/O, no Pulumi import.
+table's project; for a table in another project than the store's, both in that project: guide
+https://cloud.google.com/healthcare-api/docs/how-tos/dicom-export-bigquery, "Exporting DICOM
+metadata to a different project"). The identity running ``pulumi up`` needs
+``healthcare.dicomStores.import``/``export`` on the store, objectCreator where it stages an
+inline filter file and objectAdmin on a shared journal bucket. Pure: no I/O, no Pulumi import.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ EXPORT_BUCKET_ROLE = "roles/storage.objectAdmin"
 BIGQUERY_DATASET_ROLE = "roles/bigquery.dataEditor"
 """Service agent, on a BigQuery export's dataset."""
 BIGQUERY_PROJECT_ROLE = "roles/bigquery.jobUser"
-"""Service agent, on the project of a BigQuery export."""
+"""Service agent, on the project of a BigQuery export's table."""
 FILTER_STAGING_ROLE = "roles/storage.objectCreator"
 """The identity running Pulumi, on the bucket an inline filter file is staged in."""
 
@@ -95,7 +97,7 @@ def service_agent_grants(spec: TransferSpec) -> list[Grant]:
         table = spec.bigquery_destination
         dataset = f"{table.project}.{table.dataset}"
         grants.append(Grant(BIGQUERY_DATASET_ROLE, "BigQuery dataset", dataset, "export table"))
-        grants.append(Grant(BIGQUERY_PROJECT_ROLE, "project", spec.store.project, "export jobs"))
+        grants.append(Grant(BIGQUERY_PROJECT_ROLE, "project", table.project, "export jobs"))
     if spec.filter_uri is not None:
         bucket = _bucket(spec.filter_uri, "filter_gcs_uri", "object")
         grants.append(Grant(FILTER_BUCKET_ROLE, "bucket", bucket, "filter file"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 from dicom_transfer import (
     DicomExport,
@@ -268,13 +269,66 @@ def test_an_explicit_provider_is_kept_and_one_shard_means_no_sharding(
     [
         ("bq://my-project.imaging_meta.instances", "imaging_meta"),
         # A domain-scoped project holds a dot of its own (the table URI rule allows it).
-        ("bq://example.com:my-project.imaging_meta.instances", "imaging_meta"),
+        (
+            "bq://example.com:my-project.imaging_meta.instances",
+            "example.com:my-project.imaging_meta",
+        ),
+        # Another project than the store's is named (its grants go there).
+        ("bq://analytics-prj.imaging_meta.instances", "analytics-prj.imaging_meta"),
     ],
 )
 def test_pipeline_grants_on_the_table_uri_dataset(table_uri: str, dataset: str) -> None:
-    assert bigquery_dataset_of(table_uri) == dataset
+    assert bigquery_dataset_of(table_uri, "my-project") == dataset
+
+
+def test_cross_project_datasets_get_both_roles_in_their_project() -> None:
+    # Guide "Exporting DICOM metadata to a different project": dataEditor and jobUser in the
+    # table's project, granted to the store project's service agent; one jobUser per project.
+    def program() -> None:
+        ServiceAgentGrants(
+            "agent",
+            project="demo-project",
+            bigquery_datasets=["meta", "analytics-prj.a", "analytics-prj.b", "demo-project.c"],
+        )
+
+    stack = run_under_mocks(program)
+    assert _roles(stack) == {
+        (DATASET_MEMBER, "meta", "roles/bigquery.dataEditor"),
+        (DATASET_MEMBER, "a", "roles/bigquery.dataEditor"),
+        (DATASET_MEMBER, "b", "roles/bigquery.dataEditor"),
+        (DATASET_MEMBER, "c", "roles/bigquery.dataEditor"),
+        (PROJECT_MEMBER, "demo-project", "roles/bigquery.jobUser"),
+        (PROJECT_MEMBER, "analytics-prj", "roles/bigquery.jobUser"),
+    }
+    projects = {r.inputs["datasetId"]: r.inputs["project"] for r in stack.of_type(DATASET_MEMBER)}
+    assert projects == {
+        "meta": "demo-project",
+        "a": "analytics-prj",
+        "b": "analytics-prj",
+        "c": "demo-project",
+    }
+    # The store's own project keeps its member's name (no replacement for existing stacks).
+    assert stack.named("agent-bq-jobuser").inputs["project"] == "demo-project"
+    assert stack.named("agent-bq-jobuser-analytics-prj").inputs["project"] == "analytics-prj"
+
+
+def test_a_dataset_known_only_at_deploy_time_is_granted_where_it_resolves() -> None:
+    def program() -> None:
+        ServiceAgentGrants(
+            "agent",
+            project="demo-project",
+            bigquery_datasets=[pulumi.Output.from_input("analytics-prj.late")],
+        )
+
+    stack = run_under_mocks(program)
+    assert _roles(stack) == {
+        (DATASET_MEMBER, "late", "roles/bigquery.dataEditor"),
+        # Documented: an Output cannot name a resource, so jobUser stays on ``project``.
+        (PROJECT_MEMBER, "demo-project", "roles/bigquery.jobUser"),
+    }
+    assert stack.of_type(DATASET_MEMBER)[0].inputs["project"] == "analytics-prj"
 
 
 def test_pipeline_names_a_malformed_table_uri() -> None:
     with pytest.raises(InvalidSpec, match=r"bigquery_destination\.table_uri"):
-        bigquery_dataset_of("bq://only.two")
+        bigquery_dataset_of("bq://only.two", "my-project")

@@ -150,7 +150,14 @@ def test_export_mime_matrix(emulator: Emulator, mime: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "object_prefix"),
-    [("gs://out", ""), ("gs://out/", ""), ("gs://out/a/b", "a/b/"), ("gs://out/a/b/", "a/b/")],
+    [
+        ("gs://out", ""),
+        ("gs://out/", ""),
+        ("gs://out/a/b", "a/b/"),
+        ("gs://out/a/b/", "a/b/"),
+        # No wildcards in a directory: "*" and "?" are legal object-name characters.
+        ("gs://out/run*?", "run*?/"),
+    ],
 )
 def test_object_naming_and_overwrite(emulator: Emulator, prefix: str, object_prefix: str) -> None:
     hc = client(emulator)
@@ -181,7 +188,7 @@ def test_unsupported_mime_type_is_rejected(emulator: Emulator) -> None:
                 "mimeType": "application/dicom; transfer-syntax=1.2.3",
             }
         },
-        {"gcsDestination": {"uriPrefix": "gs://out/*"}},
+        {"gcsDestination": {"uriPrefix": "gs://Bad_Bucket/x"}},
         {"gcsDestination": {}},
         {},
         {
@@ -311,10 +318,23 @@ def test_bigquery_dispositions(emulator: Emulator) -> None:
         assert len(json.loads(response.read())["rows"]) == 2
 
 
+def test_bigquery_export_to_another_projects_table(emulator: Emulator) -> None:
+    # Documented (guide "Exporting DICOM metadata to a different project"): the table may
+    # live in another project than the store's.
+    hc = client(emulator)
+    store = make_store(hc)
+    emulator.storage.create_bucket("src", "test-project")
+    emulator.storage.write_object("src", "ct.dcm", fresh_copy("CT_small.dcm"))
+    run_import(hc, store, "gs://src/ct.dcm")
+    table = "bq://analytics-project.dicom_meta.instances"
+    op = bq_export(hc, store, table)
+    assert counters(op) == (1, 0, 0)
+    assert len(healthcare_service(emulator).read_table(table)) == 1
+
+
 @pytest.mark.parametrize(
     "table",
     [
-        "bq://other-project.d.t",
         "test-project.d.t",
         "bq://test-project.d",
         "bq://test-project.d-bad.t",

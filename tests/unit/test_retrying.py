@@ -323,3 +323,17 @@ def test_permission_hints_per_destination() -> None:
     assert "roles/bigquery.dataEditor on BigQuery dataset my-project.ds" in bq
     assert "roles/bigquery.jobUser on project my-project" in bq
     assert "roles/storage.objectViewer on bucket filters (filter file)" in bq
+
+
+def test_permission_hint_for_a_table_in_another_project() -> None:
+    # Guide "Exporting DICOM metadata to a different project": the store project's service
+    # agent needs dataEditor and jobUser in the table's project.
+    hint = permission_hint(
+        export_spec_from_props(
+            {"dicom_store": STORE, "bigquery_destination": {"table_uri": "bq://analytics-prj.ds.t"}}
+        )
+    )
+    assert "roles/bigquery.dataEditor on BigQuery dataset analytics-prj.ds" in hint
+    assert "roles/bigquery.jobUser on project analytics-prj" in hint
+    assert "roles/bigquery.jobUser on project my-project" not in hint
+    assert "Cloud Healthcare Service Agent of project my-project" in hint

@@ -28,7 +28,6 @@ from dicom_transfer.specs.requests import (
     WRITE_DISPOSITIONS,
     ApiVersion,
     BigQueryDestination,
-    DicomStorePath,
     ExportSpec,
     GcsDestination,
     ImportSpec,
@@ -142,9 +141,8 @@ _BIGQUERY_KEYS = (
 )
 
 
-def _check_table_uri(
-    problems: Problems, field: str, table: object, store: DicomStorePath | None
-) -> bool:
+def _check_table_uri(problems: Problems, field: str, table: object) -> bool:
+    """``tableUri``. Any project: cross-project exports are documented (see below)."""
     if absent(table):
         problems.add(field, table, TABLE_FORM)
         return False
@@ -159,26 +157,16 @@ def _check_table_uri(
     ):
         problems.add(field, table, TABLE_FORM)
         return False
-    if (
-        store is not None
-        and not store.project.isdigit()
-        and match.group("project") != store.project
-    ):
-        # Source: the dicomStores.export reference page ("You can only export to a BigQuery
-        # dataset that's in the same project as the DICOM store you're exporting from").
-        problems.add(
-            field,
-            table,
-            f"a table in the DICOM store's project {store.project!r} "
-            f"(bq://{store.project}.DATASET.TABLE): the API only exports to BigQuery "
-            "datasets in the store's project",
-        )
-        return False
+    # No same-project rule. The older dicomStores.export reference page says "You can only
+    # export to a BigQuery dataset that's in the same project as the DICOM store", but the
+    # current guide documents the other case (how-tos/dicom-export-bigquery, "Exporting DICOM
+    # metadata to a different project") and the discovery documents' tableUri has no such
+    # limit: a table in another project is left to the API and its IAM.
     return True
 
 
 def _check_bigquery_destination(
-    problems: Problems, value: object, store: DicomStorePath | None, api_version: ApiVersion
+    problems: Problems, value: object, api_version: ApiVersion
 ) -> BigQueryDestination | None:
     field = "bigquery_destination"
     if problems.skip_unknown(field, value):
@@ -188,7 +176,7 @@ def _check_bigquery_destination(
         return None
     _check_keys(problems, field, value, _BIGQUERY_KEYS)
     table = value.get("table_uri")
-    table_ok = _check_table_uri(problems, f"{field}.table_uri", table, store)
+    table_ok = _check_table_uri(problems, f"{field}.table_uri", table)
     disposition = check_choice(
         problems, f"{field}.write_disposition", value.get("write_disposition"), WRITE_DISPOSITIONS
     )
@@ -277,7 +265,7 @@ def _check_export(problems: Problems, props: Mapping[str, Any]) -> ExportSpec | 
     if not absent(gcs_value):
         gcs = _check_gcs_destination(problems, gcs_value)
     if not absent(bq_value):
-        bq = _check_bigquery_destination(problems, bq_value, store, api_version)
+        bq = _check_bigquery_destination(problems, bq_value, api_version)
 
     filter_gcs_uri = props.get("filter_gcs_uri")
     filter_paths_value = props.get("filter_resource_paths")

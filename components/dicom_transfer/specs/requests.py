@@ -97,7 +97,7 @@ TABLE_FORM = (
     f"bq://PROJECT.DATASET.TABLE (at most {MAX_TABLE_URI_LENGTH} characters; PROJECT "
     f"{_PROJECT_FORM} other than a number; DATASET 1-1024 letters, digits and underscores; "
     f"TABLE 1-{MAX_TABLE_ID_BYTES} UTF-8 bytes of Unicode letters, marks, numbers, connectors "
-    "(such as '_'), dashes and spaces) in the DICOM store's project"
+    "(such as '_'), dashes and spaces)"
 )
 
 _PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"

@@ -90,16 +90,15 @@ def parse_gcs_uri(value: str, field: str, *, kind: UriKind) -> GcsLocation:
         kind: ``"pattern"`` (import source: object id required, wildcards checked by
             :func:`compile_import_pattern`), ``"object"`` (filter file: object name
             required) or ``"prefix"`` (export directory: may be empty, i.e. the bucket root;
-            [GcsDestination] "If there is no trailing slash, the service appends one"; no
-            ``*`` or ``?``).
+            [GcsDestination] "If there is no trailing slash, the service appends one"; ``*``
+            and ``?`` are plain characters).
 
     Returns:
         The bucket and the path after ``gs://{bucket}/``.
 
     Raises:
         ApiException: 400 INVALID_ARGUMENT naming ``field``: not ``gs://``, a malformed
-            bucket name, a missing or malformed object name where one is required, or a
-            wildcard in an export directory.
+            bucket name, or a missing or malformed object name where one is required.
     """
     if not value.startswith("gs://"):
         raise _invalid(field, value, kind, "not a gs:// URI")
@@ -110,10 +109,9 @@ def parse_gcs_uri(value: str, field: str, *, kind: UriKind) -> GcsLocation:
         raise _invalid(field, value, kind, exc.message.rstrip(".")) from None
     if kind != "prefix" and not path:
         raise _invalid(field, value, kind, "no object name after the bucket")
-    if kind == "prefix" and ("*" in path or "?" in path):
-        # Emulator choice (undocumented): a destination directory is not a pattern, and
-        # Cloud Storage's object naming guidance says to avoid "*" and "?" in names.
-        raise _invalid(field, value, kind, "wildcards are not allowed in a directory")
+    # [GcsDestination] documents no character limit on the directory, and "*" or "?" are
+    # legal in object names ([naming]: only advised against): a directory holding them is
+    # written literally, not refused.
     if kind == "object" and path.endswith("/"):
         raise _invalid(field, value, kind, "names a directory, not an object")
     if kind != "prefix":

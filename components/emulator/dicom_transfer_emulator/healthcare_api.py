@@ -676,11 +676,10 @@ class HealthcareService:
         except ValueError as exc:
             raise invalid_argument(f"bigqueryDestination: {exc}") from None
         shape = row_shape(bigquery, request.params["version"], store)
-        if table.project != project:
-            raise invalid_argument(
-                f"bigqueryDestination.tableUri {table_uri!r}: the BigQuery dataset must be in "
-                f"the DICOM store's project {project!r}."
-            )
+        # Any project: the guide documents exports to another project's table
+        # (how-tos/dicom-export-bigquery, "Exporting DICOM metadata to a different project");
+        # the older reference page's same-project sentence predates it. BigQuery IAM is not
+        # emulated, so no grant in that project is checked.
         if filter_source is not None:
             self._require_role(
                 project, filter_source.bucket, "roles/storage.objectViewer", "storage.objects.get"
