@@ -177,8 +177,9 @@ class DicomPipeline(pulumi.ComponentResource):
             manage_grants: Grant the service agent what the steps need (pulumi-gcp). Turn
                 off when the grants are managed elsewhere (or offline, against the emulator).
             api_version: ``v1`` or ``v1beta1`` for every transfer.
-            endpoint: Healthcare API endpoint override for every transfer.
-            storage_endpoint: Cloud Storage endpoint override for every transfer.
+            endpoint: Healthcare API endpoint for every transfer (credentials are kept; see
+                :class:`DicomImport`).
+            storage_endpoint: Cloud Storage endpoint for every transfer, likewise.
             impersonate_service_account: Service account every transfer impersonates.
             opts: Options for the component.
         """

@@ -50,7 +50,8 @@ class BigQueryDestinationArgs(TypedDict, total=False):
     allowed (its Cloud Healthcare Service Agent then needs roles in that project)."""
     write_disposition: pulumi.Input[str]
     """``writeDisposition``: WRITE_EMPTY, WRITE_TRUNCATE, WRITE_APPEND or
-    WRITE_DISPOSITION_UNSPECIFIED (same as WRITE_EMPTY)."""
+    WRITE_DISPOSITION_UNSPECIFIED (proto3's zero value, i.e. unset: ``force`` decides, else
+    WRITE_EMPTY)."""
     force: pulumi.Input[bool]
     """``force`` (deprecated): false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored with
     write_disposition."""
@@ -213,8 +214,11 @@ class DicomImport(Resource):
             max_failures: Failed files tolerated before the resource fails; None = any.
             permission_retry_seconds: How long PERMISSION_DENIED is retried after fresh grants.
             triggers: Any values; changing them re-runs the import.
-            endpoint: Healthcare API endpoint override (e.g. the local emulator).
-            storage_endpoint: Cloud Storage endpoint override.
+            endpoint: Healthcare API endpoint of the real API (private, regional, VPC-SC);
+                credentials (ADC, impersonation) are kept. An emulator is declared with
+                ``HEALTHCARE_EMULATOR_HOST`` instead (anonymous credentials).
+            storage_endpoint: Cloud Storage endpoint, likewise (emulator:
+                ``STORAGE_EMULATOR_HOST``).
             impersonate_service_account: Service account to impersonate with ADC.
             opts: Resource options.
         """
@@ -295,8 +299,11 @@ class DicomExport(Resource):
             max_failures: Failed instances tolerated before the resource fails; None = any.
             permission_retry_seconds: How long PERMISSION_DENIED is retried after fresh grants.
             triggers: Any values; changing them re-runs the export.
-            endpoint: Healthcare API endpoint override (e.g. the local emulator).
-            storage_endpoint: Cloud Storage endpoint override (filter staging).
+            endpoint: Healthcare API endpoint of the real API (private, regional, VPC-SC);
+                credentials (ADC, impersonation) are kept. An emulator is declared with
+                ``HEALTHCARE_EMULATOR_HOST`` instead (anonymous credentials).
+            storage_endpoint: Cloud Storage endpoint, likewise (emulator:
+                ``STORAGE_EMULATOR_HOST``); used for filter staging.
             impersonate_service_account: Service account to impersonate with ADC.
             opts: Resource options.
         """

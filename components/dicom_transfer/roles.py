@@ -93,8 +93,8 @@ def service_agent_grants(spec: TransferSpec) -> list[Grant]:
         bucket = _bucket(spec.gcs_destination.uri_prefix, "gcs_destination.uri_prefix", "prefix")
         purpose = "export destination; objectCreator cannot overwrite"
         grants.append(Grant(EXPORT_BUCKET_ROLE, "bucket", bucket, purpose))
-    if spec.bigquery_destination is not None:
-        table = spec.bigquery_destination
+    table = spec.bigquery_destination
+    if table is not None and table.project is not None:
         dataset = f"{table.project}.{table.dataset}"
         grants.append(Grant(BIGQUERY_DATASET_ROLE, "BigQuery dataset", dataset, "export table"))
         grants.append(Grant(BIGQUERY_PROJECT_ROLE, "project", table.project, "export jobs"))

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from dicom_transfer.errors import InvalidSpec
+from dicom_transfer.roles import permission_hint
 from dicom_transfer.specs.fingerprint import request_fingerprint
-from dicom_transfer.specs.gcs import compile_gcs_wildcard, parse_gcs_uri
+from dicom_transfer.specs.gcs import parse_gcs_uri
 from dicom_transfer.specs.mime_types import EXPORT_MIME_TYPES, normalize_mime_type
 from dicom_transfer.specs.problems import UNKNOWN, is_unknown
 from dicom_transfer.specs.props import (
@@ -693,6 +694,28 @@ def test_bigquery_body() -> None:
     assert spec.bigquery_destination.project == "my-project"
 
 
+def test_bigquery_destination_without_a_table_is_left_to_the_api() -> None:
+    # The v1 discovery document marks tableUri "Optional": not ours to reject at preview.
+    spec = export_spec_from_props(
+        export_props(
+            gcs_destination=_DROP, bigquery_destination={"write_disposition": "WRITE_APPEND"}
+        )
+    )
+    assert spec.request_body() == {"bigqueryDestination": {"writeDisposition": "WRITE_APPEND"}}
+    assert spec.bigquery_destination is not None
+    assert spec.bigquery_destination.project is None
+    hint = permission_hint(spec)  # no dataset to name: only the store permission
+    assert "bigquery" not in hint and "healthcare.dicomStores.export" in hint
+
+
+def test_an_empty_mime_type_is_unset() -> None:
+    # "" is proto3's unset string; the API documents unset as "the original DICOM format".
+    spec = export_spec_from_props(
+        export_props(gcs_destination={"uri_prefix": "gs://out-bucket/x", "mime_type": ""})
+    )
+    assert spec.request_body() == {"gcsDestination": {"uriPrefix": "gs://out-bucket/x"}}
+
+
 # --- MIME types, wildcards, filter paths ---------------------------------------------------------
 
 
@@ -828,34 +851,6 @@ def test_change_data_capture_needs_v1beta1_and_the_json_schema() -> None:
     ).request_body()
     assert body["bigqueryDestination"]["changeDataCaptureConfig"] == {}
     assert export_problems(_bq(schema_json=True, change_data_capture=False)) == []
-
-
-@pytest.mark.parametrize(
-    ("pattern", "name", "matches"),
-    [
-        ("dir/Example*.dcm", "dir/Example.dcm", True),
-        ("dir/Example*.dcm", "dir/Example22.dcm", True),
-        ("dir/Example*.dcm", "dir/sub/Example22.dcm", False),
-        ("dir/Example?.dcm", "dir/Example1.dcm", True),
-        ("dir/Example?.dcm", "dir/Example.dcm", False),
-        ("dir/Example?.dcm", "dir/Example01.dcm", False),
-        ("dir/**.dcm", "dir/a/b/c.dcm", True),
-        ("dir/**.dcm", "dir/c.dcm", True),
-        ("dir/**.dcm", "dir/c.dcm.bak", False),
-        ("dir/**", "dir/anything/at/all", True),
-        ("dir/**", "other/x", False),
-        ("a+b/(x).dcm", "a+b/(x).dcm", True),
-        ("a+b/(x).dcm", "aab/(x).dcm", False),
-        ("gs://raw-bucket/d/*.dcm", "d/1.dcm", True),
-    ],
-)
-def test_compile_gcs_wildcard(pattern: str, name: str, matches: bool) -> None:
-    assert bool(compile_gcs_wildcard(pattern).fullmatch(name)) is matches
-
-
-def test_compile_gcs_wildcard_rejects_bad_patterns() -> None:
-    with pytest.raises(InvalidSpec, match="only at the end"):
-        compile_gcs_wildcard("a/**/b")
 
 
 def test_parse_gcs_uri_kinds() -> None:

@@ -3,9 +3,9 @@
 Rules: bucket and object naming from https://cloud.google.com/storage/docs/buckets#naming and
 https://cloud.google.com/storage/docs/objects#naming (only its requirements: characters that
 page merely advises against, such as ``#``, ``[``, ``*`` or control characters, are legal
-object names and are left to the API); wildcards from the
-``ImportDicomDataRequest.gcsSource.uri`` description in the ``healthcare`` discovery documents
-(``*``, ``?``, ``**``; other characters match themselves). Pure: no I/O.
+object names and are left to the API); where the wildcards ``*``, ``?`` and ``**`` may stand
+from the ``ImportDicomDataRequest.gcsSource.uri`` description in the ``healthcare`` discovery
+documents (matching objects against them is the API's job). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.problems import Problems
 
 __all__ = [
     "GcsUri",
     "UriKind",
     "check_gcs_uri",
-    "compile_gcs_wildcard",
     "gcs_form",
     "parse_gcs_uri",
 ]
@@ -156,42 +154,3 @@ def check_gcs_uri(problems: Problems, field: str, value: object, kind: UriKind) 
         problems.add(field, value, _WILDCARD_FORM)
         return None
     return GcsUri(bucket, path)
-
-
-def compile_gcs_wildcard(uri_path: str) -> re.Pattern[str]:
-    """Compile the object-path part of an import URI into a regular expression.
-
-    ``*`` matches any characters except ``/``, ``?`` one character except ``/``, ``**`` any
-    characters including ``/``; everything else matches itself. Use ``pattern.fullmatch(name)``.
-
-    Args:
-        uri_path: The path after ``gs://BUCKET/`` (e.g. ``dir/**.dcm``), or a whole
-            ``gs://`` URI (then the bucket part is dropped).
-
-    Returns:
-        The compiled pattern.
-
-    Raises:
-        InvalidSpec: The wildcards break the rules (``**`` not at the end, or with another
-            wildcard in the path).
-    """
-    if uri_path.startswith("gs://"):
-        uri_path = uri_path[len("gs://") :].partition("/")[2]
-    if _wildcard_problem(uri_path):
-        raise InvalidSpec("gcs_uri", uri_path, _WILDCARD_FORM)
-    out: list[str] = []
-    i = 0
-    while i < len(uri_path):
-        ch = uri_path[i]
-        if uri_path.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)

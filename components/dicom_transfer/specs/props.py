@@ -121,7 +121,9 @@ def _check_gcs_destination(problems: Problems, value: object) -> GcsDestination 
         uri = check_gcs_uri(problems, f"{field}.uri_prefix", prefix, "prefix")
     mime = value.get("mime_type")
     canonical: str | None = None
-    if not absent(mime) and not problems.skip_unknown(f"{field}.mime_type", mime):
+    # "" is proto3's unset string, which the discovery documents define: "If unspecified,
+    # the instances are exported in the original DICOM format" (as stored).
+    if not absent(mime) and mime != "" and not problems.skip_unknown(f"{field}.mime_type", mime):
         canonical = normalize_mime_type(mime) if isinstance(mime, str) else None
         if canonical is None:
             problems.add(f"{field}.mime_type", mime, MIME_FORM)
@@ -142,10 +144,13 @@ _BIGQUERY_KEYS = (
 
 
 def _check_table_uri(problems: Problems, field: str, table: object) -> bool:
-    """``tableUri``. Any project: cross-project exports are documented (see below)."""
+    """``tableUri``, when given. Any project: cross-project exports are documented (below).
+
+    Unset passes: the v1 discovery document marks ``tableUri`` "Optional" (v1beta1 does not
+    mark it required either), so a request without one is the API's to answer.
+    """
     if absent(table):
-        problems.add(field, table, TABLE_FORM)
-        return False
+        return True
     if problems.skip_unknown(field, table):
         return False
     match = TABLE_RE.fullmatch(table) if isinstance(table, str) else None
@@ -217,7 +222,7 @@ def _check_bigquery_destination(
     if not table_ok:
         return None
     return BigQueryDestination(
-        cast(str, table), disposition, force, source, flattened, as_json, cdc
+        cast("str | None", table), disposition, force, source, flattened, as_json, cdc
     )
 
 

@@ -306,7 +306,8 @@ class BigQueryDestination:
     """Export DICOM metadata to a BigQuery table (``DicomBigQueryDestination``).
 
     Attributes:
-        table_uri: ``bq://PROJECT.DATASET.TABLE`` (``tableUri``).
+        table_uri: ``bq://PROJECT.DATASET.TABLE`` (``tableUri``); None: not sent (the v1
+            discovery document marks it optional; the API answers such a request).
         write_disposition: One of :data:`WRITE_DISPOSITIONS` (``writeDisposition``).
         force: ``force``; the API ignores it when ``write_disposition`` is set.
         include_source_store: ``includeSourceStore``.
@@ -315,7 +316,7 @@ class BigQueryDestination:
         change_data_capture: Send ``changeDataCaptureConfig: {}`` (v1beta1, JSON schema only).
     """
 
-    table_uri: str
+    table_uri: str | None = None
     write_disposition: str | None = None
     force: bool | None = None
     include_source_store: bool | None = None
@@ -324,23 +325,27 @@ class BigQueryDestination:
     change_data_capture: bool | None = None
 
     @property
-    def project(self) -> str:
-        """The table's project."""
+    def project(self) -> str | None:
+        """The table's project; None without a table."""
         return self._part("project")
 
     @property
-    def dataset(self) -> str:
-        """The table's dataset ID."""
+    def dataset(self) -> str | None:
+        """The table's dataset ID; None without a table."""
         return self._part("dataset")
 
-    def _part(self, group: str) -> str:
+    def _part(self, group: str) -> str | None:
+        if self.table_uri is None:
+            return None
         match = TABLE_RE.fullmatch(self.table_uri)
         assert match is not None, "validated when the spec was built"
         return match.group(group)
 
     def body(self) -> dict[str, Any]:
         """The ``bigqueryDestination`` JSON object."""
-        out: dict[str, Any] = {"tableUri": self.table_uri}
+        out: dict[str, Any] = {}
+        if self.table_uri is not None:
+            out["tableUri"] = self.table_uri
         if self.write_disposition is not None:
             out["writeDisposition"] = self.write_disposition
         if self.force is not None:
