@@ -88,7 +88,14 @@ def bigquery_dataset_of(
     return pulumi.Output.all(table_uri, project).apply(lambda pair: _dataset(pair[0], pair[1]))
 
 
-def _dataset(table_uri: str, project: str) -> str:
+def _dataset(table_uri: str | None, project: str) -> str:
+    if table_uri is None:  # only reachable through a destination given as an Output
+        raise InvalidSpec(
+            "bigquery_destination.table_uri",
+            None,
+            "a table URI when the destination is an Output and manage_grants is on (the "
+            "dataset grant needs it); or manage_grants=False",
+        )
     # The table URI rule of the specs: a domain-scoped project (example.com:p) has dots too.
     match = TABLE_RE.fullmatch(table_uri)
     if match is None:
@@ -105,7 +112,7 @@ def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str]
     if isinstance(destination, Mapping):
         value: pulumi.Input[str] | None = destination.get(key)
         return value
-    return pulumi.Output.from_input(destination).apply(lambda resolved: resolved[key])
+    return pulumi.Output.from_input(destination).apply(lambda resolved: resolved.get(key))
 
 
 def _buckets_needed(

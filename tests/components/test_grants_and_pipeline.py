@@ -332,3 +332,18 @@ def test_a_dataset_known_only_at_deploy_time_is_granted_where_it_resolves() -> N
 def test_pipeline_names_a_malformed_table_uri() -> None:
     with pytest.raises(InvalidSpec, match=r"bigquery_destination\.table_uri"):
         bigquery_dataset_of("bq://only.two", "my-project")
+
+
+def test_pipeline_export_without_a_table_grants_no_dataset() -> None:
+    # tableUri is optional in the API (left to it); there is no dataset to grant on.
+    def program() -> None:
+        DicomPipeline(
+            "env",
+            project="demo-project",
+            dicom_store=STORE,
+            exports=[ExportStep("meta", bigquery_destination={"write_disposition": "WRITE_EMPTY"})],
+        )
+
+    stack = run_under_mocks(program)
+    assert _roles(stack) == set()
+    assert len(stack.of_type(DYNAMIC)) == 1
