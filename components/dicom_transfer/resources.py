@@ -16,7 +16,11 @@ from pulumi.dynamic import Resource
 
 from dicom_transfer.providers import OPERATION_OUTPUTS, DicomExportProvider, DicomImportProvider
 from dicom_transfer.sharding import provider_options
-from dicom_transfer.specs.props import MAX_FAILURES_UNLIMITED
+from dicom_transfer.specs.props import (
+    DEFAULT_PERMISSION_RETRY_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_FAILURES_UNLIMITED,
+)
 
 __all__ = [
     "BigQueryDestinationArgs",
@@ -26,9 +30,6 @@ __all__ = [
     "DicomImportArgs",
     "GcsDestinationArgs",
 ]
-
-DEFAULT_TIMEOUT_SECONDS = 3600.0
-DEFAULT_PERMISSION_RETRY_SECONDS = 600.0
 
 
 class GcsDestinationArgs(TypedDict, total=False):

@@ -37,6 +37,8 @@ from dicom_transfer.specs.requests import (
 )
 
 __all__ = [
+    "DEFAULT_PERMISSION_RETRY_SECONDS",
+    "DEFAULT_TIMEOUT_SECONDS",
     "MAX_FAILURES_UNLIMITED",
     "WaitPolicy",
     "export_problems",
@@ -326,6 +328,12 @@ def export_problems(props: Mapping[str, Any]) -> list[InvalidSpec]:
 # --- waiting -----------------------------------------------------------------------------------
 
 
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+"""``timeout_seconds`` when unset: one hour for submit + wait."""
+DEFAULT_PERMISSION_RETRY_SECONDS = 600.0
+"""``permission_retry_seconds`` when unset: fresh IAM grants take 2-7 minutes to propagate."""
+
+
 @dataclass(frozen=True)
 class WaitPolicy:
     """How long and how tolerantly to wait; changing it never resubmits an operation.
@@ -337,9 +345,9 @@ class WaitPolicy:
             IAM grants propagate (0 disables).
     """
 
-    timeout_seconds: float = 3600.0
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_failures: int | None = 0
-    permission_retry_seconds: float = 600.0
+    permission_retry_seconds: float = DEFAULT_PERMISSION_RETRY_SECONDS
 
 
 def _check_number(
