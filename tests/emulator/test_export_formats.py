@@ -351,3 +351,38 @@ def test_bigquery_schema_options_are_checked(
     error = json.loads(exc.value.content)["error"]
     assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
     assert named in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("version", "field"),
+    [
+        ("v1", "schemaFlattened"),
+        ("v1", "schemaJson"),
+        ("v1beta1", "schemaFlattened"),
+        ("v1beta1", "schemaJson"),
+        ("v1beta1", "changeDataCaptureConfig"),
+    ],
+)
+def test_bigquery_schema_messages_take_no_fields(
+    emulator: Emulator, version: str, field: str
+) -> None:
+    # SchemaFlattened, SchemaJSON and the v1beta1 DICOM ChangeDataCaptureConfig have no
+    # properties: the API's JSON parsing refuses any name inside them.
+    prefix = f"GoogleCloudHealthcare{version.capitalize()}Dicom"
+    message = discovery(version)["schemas"][f"{prefix}BigQueryDestination"]["properties"][field]
+    assert discovery(version)["schemas"][message["$ref"]]["properties"] == {}
+    hc = client(emulator, version)
+    store = make_store(hc)
+    options: dict[str, Any] = {"schemaJson": {}} if field == "changeDataCaptureConfig" else {}
+    options[field] = {"x": 1}
+    body = {"bigqueryDestination": {"tableUri": "bq://test-project.d.t", **options}}
+
+    with pytest.raises(HttpError) as exc:
+        datasets(hc).dicomStores().export(name=store, body=body).execute()
+
+    error = json.loads(exc.value.content)["error"]
+    assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["message"] == (
+        f"Invalid JSON payload received. Unknown name \"x\" at 'bigqueryDestination.{field}': "
+        "Cannot find field."
+    )
