@@ -14,6 +14,8 @@ import pydicom
 from dicom_transfer_emulator.app import Emulator
 from google.auth.credentials import AnonymousCredentials
 from googleapiclient import discovery
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import generate_uid
 
 PROJECT = "test-project"
@@ -106,6 +108,24 @@ def fresh_copy(name: str, **attrs: str) -> bytes:
         setattr(ds, key, value)
     out = io.BytesIO()
     ds.save_as(out)
+    return out.getvalue()
+
+
+def relabelled_copy(name: str, transfer_syntax: str) -> bytes:
+    """A fresh copy of a bundled file with encapsulated pixel data, labelled ``transfer_syntax``.
+
+    For syntaxes pydicom cannot write (it refuses UIDs it does not list, e.g. JPEG XL): the
+    file meta names ``transfer_syntax``, the dataset stays explicit VR little endian with the
+    original frames — encoded otherwise than the label says, which only matters to a decoder.
+    """
+    ds = pydicom.dcmread(io.BytesIO(fresh_copy(name)))
+    assert ds["PixelData"].is_undefined_length, f"{name} has no encapsulated pixel data"
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    out = DicomBytesIO()
+    out.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(out, ds.file_meta, enforce_standard=True)
+    out.is_little_endian, out.is_implicit_VR = True, False
+    write_dataset(out, ds)
     return out.getvalue()
 
 

@@ -22,8 +22,17 @@ from dicom_transfer_emulator.bigquery_rows import JSON_COLUMNS
 from dicom_transfer_emulator.export_formats import DOCUMENTED_MIME_TYPES
 from dicom_transfer_emulator.healthcare_api import healthcare_service
 from googleapiclient.errors import HttpError
-from healthcare_support import client, counters, datasets, fresh_copy, make_store, run_export
+from healthcare_support import (
+    client,
+    counters,
+    datasets,
+    fresh_copy,
+    make_store,
+    relabelled_copy,
+    run_export,
+)
 from healthcare_support import run_import as import_into
+from pydicom.encaps import generate_frames
 
 DOCUMENTS = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -102,6 +111,74 @@ def test_any_transfer_syntax_exports_the_stored_bytes(emulator: Emulator) -> Non
 
     assert counters(op) == (len(SOURCES), 0, 0)
     assert files == {sop: data for sop, (_, data) in by_sop.items()}
+
+
+#: Transfer syntaxes of DICOM PS3.6 that pydicom 3.0 does not list (JPEG XL, Deflated Image
+#: Frame Compression): the emulator can store them but not decode them.
+NEWER_SYNTAXES = (
+    "1.2.840.10008.1.2.4.110",
+    "1.2.840.10008.1.2.4.111",
+    "1.2.840.10008.1.2.4.112",
+    "1.2.840.10008.1.2.8.1",
+)
+
+
+def load_newer_syntax(emu: Emulator, syntax: str) -> tuple[Any, str, str, str, bytes]:
+    """A store with CT_small.dcm and a JPEG file relabelled ``syntax``: (client, store, CT's
+    SOP Instance UID, the relabelled one's, its bytes). Both import."""
+    hc = client(emu, "v1beta1")
+    store = make_store(hc)
+    emu.storage.create_bucket("src", "test-project")
+    emu.storage.create_bucket("out", "test-project")
+    ct, odd = fresh_copy("CT_small.dcm"), relabelled_copy("SC_rgb_jpeg_dcmtk.dcm", syntax)
+    emu.storage.write_object("src", "ct.dcm", ct)
+    emu.storage.write_object("src", "odd.dcm", odd)
+    assert counters(import_into(hc, store, "gs://src/*.dcm")) == (2, 0, 0)
+    sops = [
+        str(pydicom.dcmread(io.BytesIO(d), stop_before_pixels=True).SOPInstanceUID)
+        for d in (ct, odd)
+    ]
+    return hc, store, sops[0], sops[1], odd
+
+
+@pytest.mark.parametrize("syntax", NEWER_SYNTAXES)
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "application/dicom; transfer-syntax=1.2.840.10008.1.2.1",
+        "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+        "image/png",
+    ],
+)
+def test_undecodable_syntax_fails_on_its_own(emulator: Emulator, syntax: str, mime: str) -> None:
+    hc, store, ct_sop, odd_sop, _ = load_newer_syntax(emulator, syntax)
+
+    op, files = export_as(emulator, hc, store, mime)
+
+    assert counters(op) == (1, 1, 0)
+    assert op["error"]["code"] == 3
+    [entry] = error_logs(emulator, op)
+    assert entry["resource"].endswith(f"/instances/{odd_sop}")
+    assert syntax in entry["message"] and "cannot decode" in entry["message"]
+    assert [name.removesuffix(".png") for name in files] == [ct_sop]
+
+
+@pytest.mark.parametrize("syntax", NEWER_SYNTAXES)
+@pytest.mark.parametrize(
+    "mime",
+    ["application/dicom; transfer-syntax=*", "application/octet-stream; transfer-syntax=*"],
+)
+def test_undecodable_syntax_exports_as_stored(emulator: Emulator, syntax: str, mime: str) -> None:
+    hc, store, _, odd_sop, odd = load_newer_syntax(emulator, syntax)
+
+    op, files = export_as(emulator, hc, store, mime)
+
+    assert counters(op) == (2, 0, 0)
+    if mime.startswith("application/dicom"):
+        assert files[odd_sop] == odd
+    else:  # the encapsulated frame as stored, as for any other encapsulated syntax
+        [frame] = generate_frames(pydicom.dcmread(io.BytesIO(odd)).PixelData, number_of_frames=1)
+        assert files[odd_sop] == frame
 
 
 @pytest.mark.parametrize(
@@ -274,3 +351,38 @@ def test_bigquery_schema_options_are_checked(
     error = json.loads(exc.value.content)["error"]
     assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
     assert named in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("version", "field"),
+    [
+        ("v1", "schemaFlattened"),
+        ("v1", "schemaJson"),
+        ("v1beta1", "schemaFlattened"),
+        ("v1beta1", "schemaJson"),
+        ("v1beta1", "changeDataCaptureConfig"),
+    ],
+)
+def test_bigquery_schema_messages_take_no_fields(
+    emulator: Emulator, version: str, field: str
+) -> None:
+    # SchemaFlattened, SchemaJSON and the v1beta1 DICOM ChangeDataCaptureConfig have no
+    # properties: the API's JSON parsing refuses any name inside them.
+    prefix = f"GoogleCloudHealthcare{version.capitalize()}Dicom"
+    message = discovery(version)["schemas"][f"{prefix}BigQueryDestination"]["properties"][field]
+    assert discovery(version)["schemas"][message["$ref"]]["properties"] == {}
+    hc = client(emulator, version)
+    store = make_store(hc)
+    options: dict[str, Any] = {"schemaJson": {}} if field == "changeDataCaptureConfig" else {}
+    options[field] = {"x": 1}
+    body = {"bigqueryDestination": {"tableUri": "bq://test-project.d.t", **options}}
+
+    with pytest.raises(HttpError) as exc:
+        datasets(hc).dicomStores().export(name=store, body=body).execute()
+
+    error = json.loads(exc.value.content)["error"]
+    assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["message"] == (
+        f"Invalid JSON payload received. Unknown name \"x\" at 'bigqueryDestination.{field}': "
+        "Cannot find field."
+    )

@@ -332,6 +332,19 @@ def test_bigquery_export_to_another_projects_table(emulator: Emulator) -> None:
     assert len(healthcare_service(emulator).read_table(table)) == 1
 
 
+def test_bigquery_table_names_follow_bigquerys_naming_rule(emulator: Emulator) -> None:
+    # BigQuery "Table naming": letters, marks, numbers, connectors, dashes and spaces.
+    hc = client(emulator)
+    store = make_store(hc)
+    emulator.storage.create_bucket("src", "test-project")
+    emulator.storage.write_object("src", "ct.dcm", fresh_copy("CT_small.dcm"))
+    run_import(hc, store, "gs://src/ct.dcm")
+    table = "bq://test-project.ds.Tabl\u00e9 2026-01"
+    op = bq_export(hc, store, table)
+    assert counters(op) == (1, 0, 0)
+    assert len(healthcare_service(emulator).read_table(table)) == 1
+
+
 @pytest.mark.parametrize(
     "table",
     [
@@ -339,6 +352,8 @@ def test_bigquery_export_to_another_projects_table(emulator: Emulator) -> None:
         "bq://test-project.d",
         "bq://test-project.d-bad.t",
         "bq://test-project.d." + "t" * 2000,
+        "bq://test-project.d.t@1",
+        "bq://test-project.d.t.x",
     ],
 )
 def test_bigquery_table_uri_validation(emulator: Emulator, table: str) -> None:

@@ -172,6 +172,12 @@ def test_table_uri_and_dispositions(tmp_path: Path) -> None:
     for bad in ("bq://p.d.t", "gs://proj-1.d.t", "bq://proj-1.d", "bq://proj-1." + "d" * 2000):
         with pytest.raises(ValueError):
             parse_table_uri(bad)
+    # BigQuery "Table naming": categories L, M, N, Pc, Pd, Zs; at most 1,024 UTF-8 bytes.
+    for name in ("Tabl\u00e9 2026-01", "\u8868_\u0301\u0663", "a\u00a0b", "\u00e9" * 512):
+        assert parse_table_uri(f"bq://proj-1.ds.{name}").table == name
+    for name in ("t@1", "t/x", "t\tx", "t$", "\u00e9" * 513, "t\u200bx"):
+        with pytest.raises(ValueError, match="invalid BigQuery table id"):
+            parse_table_uri(f"bq://proj-1.ds.{name}")
     assert effective_disposition(None, None) == "WRITE_EMPTY"
     assert effective_disposition(None, True) == "WRITE_TRUNCATE"
     assert effective_disposition("WRITE_APPEND", True) == "WRITE_APPEND"

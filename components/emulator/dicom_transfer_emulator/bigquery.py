@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,12 @@ WRITE_DISPOSITIONS = ("WRITE_EMPTY", "WRITE_TRUNCATE", "WRITE_APPEND")
 
 _PROJECT_RE = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
-_TABLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
+#: BigQuery "Table naming" (cloud.google.com/bigquery/docs/tables#table_naming): "Table
+#: names can contain up to 1,024 UTF-8 bytes and can contain Unicode characters in category
+#: L (letter), M (mark), N (number), Pc (connector, including underscore), Pd (dash), Zs
+#: (space)".
+MAX_TABLE_NAME_BYTES = 1024
+_TABLE_NAME_CATEGORIES = ("L", "M", "N", "Pc", "Pd", "Zs")
 
 
 class TableNotEmpty(Exception):
@@ -56,6 +62,15 @@ class TableRef:
         return f"bq://{self.id}"
 
 
+def is_valid_table_name(name: str) -> bool:
+    """Whether ``name`` follows BigQuery's table naming rule (see :data:`MAX_TABLE_NAME_BYTES`):
+    at least one character, at most 1,024 UTF-8 bytes, each character in one of the Unicode
+    general categories L, M, N, Pc, Pd or Zs."""
+    # Categories first: a lone surrogate (Cs) is refused before it could fail to encode.
+    allowed = all(unicodedata.category(c).startswith(_TABLE_NAME_CATEGORIES) for c in name)
+    return allowed and 0 < len(name.encode("utf-8")) <= MAX_TABLE_NAME_BYTES
+
+
 def parse_table_id(value: str) -> TableRef:
     """Parse ``project.dataset.table`` (a domain-scoped project may contain dots before ':').
 
@@ -74,7 +89,7 @@ def parse_table_id(value: str) -> TableRef:
         raise ValueError(f"{value!r} is not of the form projectId.bqDatasetId.tableId")
     if not _DATASET_RE.match(dataset):
         raise ValueError(f"invalid BigQuery dataset id {dataset!r} in {value!r}")
-    if not _TABLE_RE.match(table):
+    if not is_valid_table_name(table):
         raise ValueError(f"invalid BigQuery table id {table!r} in {value!r}")
     return TableRef(project, dataset, table)
 

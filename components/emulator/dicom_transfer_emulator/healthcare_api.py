@@ -125,7 +125,9 @@ _OP = _DS + "/operations/<id:operation>"
 #: Discovery ids of the served methods are this prefix plus the names in the route tables.
 API_METHOD_PREFIX = "healthcare.projects.locations."
 
-#: Accepted request fields (``dict`` = nested message, ``object`` = any JSON object).
+#: Accepted request fields (``dict`` = nested message, ``{}`` one without fields, ``object`` =
+#: any JSON object). Unknown names are refused as the API's JSON parsing does (400
+#: INVALID_ARGUMENT, 'Invalid JSON payload received. Unknown name "x" at …').
 _IMPORT_SCHEMA: dict[str, Any] = {
     "gcsSource": {"uri": str},
     "blobStorageSettings": {"blobStorageClass": str},
@@ -137,9 +139,11 @@ _EXPORT_SCHEMA: dict[str, Any] = {
         "writeDisposition": str,
         "force": bool,
         "includeSourceStore": bool,
-        "schemaFlattened": object,
-        "schemaJson": object,
-        "changeDataCaptureConfig": object,
+        # SchemaFlattened, SchemaJSON and (v1beta1) DicomChangeDataCaptureConfig have no
+        # properties in the discovery documents. changeDataCaptureConfig in v1: see row_shape.
+        "schemaFlattened": {},
+        "schemaJson": {},
+        "changeDataCaptureConfig": {},
     },
     "filterConfig": {"resourcePathsGcsUri": str},
 }

@@ -28,7 +28,14 @@ from pydicom.encaps import generate_frames
 
 from dicom_transfer_emulator.dicom import DicomParseError, RenderError, read_dataset
 from dicom_transfer_emulator.export_formats import ANY_SYNTAX, ExportFormat
-from dicom_transfer_emulator.transcoding import make_native, syntax_of, transcode
+from dicom_transfer_emulator.transcoding import (
+    cannot_decode,
+    check_decodable,
+    is_encapsulated,
+    make_native,
+    syntax_of,
+    transcode,
+)
 
 __all__ = ["RenderedFile", "render_instance"]
 
@@ -99,24 +106,21 @@ def _split_native(ds: Dataset, pixel_data: bytes) -> list[bytes]:
 
 
 def _octet_frames(ds: FileDataset, *, uncompressed: bool) -> list[bytes]:
-    syntax = syntax_of(ds)
     if uncompressed:
         make_native(ds)
         return _split_native(ds, bytes(ds.PixelData))
-    if syntax.is_encapsulated:
+    if is_encapsulated(syntax_of(ds)):
         return [bytes(f) for f in generate_frames(ds.PixelData, number_of_frames=_frame_count(ds))]
     return _split_native(ds, bytes(ds.PixelData))
 
 
 def _rendered_frames(ds: FileDataset) -> list[np.ndarray[Any, Any]]:
     syntax = syntax_of(ds)
+    check_decodable(syntax)
     try:
         arr = ds.pixel_array
     except Exception as exc:
-        raise RenderError(
-            f"cannot decode pixel data in transfer syntax {syntax} ({syntax.name}): "
-            f"{str(exc).splitlines()[0]}"
-        ) from exc
+        raise cannot_decode(syntax, str(exc).splitlines()[0]) from exc
     frames = [arr] if _frame_count(ds) == 1 else list(arr)
     return [_to_8bit(ds, frame) for frame in frames]
 

@@ -16,7 +16,12 @@ Everything else (JPEG Extended, JPEG Lossless, JPEG XL, High-Throughput JPEG 200
 Image Frame Compression) has no encoder here: such an instance fails on its own with a
 :class:`~.dicom.RenderError`, logged like any instance the real service cannot transcode,
 unless it is already stored in the requested syntax (then its bytes are exported as they
-are). Instances without pixel data are re-encoded without compression work. Transcoding keeps
+are). Decoding, for that or for other export formats, is pydicom's with the plugins above
+and Pillow; it fails (again one instance alone) for 12-bit JPEG Extended, JPEG Lossless, and
+the syntaxes pydicom 3.0 does not know: :data:`NEWER_ENCAPSULATED_SYNTAXES` (their frames are
+still exported as stored for ``transfer-syntax=*``) and any other UID. :func:`is_compressed`,
+:func:`is_encapsulated` and :func:`check_decodable` are the one place that knows which is which.
+Instances without pixel data are re-encoded without compression work. Transcoding keeps
 the SOP Instance UID (the exported object's name carries it); lossy targets set Lossy Image
 Compression (0028,2110) and its method (DICOM PS3.3 C.7.6.1.1.5).
 """
@@ -50,8 +55,14 @@ from dicom_transfer_emulator.export_formats import ANY_SYNTAX
 __all__ = [
     "JPEG_2000_COMPRESSION_RATIO",
     "JPEG_LS_NEAR_LOSSLESS_ERROR",
+    "NEWER_ENCAPSULATED_SYNTAXES",
     "WRITABLE_SYNTAXES",
+    "cannot_decode",
+    "check_decodable",
+    "is_compressed",
+    "is_encapsulated",
     "make_native",
+    "syntax_name",
     "syntax_of",
     "transcode",
 ]
@@ -83,9 +94,72 @@ WRITABLE_SYNTAXES = frozenset({*_NATIVE, *_PYDICOM_ENCODED, JPEGBaseline8Bit})
 _SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
+#: Transfer syntaxes of DICOM PS3.6 Table A-1 newer than pydicom 3.0, whose ``UID`` raises
+#: ``ValueError("UID is not a transfer syntax.")`` for them: JPEG XL (Supplement 232) and
+#: Deflated Image Frame Compression (Supplement 244). Both encapsulate compressed frames
+#: (DICOM PS3.5 Annex A.4); the emulator stores and exports them as they are, never decoded.
+NEWER_ENCAPSULATED_SYNTAXES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+    "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression",
+}
+
+
 def syntax_of(ds: FileDataset) -> UID:
     """The transfer syntax UID of a dataset read from a Part 10 file."""
     return UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+
+
+def syntax_name(syntax: UID) -> str:
+    """A transfer syntax's name (pydicom's, or the DICOM name of a newer one; else the UID)."""
+    return NEWER_ENCAPSULATED_SYNTAXES.get(syntax, syntax.name)
+
+
+def _require_known(syntax: UID) -> None:
+    if syntax not in NEWER_ENCAPSULATED_SYNTAXES and not syntax.is_transfer_syntax:
+        raise RenderError(
+            f"transfer syntax {syntax} is unknown to the emulator: it cannot decode (or split "
+            "into frames) pixel data stored in it"
+        )
+
+
+def is_compressed(syntax: UID) -> bool:
+    """Whether pixel data in ``syntax`` is compressed (``UID.is_compressed``).
+
+    Raises:
+        RenderError: a UID neither pydicom nor :data:`NEWER_ENCAPSULATED_SYNTAXES` knows.
+    """
+    _require_known(syntax)
+    return syntax in NEWER_ENCAPSULATED_SYNTAXES or bool(syntax.is_compressed)
+
+
+def is_encapsulated(syntax: UID) -> bool:
+    """Whether pixel data in ``syntax`` is encapsulated (``UID.is_encapsulated``).
+
+    Raises:
+        RenderError: a UID neither pydicom nor :data:`NEWER_ENCAPSULATED_SYNTAXES` knows.
+    """
+    _require_known(syntax)
+    return syntax in NEWER_ENCAPSULATED_SYNTAXES or bool(syntax.is_encapsulated)
+
+
+def cannot_decode(syntax: UID, reason: str) -> RenderError:
+    """The error of pixel data the emulator cannot decode, naming its transfer syntax."""
+    return RenderError(
+        f"cannot decode pixel data in transfer syntax {syntax} ({syntax_name(syntax)}): {reason}"
+    )
+
+
+def check_decodable(syntax: UID) -> None:
+    """Refuse the transfer syntaxes the emulator knows it cannot decode before trying.
+
+    Raises:
+        RenderError: an unknown UID, or one of :data:`NEWER_ENCAPSULATED_SYNTAXES`.
+    """
+    _require_known(syntax)
+    if syntax in NEWER_ENCAPSULATED_SYNTAXES:
+        raise cannot_decode(syntax, "the emulator (pydicom 3.0) has no decoder for it")
 
 
 def _one_line(exc: Exception) -> str:
@@ -95,13 +169,11 @@ def _one_line(exc: Exception) -> str:
 
 def _decompress(ds: FileDataset) -> None:
     syntax = syntax_of(ds)
+    check_decodable(syntax)
     try:
         ds.decompress(generate_instance_uid=False)
     except Exception as exc:
-        raise RenderError(
-            f"cannot decode pixel data in transfer syntax {syntax} ({syntax.name}): "
-            f"{_one_line(exc)}"
-        ) from exc
+        raise cannot_decode(syntax, _one_line(exc)) from exc
 
 
 def _swap(value: bytes, width: int) -> bytes:
@@ -133,11 +205,11 @@ def make_native(ds: FileDataset) -> None:
     """Turn a dataset's pixel data into little endian native (uncompressed) form, in place.
 
     Raises:
-        RenderError: no decoder here for its compressed pixel data, or unconvertible big
-            endian pixel data.
+        RenderError: no decoder here for its compressed pixel data (or an unknown transfer
+            syntax), or unconvertible big endian pixel data.
     """
     source = syntax_of(ds)
-    if source.is_compressed:
+    if is_compressed(source):
         _decompress(ds)
     elif source == ExplicitVRBigEndian:
         _big_to_little(ds)
@@ -225,7 +297,7 @@ def transcode(data: bytes, target: str) -> bytes:
         return data
     if wanted not in WRITABLE_SYNTAXES:
         raise RenderError(
-            f"transcoding from {source} ({source.name}) to {wanted} ({wanted.name}) is not "
+            f"transcoding from {source} ({syntax_name(source)}) to {wanted} ({wanted.name}) is not "
             "supported by the emulator: it has no encoder for that transfer syntax"
         )
     if "PixelData" in ds:
