@@ -38,19 +38,34 @@ class _Grant:
     project: pulumi.Input[str] | None = None
 
 
+def _normalized_datasets(
+    entries: Sequence[pulumi.Input[str]], project: pulumi.Input[str]
+) -> list[pulumi.Input[str]]:
+    """``entries`` with ``PROJECT.DATASET`` of ``project`` itself written ``DATASET``, and
+    literal repeats dropped, so that one binding is never declared by two IAM members."""
+    out: list[pulumi.Input[str]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            head, _, dataset = entry.rpartition(".")
+            if head == project:
+                entry = dataset
+            if entry in out:
+                continue
+        out.append(entry)
+    return out
+
+
 def _split_dataset(
     entry: pulumi.Input[str], project: pulumi.Input[str]
 ) -> tuple[pulumi.Input[str], pulumi.Input[str]]:
     """(project, dataset ID) of ``DATASET`` (in ``project``) or ``PROJECT.DATASET``.
 
-    Dataset IDs hold no dot (letters, digits, underscores), so the last dot splits; a
-    literal entry in ``project`` itself returns ``project`` (the same object).
+    Dataset IDs hold no dot (letters, digits, underscores), so the last dot splits (a
+    domain-scoped ``example.com:p.DATASET`` too).
     """
     if isinstance(entry, str):
-        head, dot, dataset = entry.rpartition(".")
-        if not dot or head == project:
-            return project, dataset
-        return head, dataset
+        head, _, dataset = entry.rpartition(".")
+        return (head or project), dataset
     resolved = pulumi.Output.all(entry, project)
     return (
         resolved.apply(lambda pair: pair[0].rpartition(".")[0] or pair[1]),
@@ -119,11 +134,13 @@ class ServiceAgentGrants(pulumi.ComponentResource):
             filter_buckets: Bucket names holding export filter files.
             bigquery_datasets: BigQuery datasets the agent exports to: ``DATASET`` (in
                 ``project``) or ``PROJECT.DATASET`` (another project; a domain-scoped
-                ``example.com:p.DATASET`` too). The job-user grant goes to each literal
-                project once; a dataset given as an Output gets its dataset grant in the
-                project it resolves to, but its job-user grant on ``project`` (an Output
-                cannot name a Pulumi resource): grant ``roles/bigquery.jobUser`` in another
-                project yourself in that case.
+                ``example.com:p.DATASET`` too); ``project``'s own datasets may be written
+                either way, and repeats count once. The job-user grant goes to each project
+                once. Two limits, as an Output has no value when resources are declared: a
+                dataset given as an Output gets its dataset grant in the project it resolves
+                to but its job-user grant on ``project`` (grant ``roles/bigquery.jobUser``
+                in another project yourself then); and with ``project`` an Output, write its
+                own datasets as ``DATASET``, or its job-user binding is declared twice.
             opts: Options for the component.
         """
         super().__init__("dicom-transfer:index:ServiceAgentGrants", resource_name, None, opts)
@@ -142,11 +159,14 @@ class ServiceAgentGrants(pulumi.ComponentResource):
         ):
             for label, bucket in zip(_labels(targets, kind), targets, strict=True):
                 grants.append(_Grant("bucket", role, bucket, label))
+        datasets = _normalized_datasets(bigquery_datasets, project)
         job_projects: dict[str, pulumi.Input[str]] = {}  # child-name suffix -> project
-        for label, entry in zip(_labels(bigquery_datasets, "bq"), bigquery_datasets, strict=True):
+        for label, entry in zip(_labels(datasets, "bq"), datasets, strict=True):
             dataset_project, dataset = _split_dataset(entry, project)
             grants.append(_Grant("dataset", BIGQUERY_DATASET_ROLE, dataset, label, dataset_project))
-            other = isinstance(entry, str) and dataset_project is not project
+            # Another project is named only by a literal PROJECT.DATASET; an Output entry's
+            # job-user grant stays on ``project`` (an Output cannot name a resource).
+            other = isinstance(entry, str) and "." in entry
             key = f"-{_NAME_UNSAFE.sub('-', str(dataset_project))}" if other else ""
             job_projects.setdefault(key, dataset_project if other else project)
 

@@ -15,8 +15,8 @@ import pulumi
 from dicom_transfer.access import ServiceAgentGrants
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.resources import DicomExport, DicomExportArgs, DicomImport, DicomImportArgs
-from dicom_transfer.specs.gcs import parse_gcs_uri
-from dicom_transfer.specs.requests import TABLE_FORM, TABLE_RE
+from dicom_transfer.specs.gcs import UriKind, parse_gcs_uri
+from dicom_transfer.specs.requests import TABLE_FORM, TABLE_RE, DicomStorePath
 
 __all__ = ["DicomPipeline", "ExportStep", "ImportStep"]
 
@@ -65,30 +65,32 @@ def _later(value: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.from_input(value)
 
 
-def bucket_of(uri: pulumi.Input[str]) -> pulumi.Input[str]:
-    """The bucket of a ``gs://`` URI (computed later when the URI is an Output)."""
+def bucket_of(uri: pulumi.Input[str], kind: UriKind) -> pulumi.Input[str]:
+    """The bucket of a ``gs://`` URI of ``kind`` (computed later when the URI is an Output)."""
     if isinstance(uri, str):
-        return _bucket(uri)
-    return _later(uri).apply(_bucket)
-
-
-def _bucket(uri: str) -> str:
-    return parse_gcs_uri(uri, "gcs_uri", kind="pattern" if "*" in uri else "prefix").bucket
+        return parse_gcs_uri(uri, "gcs_uri", kind=kind).bucket
+    return _later(uri).apply(lambda resolved: parse_gcs_uri(resolved, "gcs_uri", kind=kind).bucket)
 
 
 def bigquery_dataset_of(
-    table_uri: pulumi.Input[str], project: pulumi.Input[str]
+    table_uri: pulumi.Input[str | None], store_project: str | None
 ) -> pulumi.Input[str]:
     """The dataset of ``bq://PROJECT.DATASET.TABLE`` as :class:`ServiceAgentGrants` takes it.
 
-    ``DATASET`` when the table is in ``project`` (the store's), else ``PROJECT.DATASET``.
+    ``DATASET`` when the table is in ``store_project`` (the store's project, when known as a
+    string), else ``PROJECT.DATASET``. A literal URI is parsed now (a malformed one raises
+    here); an Output one when it resolves.
+
+    Raises:
+        InvalidSpec: A malformed literal ``table_uri``.
     """
-    if isinstance(table_uri, str) and isinstance(project, str):
-        return _dataset(table_uri, project)
-    return pulumi.Output.all(table_uri, project).apply(lambda pair: _dataset(pair[0], pair[1]))
+    if isinstance(table_uri, str):
+        return _dataset(table_uri, store_project)
+    later: pulumi.Output[str | None] = pulumi.Output.from_input(table_uri)
+    return later.apply(lambda resolved: _dataset(resolved, store_project))
 
 
-def _dataset(table_uri: str | None, project: str) -> str:
+def _dataset(table_uri: str | None, store_project: str | None) -> str:
     if table_uri is None:  # only reachable through a destination given as an Output
         raise InvalidSpec(
             "bigquery_destination.table_uri",
@@ -100,9 +102,18 @@ def _dataset(table_uri: str | None, project: str) -> str:
     match = TABLE_RE.fullmatch(table_uri)
     if match is None:
         raise InvalidSpec("bigquery_destination.table_uri", table_uri, TABLE_FORM)
-    if match.group("project") == project:
+    if match.group("project") == store_project:
         return match.group("dataset")
     return f"{match.group('project')}.{match.group('dataset')}"
+
+
+def _store_project(project: pulumi.Input[str], dicom_store: pulumi.Input[str]) -> str | None:
+    """The store's project as a string: ``project``, else from a literal ``dicom_store``."""
+    if isinstance(project, str):
+        return project
+    if isinstance(dicom_store, str):
+        return DicomStorePath.parse(dicom_store).project
+    return None
 
 
 def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str] | None:
@@ -116,21 +127,22 @@ def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str]
 
 
 def _buckets_needed(
-    imports: Sequence[ImportStep], exports: Sequence[ExportStep], project: pulumi.Input[str]
+    imports: Sequence[ImportStep], exports: Sequence[ExportStep], store_project: str | None
 ) -> _Buckets:
     buckets = _Buckets()
     for step in imports:
-        buckets.add(buckets.imports, bucket_of(step.gcs_uri))
+        buckets.add(buckets.imports, bucket_of(step.gcs_uri, "pattern"))
     for export in exports:
         prefix = _field(export.gcs_destination, "uri_prefix")
         if prefix is not None:
-            buckets.add(buckets.exports, bucket_of(prefix))
+            buckets.add(buckets.exports, bucket_of(prefix, "prefix"))
         table = _field(export.bigquery_destination, "table_uri")
         if table is not None:
-            buckets.add(buckets.datasets, bigquery_dataset_of(table, project))
-        for filter_uri in (export.filter_gcs_uri, export.filter_staging_uri):
-            if filter_uri is not None:
-                buckets.add(buckets.filters, bucket_of(filter_uri))
+            buckets.add(buckets.datasets, bigquery_dataset_of(table, store_project))
+        if export.filter_gcs_uri is not None:
+            buckets.add(buckets.filters, bucket_of(export.filter_gcs_uri, "object"))
+        if export.filter_staging_uri is not None:
+            buckets.add(buckets.filters, bucket_of(export.filter_staging_uri, "prefix"))
     return buckets
 
 
@@ -201,7 +213,7 @@ class DicomPipeline(pulumi.ComponentResource):
         # transfers also wait for what the user said the pipeline waits for (its buckets).
         after: list[pulumi.Resource] = _declared_dependencies(opts)
         if manage_grants:
-            needed = _buckets_needed(imports, exports, project)
+            needed = _buckets_needed(imports, exports, _store_project(project, dicom_store))
             self.grants = ServiceAgentGrants(
                 f"{resource_name}-grants",
                 project=project,

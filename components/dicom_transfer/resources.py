@@ -51,8 +51,8 @@ class BigQueryDestinationArgs(TypedDict, total=False):
     allowed (its Cloud Healthcare Service Agent then needs roles in that project)."""
     write_disposition: pulumi.Input[str]
     """``writeDisposition``: WRITE_EMPTY, WRITE_TRUNCATE, WRITE_APPEND or
-    WRITE_DISPOSITION_UNSPECIFIED (proto3's zero value, i.e. unset: ``force`` decides, else
-    WRITE_EMPTY)."""
+    WRITE_DISPOSITION_UNSPECIFIED (the API: "the same as WRITE_EMPTY"; as proto3's zero value
+    it also reads as unset, so ``force`` may still apply)."""
     force: pulumi.Input[bool]
     """``force`` (deprecated): false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored with
     write_disposition."""

@@ -347,3 +347,67 @@ def test_pipeline_export_without_a_table_grants_no_dataset() -> None:
     stack = run_under_mocks(program)
     assert _roles(stack) == set()
     assert len(stack.of_type(DYNAMIC)) == 1
+
+
+def test_one_binding_is_declared_by_one_member() -> None:
+    # The store project's dataset written both ways, and a repeat: one member each.
+    def program() -> None:
+        ServiceAgentGrants(
+            "agent",
+            project="demo-project",
+            bigquery_datasets=["meta", "demo-project.meta", "analytics-prj.a", "analytics-prj.a"],
+        )
+
+    stack = run_under_mocks(program)
+    names = sorted(r.name for r in stack.of_type(DATASET_MEMBER))
+    assert names == ["agent-bq-analytics-prj.a", "agent-bq-meta"]
+    assert sorted(r.name for r in stack.of_type(PROJECT_MEMBER)) == [
+        "agent-bq-jobuser",
+        "agent-bq-jobuser-analytics-prj",
+    ]
+
+
+def test_pipeline_with_project_as_output_keeps_literal_tables_literal() -> None:
+    # The store's project comes from the literal dicom_store: same names as with a literal
+    # project, and a table in another project gets its job-user grant there.
+    def program() -> None:
+        DicomPipeline(
+            "env",
+            project=pulumi.Output.from_input("demo-project"),
+            dicom_store=STORE,
+            exports=[
+                ExportStep("a", bigquery_destination={"table_uri": "bq://demo-project.meta.t"}),
+                ExportStep("b", bigquery_destination={"table_uri": "bq://demo-project.meta.u"}),
+                ExportStep("c", bigquery_destination={"table_uri": "bq://analytics-prj.x.t"}),
+            ],
+        )
+
+    stack = run_under_mocks(program)
+    assert sorted(r.name for r in stack.of_type(DATASET_MEMBER)) == [
+        "env-grants-bq-analytics-prj.x",
+        "env-grants-bq-meta",
+    ]
+    assert _roles(stack) == {
+        (DATASET_MEMBER, "meta", "roles/bigquery.dataEditor"),
+        (DATASET_MEMBER, "x", "roles/bigquery.dataEditor"),
+        (PROJECT_MEMBER, "demo-project", "roles/bigquery.jobUser"),
+        (PROJECT_MEMBER, "analytics-prj", "roles/bigquery.jobUser"),
+    }
+
+
+def test_pipeline_reads_each_uri_as_its_kind() -> None:
+    # An export directory may hold '*' (written literally); only an import source is a pattern.
+    def program() -> None:
+        DicomPipeline(
+            "env",
+            project="demo-project",
+            dicom_store=STORE,
+            imports=[ImportStep("load", gcs_uri="gs://raw/in/**.dcm")],
+            exports=[ExportStep("out", gcs_destination={"uri_prefix": "gs://out/a**/b"})],
+        )
+
+    stack = run_under_mocks(program)
+    assert _roles(stack) == {
+        (BUCKET_MEMBER, "raw", "roles/storage.objectViewer"),
+        (BUCKET_MEMBER, "out", "roles/storage.objectAdmin"),
+    }

@@ -335,6 +335,8 @@ def test_change_data_capture_keeps_the_latest_row_and_no_type(emulator: Emulator
             "changeDataCaptureConfig",
         ),
         ("v1", {"schemaJson": {}, "changeDataCaptureConfig": {}}, "changeDataCaptureConfig"),
+        # Not a v1 field at all: named itself, even with a name inside it.
+        ("v1", {"schemaJson": {}, "changeDataCaptureConfig": {"x": 1}}, 'name "changeData'),
         ("v1", {"schemaJson": {}, "schemaFlattened": {}}, "schemaFlattened"),
     ],
 )

@@ -702,6 +702,10 @@ def test_bigquery_destination_without_a_table_is_left_to_the_api() -> None:
         )
     )
     assert spec.request_body() == {"bigqueryDestination": {"writeDisposition": "WRITE_APPEND"}}
+    empty = export_spec_from_props(
+        export_props(gcs_destination=_DROP, bigquery_destination={"table_uri": ""})
+    )
+    assert empty.request_body() == {"bigqueryDestination": {}}
     assert spec.bigquery_destination is not None
     assert spec.bigquery_destination.project is None
     hint = permission_hint(spec)  # no dataset to name: only the store permission
@@ -757,7 +761,6 @@ def test_mime_spelling_follows_media_type_syntax(given: str, sent: str) -> None:
         "image/jpeg; transfer-syntax=*",
         "application/dicom transfer-syntax=*",
         "video/mp4",
-        "",
     ],
 )
 def test_undocumented_mime_spellings_are_rejected(given: str) -> None:
@@ -768,6 +771,7 @@ def test_undocumented_mime_spellings_are_rejected(given: str) -> None:
 
 def test_mime_extensions() -> None:
     assert export_file_extension(None) == ".dcm"
+    assert export_file_extension("") == ".dcm"  # proto3's unset string
     assert export_file_extension("application/dicom; transfer-syntax=*") == ".dcm"
     assert export_file_extension("image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50") == ".jpg"
     assert export_file_extension("image/jpeg") == ".jpg"

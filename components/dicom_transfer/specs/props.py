@@ -183,6 +183,8 @@ def _check_bigquery_destination(
         return None
     _check_keys(problems, field, value, _BIGQUERY_KEYS)
     table = value.get("table_uri")
+    if table == "":  # proto3's unset string, as for mime_type
+        table = None
     table_ok = _check_table_uri(problems, f"{field}.table_uri", table)
     disposition = check_choice(
         problems, f"{field}.write_disposition", value.get("write_disposition"), WRITE_DISPOSITIONS

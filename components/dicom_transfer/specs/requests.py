@@ -196,7 +196,8 @@ def export_file_extension(mime_type: str | None) -> str:
     """File extension the API uses for exported files of ``mime_type``.
 
     Args:
-        mime_type: A supported MIME type, or None (instances exported as stored: ``.dcm``).
+        mime_type: A supported MIME type, or None or ``""`` (proto3's unset string):
+            instances exported as stored, ``.dcm``.
 
     Returns:
         ``.dcm``, ``.jpg``, ``.png`` or ``""`` (octet-stream).
@@ -204,7 +205,7 @@ def export_file_extension(mime_type: str | None) -> str:
     Raises:
         InvalidSpec: Unsupported MIME type.
     """
-    if mime_type is None:
+    if mime_type is None or mime_type == "":
         return export_file_extension_of(None)
     canonical = normalize_mime_type(mime_type)
     if canonical is None:

@@ -65,19 +65,18 @@ class RowShape:
     change_data_capture: bool = False
 
 
-def row_shape(destination: dict[str, Any], version: str, store: str) -> RowShape:
+def row_shape(destination: dict[str, Any], store: str) -> RowShape:
     """The row shape a ``bigqueryDestination`` asks for.
 
     Rules (``GoogleCloudHealthcareV1[beta1]DicomBigQueryDestination`` in the discovery
-    documents): ``changeDataCaptureConfig`` exists in v1beta1 only, and "this field is only
-    supported with the SchemaJSON option. The SchemaFlattened option is not compatible with
-    CDC". ``schemaFlattened`` and ``schemaJson`` each select the table's whole schema; the
-    documents do not say what setting both means, and the emulator refuses it (as a protobuf
-    ``oneof`` would) rather than guess.
+    documents): ``changeDataCaptureConfig`` (v1beta1 only; the request's field check
+    refuses it in v1) "is only supported with the SchemaJSON option. The SchemaFlattened
+    option is not compatible with CDC". ``schemaFlattened`` and ``schemaJson`` each select
+    the table's whole schema; the documents do not say what setting both means, and the
+    emulator refuses it (as a protobuf ``oneof`` would) rather than guess.
 
     Args:
         destination: the request's ``bigqueryDestination`` object.
-        version: ``"v1"`` or ``"v1beta1"``.
         store: the source store's name (the ``includeSourceStore`` column's value).
 
     Returns:
@@ -89,11 +88,6 @@ def row_shape(destination: dict[str, Any], version: str, store: str) -> RowShape
     flattened = destination.get("schemaFlattened") is not None
     as_json = destination.get("schemaJson") is not None
     cdc = destination.get("changeDataCaptureConfig") is not None
-    if cdc and version == "v1":
-        raise invalid_argument(
-            'Invalid JSON payload received. Unknown name "changeDataCaptureConfig" at '
-            "'bigqueryDestination': Cannot find field."
-        )
     if flattened and as_json:
         raise invalid_argument(
             "bigqueryDestination.schemaFlattened and bigqueryDestination.schemaJson are both "

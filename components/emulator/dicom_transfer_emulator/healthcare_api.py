@@ -132,20 +132,27 @@ _IMPORT_SCHEMA: dict[str, Any] = {
     "gcsSource": {"uri": str},
     "blobStorageSettings": {"blobStorageClass": str},
 }
-_EXPORT_SCHEMA: dict[str, Any] = {
-    "gcsDestination": {"uriPrefix": str, "mimeType": str},
-    "bigqueryDestination": {
-        "tableUri": str,
-        "writeDisposition": str,
-        "force": bool,
-        "includeSourceStore": bool,
-        # SchemaFlattened, SchemaJSON and (v1beta1) DicomChangeDataCaptureConfig have no
-        # properties in the discovery documents. changeDataCaptureConfig in v1: see row_shape.
-        "schemaFlattened": {},
-        "schemaJson": {},
-        "changeDataCaptureConfig": {},
-    },
-    "filterConfig": {"resourcePathsGcsUri": str},
+_V1_BIGQUERY_DESTINATION: dict[str, Any] = {
+    "tableUri": str,
+    "writeDisposition": str,
+    "force": bool,
+    "includeSourceStore": bool,
+    # SchemaFlattened and SchemaJSON have no properties in the discovery documents.
+    "schemaFlattened": {},
+    "schemaJson": {},
+}
+#: Per API version: ``changeDataCaptureConfig`` (a message without properties) is in the
+#: v1beta1 discovery document's DicomBigQueryDestination only.
+_EXPORT_SCHEMAS: dict[str, dict[str, Any]] = {
+    version: {
+        "gcsDestination": {"uriPrefix": str, "mimeType": str},
+        "bigqueryDestination": destination,
+        "filterConfig": {"resourcePathsGcsUri": str},
+    }
+    for version, destination in (
+        ("v1", _V1_BIGQUERY_DESTINATION),
+        ("v1beta1", {**_V1_BIGQUERY_DESTINATION, "changeDataCaptureConfig": {}}),
+    )
 }
 
 _SERVICES: dict[int, HealthcareService] = {}
@@ -620,7 +627,7 @@ class HealthcareService:
         """``dicomStores.export`` to Cloud Storage or BigQuery."""
         store = self._store_name(request)
         body = request.json()
-        _check_fields(body, _EXPORT_SCHEMA, "")
+        _check_fields(body, _EXPORT_SCHEMAS[request.params["version"]], "")
         self.state.get_store(store)
         project = request.params["project"]
         gcs = body.get("gcsDestination")
@@ -679,7 +686,7 @@ class HealthcareService:
             )
         except ValueError as exc:
             raise invalid_argument(f"bigqueryDestination: {exc}") from None
-        shape = row_shape(bigquery, request.params["version"], store)
+        shape = row_shape(bigquery, store)
         # Any project: the guide documents exports to another project's table
         # (how-tos/dicom-export-bigquery, "Exporting DICOM metadata to a different project");
         # the older reference page's same-project sentence predates it. BigQuery IAM is not
