@@ -362,9 +362,16 @@ def test_export_to_cloud_storage_with_an_inline_filter(emulator: Emulator, store
     assert operation_count(emulator, "export") == 1
 
 
-def test_export_to_bigquery_writes_rows(emulator: Emulator, store: str) -> None:
+@pytest.mark.parametrize(
+    "table",
+    [
+        f"{PROJECT}.dicom_meta.instances",
+        # Another project than the store's: documented, accepted by both sides.
+        "analytics-project.dicom_meta.instances",
+    ],
+)
+def test_export_to_bigquery_writes_rows(emulator: Emulator, store: str, table: str) -> None:
     instances = imported(emulator, store)
-    table = f"{PROJECT}.dicom_meta.instances"
     props = export_props(
         emulator,
         store,
