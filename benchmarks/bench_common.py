@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPConnection
 from pathlib import Path
@@ -67,18 +69,46 @@ def fresh_copies(count: int) -> list[DicomCopy]:
             ds.SeriesInstanceUID = generate_uid()
             ds.SOPInstanceUID = generate_uid()
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            out = io.BytesIO()
-            try:
-                ds.save_as(out)
-            except (TypeError, ValueError):
-                # A body in implicit VR under an explicit-VR transfer syntax (pydicom ships
-                # one, SC_rgb_jpeg.dcm) has elements without a VR: write it back as it came.
-                out = io.BytesIO()
-                pydicom.dcmwrite(out, ds, implicit_vr=True, little_endian=True, force_encoding=True)
             copies.append(
-                DicomCopy(f"{index:05d}_{source.path.name}", out.getvalue(), ds.SOPInstanceUID)
+                DicomCopy(f"{index:05d}_{source.path.name}", dicom_bytes(ds), ds.SOPInstanceUID)
             )
     return copies
+
+
+def dicom_bytes(ds: pydicom.Dataset) -> bytes:
+    """``ds`` as a Part 10 file, as it was read if its encoding cannot be rewritten."""
+    out = io.BytesIO()
+    try:
+        ds.save_as(out)
+    except (TypeError, ValueError):
+        # A body in implicit VR under an explicit-VR transfer syntax (pydicom ships one,
+        # SC_rgb_jpeg.dcm) has elements without a VR: write it back as it came.
+        out = io.BytesIO()
+        pydicom.dcmwrite(out, ds, implicit_vr=True, little_endian=True, force_encoding=True)
+    return out.getvalue()
+
+
+def bare_loop(paths: list[Path], keep: Callable[[str, bytes], None]) -> float:
+    """The baseline of the import benchmarks: read and parse every file (the three UIDs),
+    then hand its bytes to ``keep`` with the SOP Instance UID; returns the seconds it took.
+
+    Raises:
+        RuntimeError: ``keep`` was not called once per file.
+    """
+    kept = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        for path in paths:
+            data = path.read_bytes()
+            ds = pydicom.dcmread(io.BytesIO(data))
+            uids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+            keep(uids[2], data)
+            kept += 1
+        elapsed = time.perf_counter() - start
+    if kept != len(paths):
+        raise RuntimeError(f"bare loop kept {kept} of {len(paths)} files")
+    return elapsed
 
 
 def http_json(

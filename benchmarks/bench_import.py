@@ -18,18 +18,16 @@ round's instances at a time.
 
 from __future__ import annotations
 
-import io
 import statistics
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from bench_common import (
+    bare_loop,
     create_dataset,
     create_store,
     datasets,
@@ -88,21 +86,14 @@ class ImportFigures:
         }
 
 
-def bare_loop(paths: list[Path]) -> float:
-    """Reads, parses and copies every file; returns the seconds it took."""
+def bare_memory_loop(paths: list[Path]) -> float:
+    """Reads, parses and keeps every file in memory; returns the seconds it took."""
     kept: dict[str, bytearray] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        for path in paths:
-            data = path.read_bytes()
-            ds = pydicom.dcmread(io.BytesIO(data))
-            uids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
-            kept[uids[2]] = bytearray(data)
-        elapsed = time.perf_counter() - start
-    if len(kept) != len(paths):
-        raise RuntimeError(f"bare loop kept {len(kept)} of {len(paths)} files")
-    return elapsed
+
+    def keep(sop_instance_uid: str, data: bytes) -> None:
+        kept[sop_instance_uid] = bytearray(data)
+
+    return bare_loop(paths, keep)
 
 
 def _epoch(rfc3339: str | None) -> float | None:
@@ -184,7 +175,7 @@ def measure(instances: int, *, rounds: int = 3, persist: bool = False) -> Import
             emulator = _Emulator(process, client, process.pid)
             rss_before = rss_mb(process.pid)
             for _ in range(rounds):
-                bare_runs.append(bare_loop(paths))
+                bare_runs.append(bare_memory_loop(paths))
                 elapsed, server_s = emulator.import_round(instances)
                 emulator_runs.append(elapsed)
                 if server_s is not None:

@@ -33,7 +33,6 @@ the peaks after the import and after the searches are details.
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import statistics
@@ -49,14 +48,16 @@ from urllib.parse import quote
 import pydicom
 from bench_common import (
     PROJECT,
+    bare_loop,
     create_dataset,
     create_store,
     datasets,
+    dicom_bytes,
     http_json,
     peak_rss_mb,
     rss_mb,
 )
-from bench_import import bare_loop as bare_memory_loop
+from bench_import import bare_memory_loop
 from dicom_transfer_emulator.clients import healthcare_client
 from dicom_transfer_emulator.launch import EmulatorProcess
 from dicom_transfer_emulator.seed import corpus_files
@@ -171,36 +172,19 @@ def write_instances(count: int, folder: Path) -> tuple[list[Path], list[Study]]:
             ds.AccessionNumber = f"A{len(studies):07d}"
             ds.StudyDate = study.study_date
             path = folder / f"{index:05d}_{source.path.name}"
-            out = io.BytesIO()
-            try:
-                ds.save_as(out)
-            except (TypeError, ValueError):
-                # A body in implicit VR under an explicit-VR transfer syntax (pydicom ships
-                # one, SC_rgb_jpeg.dcm) has elements without a VR: write it back as it came.
-                out = io.BytesIO()
-                pydicom.dcmwrite(out, ds, implicit_vr=True, little_endian=True, force_encoding=True)
-            path.write_bytes(out.getvalue())
+            path.write_bytes(dicom_bytes(ds))
             paths.append(path)
     return paths, studies
 
 
-def bare_loop(paths: list[Path], out: Path) -> float:
+def bare_disk_loop(paths: list[Path], out: Path) -> float:
     """Reads, parses and copies every file to ``out``; returns the seconds it took."""
     out.mkdir()
-    kept = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        for path in paths:
-            data = path.read_bytes()
-            ds = pydicom.dcmread(io.BytesIO(data))
-            uids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
-            (out / f"{uids[2]}.dcm").write_bytes(data)
-            kept += 1
-        elapsed = time.perf_counter() - start
-    if kept != len(paths):
-        raise RuntimeError(f"bare loop kept {kept} of {len(paths)} files")
-    return elapsed
+
+    def keep(sop_instance_uid: str, data: bytes) -> None:
+        (out / f"{sop_instance_uid}.dcm").write_bytes(data)
+
+    return bare_loop(paths, keep)
 
 
 def upload(storage_url: str, paths: list[Path]) -> float:
@@ -289,7 +273,7 @@ def measure(instances: int) -> Figures:
         corpus_mb = sum(p.stat().st_size for p in paths) / 2**20
         bare_memory_s = bare_memory_loop(paths)
         os.sync()
-        bare_s = bare_loop(paths, root / "bare-copies")
+        bare_s = bare_disk_loop(paths, root / "bare-copies")
         data_dir = root / "emulator-data"
         with EmulatorProcess(data_dir=data_dir) as process:
             assert process.pid is not None
