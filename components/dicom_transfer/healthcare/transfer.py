@@ -397,6 +397,8 @@ def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:
     """
     uri = staged_filter_uri(spec)
     location = parse_gcs_uri(uri, "filter_staging_uri", kind="object")
+    # Look before writing: a caller who may read but not create objects (the file staged by
+    # an earlier run or another stack) reuses it instead of failing on the conditional write.
     if storage.exists(location.bucket, location.path):
         return uri
     content = filter_file_content(spec.filter_resource_paths or ())
