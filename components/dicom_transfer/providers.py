@@ -171,14 +171,32 @@ class _TransferProvider(ResourceProvider):
         return CheckResult(news, _failures(self._problems(news)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Replaces on request changes; updates in place on waiting/connection changes."""
+        """Replaces on request changes; updates in place on waiting/connection changes.
+
+        A request input spelled differently but sending the same request (``IMAGE/PNG`` for
+        ``image/png``, ``""`` for unset) changes nothing: re-running a transfer is costly.
+        """
         replaces = [key for key in self.request_keys if _changed(olds, news, key)]
+        if replaces and self._same_request(olds, news):
+            replaces = []
         updates = [key for key in WAIT_KEYS + CONNECTION_KEYS if _changed(olds, news, key)]
         return DiffResult(
             changes=bool(replaces or updates),
             replaces=replaces,
             delete_before_replace=False,
         )
+
+    def _same_request(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+        """Whether both input sets are valid, known and send the very same request."""
+        if any(news.get(key) == UNKNOWN for key in self.request_keys):
+            return False
+        name = str(news.get("resource_name", ""))
+        try:
+            before = request_fingerprint(self._spec(olds), olds.get("triggers"), name)
+            after = request_fingerprint(self._spec(news), news.get("triggers"), name)
+        except (InvalidSpec, ValueError, TypeError):
+            return False
+        return before == after
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Keeps the operation's outputs and records the new waiting/connection inputs."""

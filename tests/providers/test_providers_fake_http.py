@@ -147,6 +147,39 @@ def test_diff_no_change() -> None:
     assert result.replaces == []
 
 
+@pytest.mark.parametrize(
+    "destination",
+    [
+        {"uri_prefix": "gs://out-dicom/copy", "mime_type": "IMAGE/PNG"},
+        {"uri_prefix": "gs://out-dicom/copy", "mime_type": " image/png "},
+    ],
+)
+def test_diff_another_spelling_of_the_same_request_changes_nothing(
+    destination: dict[str, Any],
+) -> None:
+    # The request (and the journal fingerprint) are the same: no re-run of the export.
+    news = {**EXPORT_PROPS, "gcs_destination": destination}
+    result = DicomExportProvider().diff(OPERATION, _outputs(EXPORT_PROPS), news)
+    assert (result.changes, result.replaces) == (False, [])
+
+
+def test_diff_unset_and_empty_mime_type_are_the_same_request() -> None:
+    olds = {**EXPORT_PROPS, "gcs_destination": {"uri_prefix": "gs://out-dicom/copy"}}
+    news = {
+        **EXPORT_PROPS,
+        "gcs_destination": {"uri_prefix": "gs://out-dicom/copy", "mime_type": ""},
+    }
+    result = DicomExportProvider().diff(OPERATION, _outputs(olds), news)
+    assert (result.changes, result.replaces) == (False, [])
+    other = {
+        **EXPORT_PROPS,
+        "gcs_destination": {"uri_prefix": "gs://out-dicom/copy", "mime_type": "image/jpeg"},
+    }
+    assert DicomExportProvider().diff(OPERATION, _outputs(EXPORT_PROPS), other).replaces == [
+        "gcs_destination"
+    ]
+
+
 def test_diff_export_filter_list_change_replaces() -> None:
     news = {**EXPORT_PROPS, "filter_resource_paths": ["/studies/1.2.3"]}
     result = DicomExportProvider().diff(OPERATION, _outputs(EXPORT_PROPS), news)
