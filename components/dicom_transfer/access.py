@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.roles import (
     BIGQUERY_DATASET_ROLE,
     BIGQUERY_PROJECT_ROLE,
@@ -21,6 +22,8 @@ from dicom_transfer.roles import (
     FILTER_BUCKET_ROLE,
     IMPORT_BUCKET_ROLE,
 )
+from dicom_transfer.specs.gcs import parse_gcs_uri
+from dicom_transfer.specs.requests import BIGQUERY_DATASET_FORM, BIGQUERY_DATASET_RE
 
 HEALTHCARE_SERVICE = "healthcare.googleapis.com"
 
@@ -38,14 +41,28 @@ class _Grant:
     project: pulumi.Input[str] | None = None
 
 
+def _check_bucket(bucket: pulumi.Input[str], field: str) -> None:
+    """A literal bucket name must be one (not ``gs://…``); Outputs are the provider's."""
+    if isinstance(bucket, str):
+        parse_gcs_uri(f"gs://{bucket}", field, kind="prefix")
+        if "/" in bucket:
+            raise InvalidSpec(field, bucket, "a bucket name (no gs:// and no path)")
+
+
 def _normalized_datasets(
     entries: Sequence[pulumi.Input[str]], project: pulumi.Input[str]
 ) -> list[pulumi.Input[str]]:
     """``entries`` with ``PROJECT.DATASET`` of ``project`` itself written ``DATASET``, and
-    literal repeats dropped, so that one binding is never declared by two IAM members."""
+    literal repeats dropped, so that one binding is never declared by two IAM members.
+
+    Raises:
+        InvalidSpec: A literal entry that is not ``DATASET`` or ``PROJECT.DATASET``.
+    """
     out: list[pulumi.Input[str]] = []
     for entry in entries:
         if isinstance(entry, str):
+            if BIGQUERY_DATASET_RE.fullmatch(entry) is None:
+                raise InvalidSpec("bigquery_datasets", entry, BIGQUERY_DATASET_FORM)
             head, _, dataset = entry.rpartition(".")
             if head == project:
                 entry = dataset
@@ -142,6 +159,11 @@ class ServiceAgentGrants(pulumi.ComponentResource):
                 in another project yourself then); and with ``project`` an Output, write its
                 own datasets as ``DATASET``, or its job-user binding is declared twice.
             opts: Options for the component.
+
+        Raises:
+            InvalidSpec: A literal bucket that is not a bucket name (``gs://…``, a path) or a
+                literal dataset that is not ``DATASET`` / ``PROJECT.DATASET``.
+            ValueError: Two grants would share a child name (see the message).
         """
         super().__init__("dicom-transfer:index:ServiceAgentGrants", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -152,12 +174,18 @@ class ServiceAgentGrants(pulumi.ComponentResource):
         self.agent_member = identity.email.apply(lambda email: f"serviceAccount:{email}")
 
         grants: list[_Grant] = []
+        granted: set[tuple[str, str]] = set()  # (role, literal bucket): one member per binding
         for kind, role, targets in (
             ("import", IMPORT_BUCKET_ROLE, import_buckets),
             ("export", EXPORT_BUCKET_ROLE, export_buckets),
             ("filter", FILTER_BUCKET_ROLE, filter_buckets),
         ):
             for label, bucket in zip(_labels(targets, kind), targets, strict=True):
+                _check_bucket(bucket, f"{kind}_buckets")
+                if isinstance(bucket, str):
+                    if (role, bucket) in granted:
+                        continue  # e.g. an import source's bucket that also holds filter files
+                    granted.add((role, bucket))
                 grants.append(_Grant("bucket", role, bucket, label))
         datasets = _normalized_datasets(bigquery_datasets, project)
         job_projects: dict[str, pulumi.Input[str]] = {}  # child-name suffix -> project
@@ -170,6 +198,15 @@ class ServiceAgentGrants(pulumi.ComponentResource):
             key = f"-{_NAME_UNSAFE.sub('-', str(dataset_project))}" if other else ""
             job_projects.setdefault(key, dataset_project if other else project)
 
+        labels = [grant.label for grant in grants]
+        clashing = sorted({label for label in labels if labels.count(label) > 1})
+        if clashing:
+            # A literal named like an Output's position ("bq-1" for dataset "1" and the
+            # second entry): two resources would share a URN.
+            raise ValueError(
+                f"ServiceAgentGrants {resource_name}: grants {clashing} would share a name; "
+                "give those buckets or datasets as literal strings, or in another order"
+            )
         self.members = [self._member(resource_name, grant, project, child) for grant in grants]
         for suffix, job_project in job_projects.items():
             self.members.append(

@@ -65,11 +65,15 @@ def _later(value: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.from_input(value)
 
 
-def bucket_of(uri: pulumi.Input[str], kind: UriKind) -> pulumi.Input[str]:
-    """The bucket of a ``gs://`` URI of ``kind`` (computed later when the URI is an Output)."""
+def bucket_of(uri: pulumi.Input[str], field: str, kind: UriKind) -> pulumi.Input[str]:
+    """The bucket of the ``gs://`` URI of input ``field`` (later when the URI is an Output).
+
+    Raises:
+        InvalidSpec: A malformed literal URI, naming ``field``.
+    """
     if isinstance(uri, str):
-        return parse_gcs_uri(uri, "gcs_uri", kind=kind).bucket
-    return _later(uri).apply(lambda resolved: parse_gcs_uri(resolved, "gcs_uri", kind=kind).bucket)
+        return parse_gcs_uri(uri, field, kind=kind).bucket
+    return _later(uri).apply(lambda resolved: parse_gcs_uri(resolved, field, kind=kind).bucket)
 
 
 def bigquery_dataset_of(
@@ -91,7 +95,7 @@ def bigquery_dataset_of(
 
 
 def _dataset(table_uri: str | None, store_project: str | None) -> str:
-    if table_uri is None:  # only reachable through a destination given as an Output
+    if not table_uri:  # only reachable through a destination given as an Output
         raise InvalidSpec(
             "bigquery_destination.table_uri",
             None,
@@ -108,12 +112,22 @@ def _dataset(table_uri: str | None, store_project: str | None) -> str:
 
 
 def _store_project(project: pulumi.Input[str], dicom_store: pulumi.Input[str]) -> str | None:
-    """The store's project as a string: ``project``, else from a literal ``dicom_store``."""
+    """The store's project as a string: ``project``, else from a literal ``dicom_store``.
+
+    Raises:
+        InvalidSpec: Both are literal project IDs and differ (the grants would go to another
+            project's service agent than the one the store uses).
+    """
+    in_store = DicomStorePath.parse(dicom_store).project if isinstance(dicom_store, str) else None
     if isinstance(project, str):
+        # A project number and its ID name the same project: only two IDs can disagree.
+        ids = in_store is not None and not in_store.isdigit() and not project.isdigit()
+        if ids and in_store != project:
+            raise InvalidSpec(
+                "project", project, f"the DICOM store's project {in_store!r} (from dicom_store)"
+            )
         return project
-    if isinstance(dicom_store, str):
-        return DicomStorePath.parse(dicom_store).project
-    return None
+    return in_store
 
 
 def _field(destination: pulumi.Input[Any] | None, key: str) -> pulumi.Input[str] | None:
@@ -131,18 +145,23 @@ def _buckets_needed(
 ) -> _Buckets:
     buckets = _Buckets()
     for step in imports:
-        buckets.add(buckets.imports, bucket_of(step.gcs_uri, "pattern"))
+        buckets.add(buckets.imports, bucket_of(step.gcs_uri, "gcs_uri", "pattern"))
     for export in exports:
         prefix = _field(export.gcs_destination, "uri_prefix")
         if prefix is not None:
-            buckets.add(buckets.exports, bucket_of(prefix, "prefix"))
+            buckets.add(buckets.exports, bucket_of(prefix, "gcs_destination.uri_prefix", "prefix"))
         table = _field(export.bigquery_destination, "table_uri")
-        if table is not None:
+        if table is not None and table != "":  # "" is unset, as for DicomExport
             buckets.add(buckets.datasets, bigquery_dataset_of(table, store_project))
         if export.filter_gcs_uri is not None:
-            buckets.add(buckets.filters, bucket_of(export.filter_gcs_uri, "object"))
+            buckets.add(
+                buckets.filters, bucket_of(export.filter_gcs_uri, "filter_gcs_uri", "object")
+            )
         if export.filter_staging_uri is not None:
-            buckets.add(buckets.filters, bucket_of(export.filter_staging_uri, "prefix"))
+            buckets.add(
+                buckets.filters,
+                bucket_of(export.filter_staging_uri, "filter_staging_uri", "prefix"),
+            )
     return buckets
 
 

@@ -411,3 +411,87 @@ def test_pipeline_reads_each_uri_as_its_kind() -> None:
         (BUCKET_MEMBER, "raw", "roles/storage.objectViewer"),
         (BUCKET_MEMBER, "out", "roles/storage.objectAdmin"),
     }
+
+
+def test_a_bucket_holding_sources_and_filters_gets_one_viewer_member() -> None:
+    # Same role, same bucket from two lists (and a repeat): one member for the binding.
+    stack = run_under_mocks(
+        lambda: ServiceAgentGrants(
+            "agent", project="demo-project", import_buckets=["raw", "raw"], filter_buckets=["raw"]
+        )
+    )
+    members = stack.of_type(BUCKET_MEMBER)
+    assert [(r.name, r.inputs["role"]) for r in members] == [
+        ("agent-import-raw", "roles/storage.objectViewer")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("keywords", "field"),
+    [
+        ({"import_buckets": ["gs://raw"]}, "import_buckets"),
+        ({"export_buckets": ["out/dir"]}, "export_buckets"),
+        ({"bigquery_datasets": ["other-prj.ds.tbl"]}, "bigquery_datasets"),
+        ({"bigquery_datasets": ["bq://other-prj.ds"]}, "bigquery_datasets"),
+    ],
+)
+def test_grants_refuse_what_is_not_a_bucket_or_dataset(
+    keywords: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=field):
+        run_under_mocks(lambda: ServiceAgentGrants("agent", project="demo-project", **keywords))
+
+
+def test_grants_whose_names_would_clash_are_refused() -> None:
+    # Dataset "1" and the second entry (an Output, named by its position) would both be bq-1.
+    with pytest.raises(ValueError, match="share a name"):
+        run_under_mocks(
+            lambda: ServiceAgentGrants(
+                "agent",
+                project="demo-project",
+                bigquery_datasets=["1", pulumi.Output.from_input("x")],
+            )
+        )
+
+
+def test_pipeline_names_the_input_of_a_bad_uri_and_a_project_mismatch() -> None:
+    def pipeline(**keywords: Any) -> None:
+        DicomPipeline("env", dicom_store=STORE, **keywords)
+
+    with pytest.raises(InvalidSpec, match=r"gcs_destination\.uri_prefix"):
+        run_under_mocks(
+            lambda: pipeline(
+                project="demo-project",
+                exports=[ExportStep("a", gcs_destination={"uri_prefix": "gs://Bad_Bucket/x"})],
+            )
+        )
+    with pytest.raises(InvalidSpec, match="filter_staging_uri"):
+        run_under_mocks(
+            lambda: pipeline(
+                project="demo-project",
+                exports=[
+                    ExportStep(
+                        "a",
+                        gcs_destination={"uri_prefix": "gs://out/x"},
+                        filter_resource_paths=["/studies/1.2"],
+                        filter_staging_uri="s3://out/f",
+                    )
+                ],
+            )
+        )
+    with pytest.raises(InvalidSpec, match="project"):
+        run_under_mocks(lambda: pipeline(project="other-prj"))
+    # A project number and an ID may name the same project: not refused.
+    run_under_mocks(lambda: pipeline(project="123456789012"))
+
+
+def test_pipeline_treats_an_empty_table_uri_as_unset() -> None:
+    stack = run_under_mocks(
+        lambda: DicomPipeline(
+            "env",
+            project="demo-project",
+            dicom_store=STORE,
+            exports=[ExportStep("a", bigquery_destination={"table_uri": "", "schema_json": True})],
+        )
+    )
+    assert _roles(stack) == set()

@@ -27,6 +27,8 @@ from dicom_transfer.specs.problems import Problems
 
 __all__ = [
     "API_VERSIONS",
+    "BIGQUERY_DATASET_FORM",
+    "BIGQUERY_DATASET_RE",
     "CHANGE_DATA_CAPTURE_VERSIONS",
     "MAX_TABLE_URI_LENGTH",
     "MAX_UID_LENGTH",
@@ -75,11 +77,11 @@ MAX_UID_LENGTH = 64
 
 # --- allowed forms, in words (they appear in error messages) ---------------------------------
 
-_PROJECT_FORM = (
+_PROJECT_ID_FORM = (
     "a project ID (6-30 characters: lowercase letters, digits, hyphens; starts with a letter, "
-    "does not end with a hyphen), a domain-scoped ID like 'example.com:my-project', "
-    "or a project number"
+    "does not end with a hyphen) or a domain-scoped ID like 'example.com:my-project'"
 )
+_PROJECT_FORM = f"{_PROJECT_ID_FORM}, or a project number"
 _STORE_FORM = (
     "projects/PROJECT/locations/LOCATION/datasets/DATASET/dicomStores/STORE, where PROJECT is "
     f"{_PROJECT_FORM}; LOCATION is lowercase letters, digits and hyphens (e.g. us-central1); "
@@ -93,9 +95,13 @@ FILTER_PATH_FORM = (
     "/studies/{StudyInstanceUID}[/series/{SeriesInstanceUID}[/instances/{SOPInstanceUID}]] "
     f"where each UID is {_UID_FORM}"
 )
+_DATASET_FORM = "1-1024 letters, digits and underscores"
+BIGQUERY_DATASET_FORM = (
+    f"DATASET or PROJECT.DATASET, PROJECT {_PROJECT_ID_FORM}, DATASET {_DATASET_FORM}"
+)
 TABLE_FORM = (
     f"bq://PROJECT.DATASET.TABLE (at most {MAX_TABLE_URI_LENGTH} characters; PROJECT "
-    f"{_PROJECT_FORM} other than a number; DATASET 1-1024 letters, digits and underscores; "
+    f"{_PROJECT_ID_FORM}; DATASET {_DATASET_FORM}; "
     f"TABLE 1-{MAX_TABLE_ID_BYTES} UTF-8 bytes of Unicode letters, marks, numbers, connectors "
     "(such as '_'), dashes and spaces)"
 )
@@ -108,10 +114,14 @@ _RESOURCE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _UID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 # Dataset IDs: https://cloud.google.com/bigquery/docs/datasets#dataset-naming; table IDs are
 # checked by :func:`table_id_ok` (Unicode categories, not expressible in ``re``).
+_DATASET_ID = r"[A-Za-z0-9_]{1,1024}"
 TABLE_RE = re.compile(
-    rf"bq://(?P<project>{_DOMAIN_SCOPE}{_PROJECT_ID})"
-    r"\.(?P<dataset>[A-Za-z0-9_]{1,1024})\.(?P<table>[^.]+)",
+    rf"bq://(?P<project>{_DOMAIN_SCOPE}{_PROJECT_ID})\.(?P<dataset>{_DATASET_ID})\.(?P<table>[^.]+)"
 )
+BIGQUERY_DATASET_RE = re.compile(
+    rf"(?:(?P<project>{_DOMAIN_SCOPE}{_PROJECT_ID})\.)?(?P<dataset>{_DATASET_ID})"
+)
+"""A BigQuery dataset as :class:`~dicom_transfer.ServiceAgentGrants` takes it."""
 _TABLE_ID_CATEGORIES = ("L", "M", "N", "Pc", "Pd", "Zs")
 _FILTER_PATH_RE = re.compile(
     r"/studies/(?P<study>[^/]*)(?:/series/(?P<series>[^/]*)(?:/instances/(?P<instance>[^/]*))?)?"
