@@ -37,6 +37,7 @@ from integration_support import (
     corpus_files,
     expected_import,
     get_operation,
+    healthcare_client,
     list_operations,
     operation_count,
     read_instance,
@@ -497,6 +498,25 @@ def test_adopts_the_operation_of_a_submit_interrupted_before_its_answer(
     assert result.outs["success_count"] == expected_import(files).success
     assert operation_count(emulator, "import") == 1
     assert journal_files(journal_dir) == []
+
+
+def test_import_into_a_store_with_ids_the_api_documents(emulator: Emulator) -> None:
+    # datasetId allows any script's letters and numbers; dicomStoreId "any string" (here one
+    # with a space): both go through the client's URL and the emulator's routing intact.
+    datasets = healthcare_client(emulator).projects().locations().datasets()
+    parent = f"projects/{PROJECT}/locations/us-central1"
+    datasets.create(parent=parent, datasetId="donn\u00e9es", body={}).execute()
+    dataset = f"{parent}/datasets/donn\u00e9es"
+    datasets.dicomStores().create(parent=dataset, dicomStoreId="my store", body={}).execute()
+    store = f"{dataset}/dicomStores/my store"
+    files = dict(list(corpus_files().items())[:3])
+    upload(emulator, files)
+
+    outs = DicomImportProvider(FAST).create(import_props(emulator, store)).outs
+
+    assert outs is not None
+    assert (outs["success_count"], outs["failure_count"]) == (expected_import(files).success, 0)
+    assert outs["operation_name"].startswith(f"{dataset}/operations/")
 
 
 def test_import_v1beta1_with_a_blob_storage_class(emulator: Emulator, store: str) -> None:

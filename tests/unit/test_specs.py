@@ -91,7 +91,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
         "import",
         import_props(dicom_store=STORE.replace("store_1", "a%2F..")),
         "dicom_store",
-        "A-Z a-z 0-9 _ . -",
+        "other than / : ? # %",
     ),
     ("import", import_props(dicom_store=42), "dicom_store", "projects/PROJECT"),
     ("import", import_props(dicom_store=None), "dicom_store", "projects/PROJECT"),
@@ -492,6 +492,43 @@ def test_store_path_parts() -> None:
     assert store.dataset_name == "projects/my-project/locations/us-central1/datasets/ds-1"
     with pytest.raises(InvalidSpec, match="dicom_store"):
         DicomStorePath.parse("projects/p/locations/l/datasets/d/fhirStores/s")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "store"),
+    [
+        # datasets.create: datasetId "must match [\p{L}\p{N}_\-\.]{1,256}".
+        ("donn\u00e9es", "s"),
+        ("ds\uff11", "s"),
+        # dicomStores.create: dicomStoreId is "Any string value up to 256 characters".
+        ("d", "\u30b9\u30c8\u30a2"),
+        ("d", "my store"),
+        ("d", "x" * 256),
+    ],
+)
+def test_ids_the_api_documents_are_accepted(dataset: str, store: str) -> None:
+    name = f"projects/my-project/locations/us-central1/datasets/{dataset}/dicomStores/{store}"
+    assert DicomStorePath.parse(name).store == store
+
+
+@pytest.mark.parametrize(
+    ("dataset", "store"),
+    [
+        ("d s", "s"),  # a space is not in the dataset regex
+        ("d", "a:b"),  # would read as a custom verb
+        ("d", "a?b"),
+        ("d", "a#b"),
+        ("d", "a%2Fb"),
+        ("d", "a\nb"),
+        ("d", ".."),
+        ("..", "s"),
+        ("d", "x" * 257),
+    ],
+)
+def test_ids_a_url_path_cannot_carry_are_refused(dataset: str, store: str) -> None:
+    name = f"projects/my-project/locations/us-central1/datasets/{dataset}/dicomStores/{store}"
+    with pytest.raises(InvalidSpec, match="dicom_store"):
+        DicomStorePath.parse(name)
 
 
 # --- unknowns ------------------------------------------------------------------------------------

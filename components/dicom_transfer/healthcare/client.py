@@ -76,11 +76,13 @@ T = TypeVar("T")
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
-_OPERATION_NAME_RE = re.compile(
-    r"projects/[^/?#%\s]+/locations/[^/?#%\s]+/datasets/[^/?#%\s]+/operations/[^/?#%\s]+"
-)
-_DATASET_NAME_RE = re.compile(r"projects/[^/?#%\s]+/locations/[^/?#%\s]+/datasets/[^/?#%\s]+")
-_STORE_NAME_RE = re.compile(rf"{_DATASET_NAME_RE.pattern}/dicomStores/[^/?#%\s]+")
+# A name segment: what a URL path carries literally or percent-encoded (the client encodes
+# spaces and non-ASCII); "/", "?", "#", "%" and control characters would change the URL. The
+# rules of each ID are the specs' (:mod:`dicom_transfer.specs.requests`); this is the last guard.
+_SEGMENT = r"[^/?#%\x00-\x1f\x7f]+"
+_DATASET_NAME_RE = re.compile(rf"projects/{_SEGMENT}/locations/{_SEGMENT}/datasets/{_SEGMENT}")
+_OPERATION_NAME_RE = re.compile(rf"{_DATASET_NAME_RE.pattern}/operations/{_SEGMENT}")
+_STORE_NAME_RE = re.compile(rf"{_DATASET_NAME_RE.pattern}/dicomStores/{_SEGMENT}")
 
 
 def _checked_name(name: str, pattern: re.Pattern[str], what: str) -> str:

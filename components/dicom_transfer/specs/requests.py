@@ -85,7 +85,8 @@ _PROJECT_FORM = f"{_PROJECT_ID_FORM}, or a project number"
 _STORE_FORM = (
     "projects/PROJECT/locations/LOCATION/datasets/DATASET/dicomStores/STORE, where PROJECT is "
     f"{_PROJECT_FORM}; LOCATION is lowercase letters, digits and hyphens (e.g. us-central1); "
-    "DATASET and STORE are 1-256 characters from A-Z a-z 0-9 _ . - (not '.' or '..')"
+    "DATASET is 1-256 letters, digits, '_', '-' and '.' (any script); STORE is 1-256 "
+    "characters other than / : ? # % and control characters; neither is '.' or '..'"
 )
 _UID_FORM = (
     f"a DICOM UID: digits separated by single dots, at most {MAX_UID_LENGTH} characters "
@@ -110,7 +111,6 @@ _PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 _DOMAIN_SCOPE = r"(?:[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?:)?"
 _PROJECT_RE = re.compile(rf"{_DOMAIN_SCOPE}{_PROJECT_ID}|[0-9]{{1,20}}")
 _LOCATION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-_RESOURCE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _UID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 # Dataset IDs: https://cloud.google.com/bigquery/docs/datasets#dataset-naming; table IDs are
 # checked by :func:`table_id_ok` (Unicode categories, not expressible in ``re``).
@@ -193,13 +193,40 @@ def check_store(problems: Problems, field: str, value: object) -> DicomStorePath
         bad.append(f"project {project!r}")
     if not _LOCATION_RE.fullmatch(location):
         bad.append(f"location {location!r}")
-    for label, rid in (("dataset", dataset), ("store", store)):
-        if not _RESOURCE_ID_RE.fullmatch(rid) or rid in (".", ".."):
-            bad.append(f"{label} {rid!r}")
+    if not _dataset_id_ok(dataset):
+        bad.append(f"dataset {dataset!r}")
+    if not _store_id_ok(store):
+        bad.append(f"store {store!r}")
     if bad:
         problems.add(field, value, f"{_STORE_FORM} (invalid: {', '.join(bad)})")
         return None
     return DicomStorePath(project, location, dataset, store)
+
+
+def _dataset_id_ok(dataset: str) -> bool:
+    # Source: datasets.create ``datasetId`` in the discovery documents: "must match the
+    # following regex: [\p{L}\p{N}_\-\.]{1,256}"; '.' and '..' would step out of the path.
+    return (
+        0 < len(dataset) <= 256
+        and dataset not in (".", "..")
+        and all(ch in "_-." or unicodedata.category(ch)[0] in "LN" for ch in dataset)
+    )
+
+
+# Characters a store ID cannot carry through the ``{+name}`` path of the API's URL: "/"
+# separates segments, ":" starts the custom verb (``…:import``), "?" and "#" end the path, "%"
+# would be read as an escape.
+_STORE_ID_UNSENDABLE = frozenset("/:?#%")
+
+
+def _store_id_ok(store: str) -> bool:
+    # Source: dicomStores.create ``dicomStoreId`` in the discovery documents: "Any string value
+    # up to 256 characters in length"; we refuse only what no URL path could carry.
+    return (
+        0 < len(store) <= 256
+        and store not in (".", "..")
+        and not any(ch in _STORE_ID_UNSENDABLE or unicodedata.category(ch) == "Cc" for ch in store)
+    )
 
 
 def export_file_extension(mime_type: str | None) -> str:

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,6 @@ _PROJECT_RE = re.compile(
     r"(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}"
 )
 _LOCATION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _BLOB_STORAGE_CLASSES = (
     "BLOB_STORAGE_CLASS_UNSPECIFIED",
     "STANDARD",
@@ -384,10 +384,22 @@ class HealthcareService:
 
     @staticmethod
     def _check_id(kind: str, value: str) -> str:
-        if not _ID_RE.fullmatch(value) or value in (".", ".."):
+        """A dataset or DICOM store ID, by the discovery documents' create parameters.
+
+        ``datasetId`` "must match the following regex: ``[\\p{L}\\p{N}_\\-\\.]{1,256}``";
+        ``dicomStoreId`` is "Any string value up to 256 characters in length" (a ``/`` would
+        split the resource name, so the emulator refuses it; ``:`` and other reserved
+        characters must reach it percent-encoded). Neither may be ``.`` or ``..``.
+        """
+        if kind == "dataset":
+            ok = all(ch in "_-." or unicodedata.category(ch)[0] in "LN" for ch in value)
+            form = "1-256 Unicode letters and numbers, '_', '-' and '.'"
+        else:
+            ok = "/" not in value
+            form = "1-256 characters other than '/'"
+        if not ok or not 0 < len(value) <= 256 or value in (".", ".."):
             raise invalid_argument(
-                f"Invalid {kind} ID {value!r}: expected 1-256 characters from "
-                "A-Z a-z 0-9 _ . - (not '.' or '..')."
+                f"Invalid {kind} ID {value!r}: expected {form} (not '.' or '..')."
             )
         return value
 
