@@ -495,6 +495,32 @@ def test_store_path_parts() -> None:
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("endpoint", "not a url"),
+        ("endpoint", "healthcare.googleapis.com"),
+        ("endpoint", "http://[::1"),
+        ("storage_endpoint", "ftp://storage.example.com/"),
+        ("impersonate_service_account", "x y"),
+        ("impersonate_service_account", "deployer"),
+    ],
+)
+def test_a_connection_typo_fails_the_preview(field: str, value: str) -> None:
+    # Otherwise it would surface at create as an authentication failure.
+    problems = import_problems(import_props(**{field: value}))
+    assert [p.field for p in problems] == [field]
+
+
+def test_connection_inputs_that_work_pass() -> None:
+    props = import_props(
+        endpoint="https://healthcare-myendpoint.p.googleapis.com/",
+        storage_endpoint="http://127.0.0.1:9023",
+        impersonate_service_account="deployer@my-project.iam.gserviceaccount.com",
+    )
+    assert import_problems(props) == []
+
+
+@pytest.mark.parametrize(
     ("dataset", "store"),
     [
         # datasets.create: datasetId "must match [\p{L}\p{N}_\-\.]{1,256}".

@@ -9,9 +9,11 @@ refuse it because a request cannot be built from it. Pure: no I/O, no Pulumi imp
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.gcs import GcsUri, check_gcs_uri, gcs_form
@@ -79,6 +81,7 @@ def _check_import(problems: Problems, props: Mapping[str, Any]) -> ImportSpec | 
     )
     api_version = _check_api_version(problems, props.get("api_version"))
     _check_wait(problems, props)
+    _check_connection(problems, props)
     if store is None or uri is None or problems.items:
         return None
     return ImportSpec(store, cast(str, gcs_uri), storage_class, api_version)
@@ -300,6 +303,7 @@ def _check_export(problems: Problems, props: Mapping[str, Any]) -> ExportSpec | 
                 "written (required with filter_resource_paths)",
             )
     _check_wait(problems, props)
+    _check_connection(problems, props)
     if store is None or problems.items or (gcs is None and bq is None):
         return None
     return ExportSpec(
@@ -383,6 +387,37 @@ def _non_negative(value: float) -> float | None:
 def _count(value: float) -> int | None:
     # Pulumi sends numbers as doubles: 5 arrives as 5.0.
     return int(value) if value >= 0 and value.is_integer() else None
+
+
+# --- connection --------------------------------------------------------------------------------
+
+_ENDPOINT_FORM = (
+    "an http(s) URL of the API, e.g. https://healthcare-myendpoint.p.googleapis.com/ (for an "
+    "emulator set HEALTHCARE_EMULATOR_HOST / STORAGE_EMULATOR_HOST instead)"
+)
+_SERVICE_ACCOUNT_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _check_connection(problems: Problems, props: Mapping[str, Any]) -> None:
+    """Where and as whom to talk: checked so a typo fails the preview, not the credentials."""
+    for field in ("endpoint", "storage_endpoint"):
+        value = props.get(field)
+        if absent(value) or value == "" or problems.skip_unknown(field, value):
+            continue
+        try:
+            parts = urlsplit(value) if isinstance(value, str) else None
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.add(field, value, _ENDPOINT_FORM)
+    field = "impersonate_service_account"
+    account = props.get(field)
+    if absent(account) or account == "" or problems.skip_unknown(field, account):
+        return
+    if not isinstance(account, str) or not _SERVICE_ACCOUNT_RE.fullmatch(account):
+        problems.add(
+            field, account, "a service account email, e.g. name@project.iam.gserviceaccount.com"
+        )
 
 
 def _check_wait(problems: Problems, props: Mapping[str, Any]) -> WaitPolicy:
