@@ -158,6 +158,8 @@ class ServiceAgentGrants(pulumi.ComponentResource):
                 to but its job-user grant on ``project`` (grant ``roles/bigquery.jobUser``
                 in another project yourself then); and with ``project`` an Output, write its
                 own datasets as ``DATASET``, or its job-user binding is declared twice.
+                Likewise a literal and an Output resolving to the same bucket or dataset are
+                two members of one binding: give each target one way.
             opts: Options for the component.
 
         Raises:
