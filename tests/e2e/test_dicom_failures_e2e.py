@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
         ("gcsUri", f"gs://{PLAN.source_bucket}/a**b", "gcs_uri"),
         (
             "store",
-            PLAN.store_name.replace("/dicomStores/archive", "/dicomStores/bad store!"),
+            PLAN.store_name.replace("/dicomStores/archive", "/dicomStores/bad:store?"),
             "dicom_store",
         ),
     ],
