@@ -16,6 +16,7 @@ from dicom_transfer.access import ServiceAgentGrants
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.resources import DicomExport, DicomExportArgs, DicomImport, DicomImportArgs
 from dicom_transfer.specs.gcs import UriKind, parse_gcs_uri
+from dicom_transfer.specs.problems import unset_string
 from dicom_transfer.specs.requests import TABLE_FORM, TABLE_RE, DicomStorePath
 
 __all__ = ["DicomPipeline", "ExportStep", "ImportStep"]
@@ -151,7 +152,7 @@ def _buckets_needed(
         if prefix is not None:
             buckets.add(buckets.exports, bucket_of(prefix, "gcs_destination.uri_prefix", "prefix"))
         table = _field(export.bigquery_destination, "table_uri")
-        if table is not None and table != "":  # "" is unset, as for DicomExport
+        if not unset_string(table):  # as DicomExport reads it
             buckets.add(buckets.datasets, bigquery_dataset_of(table, store_project))
         if export.filter_gcs_uri is not None:
             buckets.add(

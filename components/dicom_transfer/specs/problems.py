@@ -11,7 +11,15 @@ from collections.abc import Sequence
 
 from dicom_transfer.errors import InvalidSpec
 
-__all__ = ["UNKNOWN", "Problems", "absent", "check_bool", "check_choice", "is_unknown"]
+__all__ = [
+    "UNKNOWN",
+    "Problems",
+    "absent",
+    "check_bool",
+    "check_choice",
+    "is_unknown",
+    "unset_string",
+]
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """``pulumi.runtime.rpc.UNKNOWN``: a not-yet-computed input seen by a dynamic provider."""
@@ -68,6 +76,12 @@ class Problems:
 def absent(value: object) -> bool:
     """Whether an optional input was left out (Pulumi sends a missing input as None)."""
     return value is None
+
+
+def unset_string(value: object) -> bool:
+    """Whether an optional string input is unset: left out, or ``""`` (proto3's unset string,
+    which the API reads as the field's default)."""
+    return value is None or value == ""
 
 
 def check_choice(

@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.gcs import GcsUri, check_gcs_uri, gcs_form
 from dicom_transfer.specs.mime_types import MIME_FORM, normalize_mime_type
-from dicom_transfer.specs.problems import Problems, absent, check_bool, check_choice
+from dicom_transfer.specs.problems import (
+    Problems,
+    absent,
+    check_bool,
+    check_choice,
+    unset_string,
+)
 from dicom_transfer.specs.requests import (
     API_VERSIONS,
     CHANGE_DATA_CAPTURE_VERSIONS,
@@ -126,9 +132,9 @@ def _check_gcs_destination(problems: Problems, value: object) -> GcsDestination 
         uri = check_gcs_uri(problems, f"{field}.uri_prefix", prefix, "prefix")
     mime = value.get("mime_type")
     canonical: str | None = None
-    # "" is proto3's unset string, which the discovery documents define: "If unspecified,
-    # the instances are exported in the original DICOM format" (as stored).
-    if not absent(mime) and mime != "" and not problems.skip_unknown(f"{field}.mime_type", mime):
+    # Unset ("" too) is defined by the discovery documents: "If unspecified, the instances
+    # are exported in the original DICOM format" (as stored).
+    if not unset_string(mime) and not problems.skip_unknown(f"{field}.mime_type", mime):
         canonical = normalize_mime_type(mime) if isinstance(mime, str) else None
         if canonical is None:
             problems.add(f"{field}.mime_type", mime, MIME_FORM)
@@ -186,7 +192,7 @@ def _check_bigquery_destination(
         return None
     _check_keys(problems, field, value, _BIGQUERY_KEYS)
     table = value.get("table_uri")
-    if table == "":  # proto3's unset string, as for mime_type
+    if unset_string(table):
         table = None
     table_ok = _check_table_uri(problems, f"{field}.table_uri", table)
     disposition = check_choice(
@@ -402,7 +408,7 @@ def _check_connection(problems: Problems, props: Mapping[str, Any]) -> None:
     """Where and as whom to talk: checked so a typo fails the preview, not the credentials."""
     for field in ("endpoint", "storage_endpoint"):
         value = props.get(field)
-        if absent(value) or value == "" or problems.skip_unknown(field, value):
+        if unset_string(value) or problems.skip_unknown(field, value):
             continue
         try:
             parts = urlsplit(value) if isinstance(value, str) else None
@@ -412,7 +418,7 @@ def _check_connection(problems: Problems, props: Mapping[str, Any]) -> None:
             problems.add(field, value, _ENDPOINT_FORM)
     field = "impersonate_service_account"
     account = props.get(field)
-    if absent(account) or account == "" or problems.skip_unknown(field, account):
+    if unset_string(account) or problems.skip_unknown(field, account):
         return
     if not isinstance(account, str) or not _SERVICE_ACCOUNT_RE.fullmatch(account):
         problems.add(

@@ -23,7 +23,7 @@ from dicom_transfer.specs.mime_types import (
     export_file_extension_of,
     normalize_mime_type,
 )
-from dicom_transfer.specs.problems import Problems
+from dicom_transfer.specs.problems import Problems, unset_string
 
 __all__ = [
     "API_VERSIONS",
@@ -242,7 +242,7 @@ def export_file_extension(mime_type: str | None) -> str:
     Raises:
         InvalidSpec: Unsupported MIME type.
     """
-    if mime_type is None or mime_type == "":
+    if mime_type is None or unset_string(mime_type):  # None spelled out for mypy
         return export_file_extension_of(None)
     canonical = normalize_mime_type(mime_type)
     if canonical is None:
