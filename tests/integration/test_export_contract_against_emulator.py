@@ -104,29 +104,39 @@ def test_no_transcoding_exports_byte_identical_instances(emulator: Emulator, sto
         assert data == uploaded[_sop(data)], name
 
 
-def test_implicit_vr_little_endian_export(emulator: Emulator, store: str) -> None:
+def _export_grayscale_series(
+    emulator: Emulator, store: str, prefix: str, mime_type: str
+) -> list[tuple[pydicom.Dataset, pydicom.Dataset]]:
+    """Export the GRAYSCALE files' series (through an inline filter) as ``mime_type``;
+    return (exported, original) data sets, one pair per original."""
     _import_corpus(emulator, store)
     chosen = [pydicom.dcmread(io.BytesIO(corpus_bytes(name))) for name in GRAYSCALE]
     paths = [f"/studies/{d.StudyInstanceUID}/series/{d.SeriesInstanceUID}" for d in chosen]
     _gcs_export(
         emulator,
         store,
-        "implicit",
-        # A spelling the media-type rules allow; the library sends the documented one.
-        f'Application/DICOM;Transfer-Syntax="{IMPLICIT_VR_LITTLE_ENDIAN}"',
+        prefix,
+        mime_type,
         filter_resource_paths=paths,
         filter_staging_uri=f"gs://{EXPORT_BUCKET}/filters",
     )
-
-    exported = _exported(emulator, "implicit")
+    exported = _exported(emulator, prefix)
     originals = {str(d.SOPInstanceUID): d for d in chosen}
     assert len(exported) == len(originals)
+    pairs = []
     for data in exported.values():
         dataset = pydicom.dcmread(io.BytesIO(data))
+        pairs.append((dataset, originals[str(dataset.SOPInstanceUID)]))
+    return pairs
+
+
+def test_implicit_vr_little_endian_export(emulator: Emulator, store: str) -> None:
+    # A spelling the media-type rules allow; the library sends the documented one.
+    mime_type = f'Application/DICOM;Transfer-Syntax="{IMPLICIT_VR_LITTLE_ENDIAN}"'
+    for dataset, original in _export_grayscale_series(emulator, store, "implicit", mime_type):
         assert dataset.file_meta.TransferSyntaxUID == IMPLICIT_VR_LITTLE_ENDIAN
         # (is_implicit_VR, is_little_endian) of the data set as pydicom parsed it.
         assert dataset.original_encoding == (True, True)
-        original = originals[str(dataset.SOPInstanceUID)]
         np.testing.assert_array_equal(dataset.pixel_array, original.pixel_array)
 
 
@@ -140,25 +150,9 @@ def test_implicit_vr_little_endian_export(emulator: Emulator, store: str) -> Non
 def test_lossless_compressed_export_decodes_back(
     emulator: Emulator, store: str, syntax: str
 ) -> None:
-    _import_corpus(emulator, store)
-    chosen = [pydicom.dcmread(io.BytesIO(corpus_bytes(name))) for name in GRAYSCALE]
-    paths = [f"/studies/{d.StudyInstanceUID}/series/{d.SeriesInstanceUID}" for d in chosen]
-    _gcs_export(
-        emulator,
-        store,
-        "compressed",
-        f"application/dicom; transfer-syntax={syntax}",
-        filter_resource_paths=paths,
-        filter_staging_uri=f"gs://{EXPORT_BUCKET}/filters",
-    )
-
-    exported = _exported(emulator, "compressed")
-    originals = {str(d.SOPInstanceUID): d for d in chosen}
-    assert len(exported) == len(originals)
-    for data in exported.values():
-        dataset = pydicom.dcmread(io.BytesIO(data))
+    mime_type = f"application/dicom; transfer-syntax={syntax}"
+    for dataset, original in _export_grayscale_series(emulator, store, "compressed", mime_type):
         assert dataset.file_meta.TransferSyntaxUID == syntax
-        original = originals[str(dataset.SOPInstanceUID)]
         np.testing.assert_array_equal(dataset.pixel_array, original.pixel_array)
 
 
