@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pydicom
-from dicom_transfer_emulator.seed import corpus_files
+from dicom_transfer_emulator.testing.seed import corpus_files
 from pydicom.uid import generate_uid
 
 PROJECT = "bench-project"

@@ -36,8 +36,8 @@ from bench_common import (
     rss_mb,
     upload_objects,
 )
-from dicom_transfer_emulator.clients import healthcare_client
-from dicom_transfer_emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.clients import healthcare_client
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
 
 POLL_S = 0.05
 BUCKET = "bench-import-src"

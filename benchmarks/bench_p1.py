@@ -58,8 +58,8 @@ from bench_common import (
 from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.providers import DicomImportProvider
-from dicom_transfer_emulator.clients import gcloud_environment, healthcare_client
-from dicom_transfer_emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.clients import gcloud_environment, healthcare_client
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
 
 BUCKET = "bench-p1-src"
 PREFIX = "src"

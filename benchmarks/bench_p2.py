@@ -61,8 +61,8 @@ from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORA
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
 from dicom_transfer.worker_pool import SDK_WORKERS, WORKERS_ENV
-from dicom_transfer_emulator.clients import healthcare_client
-from dicom_transfer_emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.clients import healthcare_client
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
 
 BUCKET_PREFIX = "bench-p2-src"
 FILES_PER_IMPORT = 2

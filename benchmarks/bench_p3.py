@@ -46,8 +46,8 @@ from bench_pulumi import ProcessSampler, ProviderProcess, PulumiProject
 from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer.sharding import FALLBACK_SHARDS, SHARDS_ENV
-from dicom_transfer_emulator.clients import healthcare_client
-from dicom_transfer_emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.clients import healthcare_client
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
 
 SOURCE_BUCKET = "bench-p3-src"
 EXPORT_BUCKET = "bench-p3-out"

@@ -24,7 +24,7 @@ One run, side by side, on one emulator process started with ``--data-dir``:
 5. **BigQuery export**: one ``dicomStores.export`` of the whole store to a new table (JSON
    schema), submit to done; the table's row count is checked in the emulator's data
    directory (``bigquery/{project}/{dataset}/{table}.jsonl``, documented in
-   ``dicom_transfer_emulator.bigquery``) rather than over HTTP, which would build all rows
+   ``dicom_transfer_emulator.bigquery.tables``) rather than over HTTP, which would build all rows
    in one answer.
 
 ``rss_mb`` is the emulator's peak RSS (``VmHWM``) over the whole section (target <= 300 MB);
@@ -58,9 +58,9 @@ from bench_common import (
     rss_mb,
 )
 from bench_import import bare_memory_loop
-from dicom_transfer_emulator.clients import healthcare_client
-from dicom_transfer_emulator.launch import EmulatorProcess
-from dicom_transfer_emulator.seed import corpus_files
+from dicom_transfer_emulator.testing.clients import healthcare_client
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.seed import corpus_files
 from pydicom.uid import generate_uid
 
 POLL_S = 0.05

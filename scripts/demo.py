@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dicom_transfer_emulator.launch import EmulatorProcess
-from dicom_transfer_emulator.seed import SeedPlan, seed
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.seed import SeedPlan, seed
 from dicom_transfer_pulumi_host.environment import checkout_environment
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dicom_transfer_emulator.launch import EmulatorProcess
-from dicom_transfer_emulator.seed import CorpusFile, SeedPlan, seed
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.seed import CorpusFile, SeedPlan, seed
 from pulumi_cli import PulumiCli
 
 PLAN = SeedPlan(

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.clients import gcloud_environment
+from dicom_transfer_emulator.testing.clients import gcloud_environment
 
 PROJECT = "test-project"
 

@@ -16,7 +16,7 @@ from dicom_transfer.healthcare.operations import PollPolicy
 from dicom_transfer.healthcare.retrying import RetryPolicy
 from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.clients import healthcare_client as emulator_healthcare_client
+from dicom_transfer_emulator.testing.clients import healthcare_client as emulator_healthcare_client
 
 PROJECT = "demo-project"
 LOCATION = "us-central1"

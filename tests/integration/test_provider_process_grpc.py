@@ -29,7 +29,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare_api import healthcare_service
+from dicom_transfer_emulator.healthcare.api import healthcare_service
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]
 from integration_support import (
     EXPORT_BUCKET,

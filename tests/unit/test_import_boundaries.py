@@ -67,8 +67,8 @@ def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:
         "\n[importlinter:contract:api-without-uri-rules]\n"
         "name = (deliberately broken) emulator routes do not import its URI rules\n"
         "type = forbidden\n"
-        "source_modules =\n    dicom_transfer_emulator.healthcare_api\n"
-        "forbidden_modules =\n    dicom_transfer_emulator.gcs_uris\n"
+        "source_modules =\n    dicom_transfer_emulator.healthcare.api\n"
+        "forbidden_modules =\n    dicom_transfer_emulator.healthcare.gcs_uris\n"
     )
     config = tmp_path / "broken.importlinter"
     config.write_text(broken, encoding="utf-8")

@@ -3,7 +3,7 @@
 Serves the Healthcare API on ``--port`` and the Cloud Storage JSON API on ``--storage-port``
 (0 picks free ports), prints exactly one JSON line ``{"healthcare": URL, "storage": URL}`` on
 stdout once both accept connections, logs one line per request on stderr, and stops cleanly
-(exit status 0) on SIGINT or SIGTERM. See :mod:`.faults` for the ``--fault`` syntax.
+(exit status 0) on SIGINT or SIGTERM. See :mod:`.server.faults` for the ``--fault`` syntax.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .app import Emulator
-from .errors import ApiException
-from .faults import FaultInjector
+from dicom_transfer_emulator.app import Emulator
+from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.server.faults import FaultInjector
 
 
 def build_parser() -> argparse.ArgumentParser:

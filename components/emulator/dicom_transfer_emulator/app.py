@@ -4,7 +4,7 @@ Two HTTP servers share one :class:`EmulatorContext`:
 
 * the Healthcare API server (``--port``): routes registered by
   ``healthcare_api.register_routes(router, ctx)`` plus the admin endpoints below;
-* the Cloud Storage JSON API server (``--storage-port``): :mod:`.storage_api`.
+* the Cloud Storage JSON API server (``--storage-port``): :mod:`.storage.json_api`.
 
 Admin endpoints (Healthcare port; never faulted, not in the request log)::
 
@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import invalid_argument, not_found
-from .faults import FaultInjector
-from .http import (
+from dicom_transfer_emulator.errors import invalid_argument, not_found
+from dicom_transfer_emulator.server.faults import FaultInjector
+from dicom_transfer_emulator.server.http import (
     DEFAULT_MAX_BODY_BYTES,
     EmulatorHTTPServer,
     Request,
@@ -52,11 +52,11 @@ from .http import (
     Response,
     Router,
 )
-from .routing import Handler
-from .storage import Storage, open_storage
-from .storage_api import StorageApi
+from dicom_transfer_emulator.server.routing import Handler
+from dicom_transfer_emulator.storage.json_api import StorageApi
+from dicom_transfer_emulator.storage.port import Storage, open_storage
 
-HEALTHCARE_MODULE = "dicom_transfer_emulator.healthcare_api"
+HEALTHCARE_MODULE = "dicom_transfer_emulator.healthcare.api"
 
 
 @dataclass
@@ -139,7 +139,7 @@ class Emulator:
         clock: Wall clock for timestamps and IAM propagation.
         log_stream: Where one line per request goes (None: silent).
         max_body_bytes: Largest request body accepted (larger: 413).
-        faults: Fault specs applied at start (text syntax of :mod:`.faults`).
+        faults: Fault specs applied at start (text syntax of :mod:`.server.faults`).
     """
 
     def __init__(

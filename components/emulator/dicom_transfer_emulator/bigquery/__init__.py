@@ -1,0 +1,1 @@
+"""The emulated BigQuery tables that ``dicomStores.export`` writes, and the rows it writes."""

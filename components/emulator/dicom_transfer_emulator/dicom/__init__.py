@@ -1,0 +1,2 @@
+"""DICOM without HTTP: parsing, DICOM JSON, the stored-instance record, export formats,
+transcoding, rendering, QIDO-RS matching and the per-store search index."""

@@ -1,0 +1,811 @@
+"""State of the emulated Healthcare API: datasets, DICOM stores, instances and operations.
+
+Everything lives in memory; with a data directory it is also persisted under
+``{data_dir}/healthcare/`` so a restarted emulator finds it again:
+
+- ``datasets.json``, ``dataset_policies.json``, ``stores.json``: small documents rewritten on
+  every change;
+- ``stores/{key}/index.jsonl`` (one line per stored instance, appended) and
+  ``stores/{key}/{sop_instance_uid}.dcm`` (the original bytes), ``key`` a hash of the store
+  name — appending keeps a 10,000-file import linear; deleting instances (DICOMweb) rewrites
+  the index without them;
+- ``operations/{id}.json`` (written when created, cancelled and finished) and
+  ``operations/{id}.logs.json`` (per-file log entries, written when finished). An operation
+  that was still running when the emulator stopped is loaded as failed with ``ABORTED``.
+
+Instances are keyed by SOP Instance UID within a store and remember their study and series.
+With a data directory only their records stay in memory (UIDs, sizes and the few attributes
+QIDO-RS searches match on, :class:`~.dicom.records.InstanceRecord`), grouped by study and series in
+a :class:`~.dicom.search_index.StoreIndex`; their bytes are read from disk when asked for.
+The class is thread-safe: one lock guards the maps; searches run under it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any
+
+from dicom_transfer_emulator.dicom.parsing import DicomParseError, ParsedInstance, read_dataset
+from dicom_transfer_emulator.dicom.qido import Hit, SearchRequest
+from dicom_transfer_emulator.dicom.records import InstanceRecord
+from dicom_transfer_emulator.dicom.search_index import StoreIndex, match_json
+
+OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
+
+
+class StateError(Exception):
+    """A request conflicts with the state; carries the Google status to answer with."""
+
+    http_status = 400
+    status = "FAILED_PRECONDITION"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(StateError):
+    """The resource does not exist."""
+
+    http_status = 404
+    status = "NOT_FOUND"
+
+
+class AlreadyExists(StateError):
+    """A resource with that name exists already."""
+
+    http_status = 409
+    status = "ALREADY_EXISTS"
+
+
+class AddResult(Enum):
+    """Outcome of storing one imported instance."""
+
+    ADDED = "added"
+    DUPLICATE = "duplicate"  # same SOP Instance UID already stored: ignored, not overwritten
+    CONFLICT = "conflict"  # same SOP Instance UID under another study/series: rejected
+
+
+@dataclass
+class OperationRecord:
+    """A long-running operation and its progress."""
+
+    name: str
+    api_method_name: str
+    api_version: str
+    create_time: str
+    logs_url: str
+    kind: str = ""
+    target: str = ""
+    done: bool = False
+    end_time: str | None = None
+    success: int = 0
+    failure: int = 0
+    pending: int = 0
+    cancel_requested: bool = False
+    error: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    counted: bool = True
+
+    @property
+    def id(self) -> str:
+        """The last segment of the name."""
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def dataset_name(self) -> str:
+        """``projects/…/datasets/{d}``."""
+        return self.name.split("/operations/", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST representation (``Operation``)."""
+        metadata: dict[str, Any] = {
+            "@type": OPERATION_METADATA_TYPE.format(version=self.api_version),
+            "apiMethodName": self.api_method_name,
+            "createTime": self.create_time,
+            "logsUrl": self.logs_url,
+        }
+        if self.end_time:
+            metadata["endTime"] = self.end_time
+        if self.cancel_requested:
+            metadata["cancelRequested"] = True
+        if self.counted:
+            counter = {
+                key: str(value)
+                for key, value in (
+                    ("success", self.success),
+                    ("failure", self.failure),
+                    ("pending", self.pending),
+                )
+                if value
+            }
+            metadata["counter"] = counter
+        body: dict[str, Any] = {"name": self.name, "metadata": metadata}
+        if self.done:
+            body["done"] = True
+            if self.error is not None:
+                body["error"] = copy.deepcopy(self.error)
+            elif self.response is not None:
+                body["response"] = copy.deepcopy(self.response)
+        return body
+
+
+_EMPTY_POLICY_ETAG = "ACAB"
+
+
+@dataclass
+class _StoreData:
+    resource: dict[str, Any]
+    policy: dict[str, Any] = field(default_factory=lambda: {"etag": _EMPTY_POLICY_ETAG})
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    search: StoreIndex = field(default_factory=StoreIndex)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    index: IO[str] | None = None
+
+    def keep(self, record: InstanceRecord) -> None:
+        self.instances[record.sop_instance_uid] = record
+        self.search.add(record)
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+
+
+def _replace_policy(current: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy that replaces ``current`` (IAM ``setIamPolicy`` semantics).
+
+    An ``etag`` in ``policy`` must equal the current one (optimistic concurrency, as the IAM
+    ``Policy.etag`` documentation describes); the stored policy gets a fresh etag.
+
+    Raises:
+        StateError: ``ABORTED`` (409) when the etag is stale.
+    """
+    etag = policy.get("etag")
+    if etag and etag != current.get("etag"):
+        err = StateError("there were concurrent policy changes; re-read the policy")
+        err.http_status, err.status = 409, "ABORTED"
+        raise err
+    stored = {k: copy.deepcopy(v) for k, v in policy.items() if k != "etag"}
+    stored["etag"] = _etag(stored)
+    return stored
+
+
+def _key(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:24]
+
+
+def _etag(policy: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).digest()
+    import base64
+
+    return base64.b64encode(digest[:8]).decode()
+
+
+def _with_search(record: InstanceRecord, folder: Path) -> InstanceRecord:
+    """A record persisted before ``match_json`` existed, with it rebuilt from its bytes.
+
+    An unreadable or missing file leaves it empty: the instance then matches only searches
+    without filters on other attributes than its UIDs (the emulator cannot say more).
+    """
+    try:
+        data = (folder / f"{record.sop_instance_uid}.dcm").read_bytes()
+        rebuilt = match_json(read_dataset(data, stop_before_pixels=True))
+    except (OSError, DicomParseError):
+        return record
+    return replace(record, match_json=rebuilt)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(value, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class HealthcareState:
+    """Thread-safe model of datasets, stores, instances and operations."""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        """Create the state, loading what a previous run persisted.
+
+        Args:
+            data_dir: the emulator's data directory, or ``None`` for memory only.
+        """
+        self._root = Path(data_dir) / "healthcare" if data_dir is not None else None
+        self._lock = threading.RLock()
+        self._datasets: dict[str, dict[str, Any]] = {}
+        self._dataset_policies: dict[str, dict[str, Any]] = {}
+        self._stores: dict[str, _StoreData] = {}
+        self._operations: dict[str, OperationRecord] = {}
+        self._logs: dict[str, list[dict[str, Any]]] = {}
+        self._load()
+
+    # --- persistence -------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self._root is None or not self._root.exists():
+            return
+        datasets = self._root / "datasets.json"
+        if datasets.exists():
+            self._datasets = json.loads(datasets.read_text(encoding="utf-8"))
+        policies = self._root / "dataset_policies.json"
+        if policies.exists():
+            self._dataset_policies = json.loads(policies.read_text(encoding="utf-8"))
+        stores = self._root / "stores.json"
+        if stores.exists():
+            for name, doc in json.loads(stores.read_text(encoding="utf-8")).items():
+                data = _StoreData(resource=doc["resource"], policy=doc["policy"])
+                folder = self._root / "stores" / _key(name)
+                index = folder / "index.jsonl"
+                if index.exists():
+                    with index.open(encoding="utf-8") as fh:
+                        for line in fh:
+                            if line.strip():
+                                rec = InstanceRecord(**json.loads(line))
+                                data.keep(rec if rec.match_json else _with_search(rec, folder))
+                self._stores[name] = data
+        ops = self._root / "operations"
+        if ops.exists():
+            for path in ops.glob("*.json"):
+                if path.name.endswith(".logs.json"):
+                    continue
+                op = OperationRecord(**json.loads(path.read_text(encoding="utf-8")))
+                if not op.done:
+                    op.done = True
+                    op.end_time = op.end_time or op.create_time
+                    op.error = {
+                        "code": 10,
+                        "message": "operation aborted: the emulator stopped while it ran",
+                    }
+                self._operations[op.name] = op
+                logs = path.with_name(f"{op.id}.logs.json")
+                if logs.exists():
+                    self._logs[op.id] = json.loads(logs.read_text(encoding="utf-8"))
+
+    def _save_datasets(self) -> None:
+        if self._root is not None:
+            _write_json(self._root / "datasets.json", self._datasets)
+
+    def _save_dataset_policies(self) -> None:
+        if self._root is not None:
+            _write_json(self._root / "dataset_policies.json", self._dataset_policies)
+
+    def _save_stores(self) -> None:
+        if self._root is not None:
+            docs = {
+                n: {"resource": s.resource, "policy": s.policy} for n, s in self._stores.items()
+            }
+            _write_json(self._root / "stores.json", docs)
+
+    def _save_operation(self, op: OperationRecord, *, with_logs: bool = False) -> None:
+        if self._root is None:
+            return
+        _write_json(self._root / "operations" / f"{op.id}.json", asdict(op))
+        if with_logs:
+            _write_json(self._root / "operations" / f"{op.id}.logs.json", self._logs.get(op.id, []))
+
+    def close(self) -> None:
+        """Close open index files (the state stays usable; they reopen on demand)."""
+        with self._lock:
+            for data in self._stores.values():
+                data.close()
+
+    def reset(self) -> None:
+        """Forget everything (and delete what was persisted)."""
+        with self._lock:
+            self._datasets.clear()
+            self._dataset_policies.clear()
+            for data in self._stores.values():
+                data.close()
+            self._stores.clear()
+            self._operations.clear()
+            self._logs.clear()
+            if self._root is not None and self._root.exists():
+                shutil.rmtree(self._root)
+
+    # --- datasets ----------------------------------------------------------------------
+
+    def create_dataset(self, name: str, resource: dict[str, Any]) -> dict[str, Any]:
+        """Create a dataset.
+
+        Args:
+            name: ``projects/{p}/locations/{l}/datasets/{d}``.
+            resource: the stored representation (``name``, ``timeZone``…).
+
+        Returns:
+            A copy of the stored resource.
+
+        Raises:
+            AlreadyExists: the dataset exists.
+        """
+        with self._lock:
+            if name in self._datasets:
+                raise AlreadyExists(f"dataset {name} already exists")
+            self._datasets[name] = dict(resource, name=name)
+            self._save_datasets()
+            return copy.deepcopy(self._datasets[name])
+
+    def get_dataset(self, name: str) -> dict[str, Any]:
+        """The dataset resource.
+
+        Raises:
+            NotFound: no such dataset.
+        """
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            return copy.deepcopy(self._datasets[name])
+
+    def patch_dataset(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply already-validated field changes to a dataset; returns the new resource."""
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            self._datasets[name].update(changes)
+            self._save_datasets()
+            return copy.deepcopy(self._datasets[name])
+
+    def list_datasets(self, parent: str) -> list[dict[str, Any]]:
+        """Datasets under ``projects/{p}/locations/{l}``, sorted by name."""
+        prefix = parent + "/datasets/"
+        with self._lock:
+            return [
+                copy.deepcopy(d) for n, d in sorted(self._datasets.items()) if n.startswith(prefix)
+            ]
+
+    def delete_dataset(self, name: str) -> None:
+        """Delete a dataset with its stores, instances and operations.
+
+        Raises:
+            NotFound: no such dataset.
+        """
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            del self._datasets[name]
+            if self._dataset_policies.pop(name, None) is not None:
+                self._save_dataset_policies()
+            for store in [s for s in self._stores if s.startswith(name + "/dicomStores/")]:
+                self._drop_store(store)
+            for op_name in [o for o in self._operations if o.startswith(name + "/operations/")]:
+                op = self._operations.pop(op_name)
+                self._logs.pop(op.id, None)
+                if self._root is not None:
+                    for suffix in (".json", ".logs.json"):
+                        (self._root / "operations" / f"{op.id}{suffix}").unlink(missing_ok=True)
+            self._save_datasets()
+            self._save_stores()
+
+    # --- DICOM stores ------------------------------------------------------------------
+
+    def create_store(self, name: str, resource: dict[str, Any]) -> dict[str, Any]:
+        """Create a DICOM store in an existing dataset.
+
+        Raises:
+            NotFound: the dataset does not exist.
+            AlreadyExists: the store exists.
+        """
+        dataset = name.split("/dicomStores/", 1)[0]
+        with self._lock:
+            if dataset not in self._datasets:
+                raise NotFound(f"dataset {dataset} not found")
+            if name in self._stores:
+                raise AlreadyExists(f"DICOM store {name} already exists")
+            self._stores[name] = _StoreData(resource=dict(resource, name=name))
+            self._save_stores()
+            return copy.deepcopy(self._stores[name].resource)
+
+    def _store(self, name: str) -> _StoreData:
+        data = self._stores.get(name)
+        if data is None:
+            raise NotFound(f"DICOM store {name} not found")
+        return data
+
+    def get_store(self, name: str) -> dict[str, Any]:
+        """The store resource.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            return copy.deepcopy(self._store(name).resource)
+
+    def has_store(self, name: str) -> bool:
+        """Whether the store exists."""
+        with self._lock:
+            return name in self._stores
+
+    def list_stores(self, parent: str) -> list[dict[str, Any]]:
+        """Stores of a dataset, sorted by name.
+
+        Raises:
+            NotFound: no such dataset.
+        """
+        prefix = parent + "/dicomStores/"
+        with self._lock:
+            if parent not in self._datasets:
+                raise NotFound(f"dataset {parent} not found")
+            return [
+                copy.deepcopy(s.resource)
+                for n, s in sorted(self._stores.items())
+                if n.startswith(prefix)
+            ]
+
+    def patch_store(self, name: str, changes: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+        """Set (``changes``) and clear (``removed``) already-validated fields of a store."""
+        with self._lock:
+            data = self._store(name)
+            data.resource.update(copy.deepcopy(changes))
+            for key in removed:
+                data.resource.pop(key, None)
+            self._save_stores()
+            return copy.deepcopy(data.resource)
+
+    def _drop_store(self, name: str) -> None:
+        dropped = self._stores.pop(name, None)
+        if dropped is not None:
+            dropped.close()
+        if self._root is not None:
+            shutil.rmtree(self._root / "stores" / _key(name), ignore_errors=True)
+
+    def delete_store(self, name: str) -> None:
+        """Delete a store and its instances.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            self._store(name)
+            self._drop_store(name)
+            self._save_stores()
+
+    def get_store_policy(self, name: str) -> dict[str, Any]:
+        """The store's IAM policy."""
+        with self._lock:
+            return copy.deepcopy(self._store(name).policy)
+
+    def set_store_policy(self, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Replace the store's IAM policy; returns it with a fresh etag.
+
+        Raises:
+            NotFound: no such store.
+            StateError: ``ABORTED`` when the policy's etag is stale.
+        """
+        with self._lock:
+            data = self._store(name)
+            data.policy = _replace_policy(data.policy, policy)
+            self._save_stores()
+            return copy.deepcopy(data.policy)
+
+    def get_dataset_policy(self, name: str) -> dict[str, Any]:
+        """The dataset's IAM policy (``{"etag": …}`` until one is set).
+
+        Raises:
+            NotFound: no such dataset.
+        """
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            return copy.deepcopy(self._dataset_policies.get(name, {"etag": _EMPTY_POLICY_ETAG}))
+
+    def set_dataset_policy(self, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Replace the dataset's IAM policy; returns it with a fresh etag.
+
+        Raises:
+            NotFound: no such dataset.
+            StateError: ``ABORTED`` when the policy's etag is stale.
+        """
+        with self._lock:
+            if name not in self._datasets:
+                raise NotFound(f"dataset {name} not found")
+            current = self._dataset_policies.get(name, {"etag": _EMPTY_POLICY_ETAG})
+            self._dataset_policies[name] = _replace_policy(current, policy)
+            self._save_dataset_policies()
+            return copy.deepcopy(self._dataset_policies[name])
+
+    # --- instances ---------------------------------------------------------------------
+
+    def add_instance(
+        self,
+        store: str,
+        parsed: ParsedInstance,
+        data: bytes,
+        storage_class: str = "STANDARD",
+        stored_at: str = "",
+    ) -> AddResult:
+        """Store one imported instance unless its SOP Instance UID is already present.
+
+        A duplicate is ignored, never overwritten (the real API "accepts duplicate DICOM
+        instances by ignoring the newly-pushed instance").
+
+        Args:
+            store: the store name.
+            parsed: the instance's identifiers.
+            data: the original bytes.
+            storage_class: the blob storage class requested by the import.
+            stored_at: RFC 3339 time of storing (BigQuery JSON rows' ``LastUpdated``).
+
+        Returns:
+            Whether it was added, a duplicate, or a conflict (same SOP Instance UID under a
+            different study or series).
+
+        Raises:
+            NotFound: the store was deleted.
+        """
+        record = InstanceRecord(
+            parsed.study_uid,
+            parsed.series_uid,
+            parsed.sop_instance_uid,
+            parsed.sop_class_uid,
+            parsed.transfer_syntax_uid,
+            parsed.number_of_frames,
+            len(data),
+            storage_class,
+            stored_at,
+            parsed.match_json,
+        )
+        with self._lock:
+            target = self._store(store)
+            existing = target.instances.get(record.sop_instance_uid)
+            if existing is not None:
+                same = (existing.study_uid, existing.series_uid) == (
+                    record.study_uid,
+                    record.series_uid,
+                )
+                return AddResult.DUPLICATE if same else AddResult.CONFLICT
+            target.keep(record)
+            if self._root is None:
+                target.blobs[record.sop_instance_uid] = data
+                return AddResult.ADDED
+            folder = self._root / "stores" / _key(store)
+            if target.index is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                target.index = (folder / "index.jsonl").open("a", encoding="utf-8")
+            (folder / f"{record.sop_instance_uid}.dcm").write_bytes(data)
+            # Blob first, then its index line: a crash never indexes a missing blob.
+            target.index.write(json.dumps(asdict(record)) + "\n")
+            target.index.flush()
+            return AddResult.ADDED
+
+    def list_instances(self, store: str) -> list[InstanceRecord]:
+        """The store's instances sorted by study, series, SOP Instance UID.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            records = list(self._store(store).instances.values())
+        return sorted(records, key=lambda r: (r.study_uid, r.series_uid, r.sop_instance_uid))
+
+    def find_instances(
+        self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """The instances of a study, a series or one instance, sorted by series and SOP UID.
+
+        Args:
+            store: the store name.
+            study_uid: Study Instance UID.
+            series_uid: Series Instance UID (``None``: the whole study).
+            sop_uid: SOP Instance UID (``None``: the whole series or study).
+
+        Returns:
+            The records; empty when nothing matches.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            return self._store(store).search.find(study_uid, series_uid, sop_uid)
+
+    def search_instances(self, store: str, request: SearchRequest) -> list[Hit]:
+        """The studies, series or instances a QIDO-RS search returns (see :mod:`.search_index`).
+
+        Args:
+            store: the store name.
+            request: the parsed search.
+
+        Returns:
+            The hits in order, after ``offset``, at most ``limit``.
+
+        Raises:
+            NotFound: no such store.
+        """
+        with self._lock:
+            return self._store(store).search.select(request)
+
+    def read_instance(self, store: str, sop_instance_uid: str) -> bytes:
+        """The original bytes of a stored instance.
+
+        Raises:
+            NotFound: no such store or instance.
+        """
+        with self._lock:
+            data = self._store(store)
+            if sop_instance_uid not in data.instances:
+                raise NotFound(f"instance {sop_instance_uid} not found in {store}")
+            blob = data.blobs.get(sop_instance_uid)
+        if blob is not None:
+            return blob
+        assert self._root is not None
+        return (self._root / "stores" / _key(store) / f"{sop_instance_uid}.dcm").read_bytes()
+
+    def delete_instances(
+        self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """Delete the instances of a study, a series or one instance.
+
+        The persisted index is rewritten without them (then their blobs are removed), so a
+        restarted emulator does not bring them back.
+
+        Args:
+            store: the store name.
+            study_uid: Study Instance UID.
+            series_uid: Series Instance UID (``None``: the whole study).
+            sop_uid: SOP Instance UID (``None``: the whole series or study).
+
+        Returns:
+            The deleted records.
+
+        Raises:
+            NotFound: no such store, or nothing matched.
+        """
+
+        with self._lock:
+            target = self._store(store)
+            gone = target.search.find(study_uid, series_uid, sop_uid)
+            if not gone:
+                path = f"/studies/{study_uid}"
+                path += f"/series/{series_uid}" if series_uid else ""
+                path += f"/instances/{sop_uid}" if sop_uid else ""
+                raise NotFound(f"{path} not found in {store}")
+            for rec in gone:
+                del target.instances[rec.sop_instance_uid]
+                target.search.remove(rec)
+                target.blobs.pop(rec.sop_instance_uid, None)
+            if self._root is not None:
+                folder = self._root / "stores" / _key(store)
+                target.close()
+                lines = "".join(json.dumps(asdict(r)) + "\n" for r in target.instances.values())
+                tmp = folder / "index.jsonl.tmp"
+                tmp.write_text(lines, encoding="utf-8")
+                os.replace(tmp, folder / "index.jsonl")
+                for rec in gone:
+                    (folder / f"{rec.sop_instance_uid}.dcm").unlink(missing_ok=True)
+        return gone
+
+    # --- operations --------------------------------------------------------------------
+
+    def new_operation(
+        self,
+        dataset: str,
+        *,
+        api_method_name: str,
+        api_version: str,
+        create_time: str,
+        logs_url: Callable[[str], str],
+        kind: str = "",
+        target: str = "",
+        counted: bool = True,
+    ) -> OperationRecord:
+        """Create and record a new, not yet done, operation under a dataset.
+
+        Args:
+            dataset: the dataset name.
+            api_method_name: e.g. ``google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData``.
+            api_version: ``v1`` or ``v1beta1``.
+            create_time: RFC 3339 timestamp.
+            logs_url: builds the logs URL from the new operation id.
+            kind: free-form label (``import``, ``export``…).
+            target: the resource the operation acts on.
+            counted: whether the metadata carries a progress counter.
+
+        Returns:
+            A snapshot of the new operation.
+        """
+        with self._lock:
+            while True:
+                op_id = str(10**18 + secrets.randbelow(9 * 10**18))
+                name = f"{dataset}/operations/{op_id}"
+                if name not in self._operations:
+                    break
+            op = OperationRecord(
+                name=name,
+                api_method_name=api_method_name,
+                api_version=api_version,
+                create_time=create_time,
+                logs_url=logs_url(op_id),
+                kind=kind,
+                target=target,
+                counted=counted,
+            )
+            self._operations[name] = op
+            self._logs[op_id] = []
+            self._save_operation(op)
+            return copy.deepcopy(op)
+
+    def update_operation(
+        self, name: str, change: Callable[[OperationRecord], None], *, persist: bool = False
+    ) -> OperationRecord | None:
+        """Apply ``change`` to an operation under the lock.
+
+        Args:
+            name: the operation name.
+            change: mutates the record in place.
+            persist: write the record (and its logs) to disk afterwards.
+
+        Returns:
+            A snapshot after the change, or ``None`` when the operation no longer exists
+            (reset or dataset deleted) — running workers stop on ``None``.
+        """
+        with self._lock:
+            op = self._operations.get(name)
+            if op is None:
+                return None
+            change(op)
+            if persist:
+                self._save_operation(op, with_logs=op.done)
+            return copy.deepcopy(op)
+
+    def change_operation(self, name: str, change: Callable[[OperationRecord], None]) -> bool:
+        """Like :meth:`update_operation` without a snapshot or persistence (progress updates).
+
+        Returns:
+            False when the operation no longer exists.
+        """
+        with self._lock:
+            op = self._operations.get(name)
+            if op is None:
+                return False
+            change(op)
+            return True
+
+    def add_log(self, op_id: str, entry: dict[str, Any]) -> None:
+        """Append a per-file log entry to an operation's log."""
+        with self._lock:
+            logs = self._logs.get(op_id)
+            if logs is not None:
+                logs.append(entry)
+
+    def get_logs(self, op_id: str) -> list[dict[str, Any]] | None:
+        """The log entries of an operation, or ``None`` when unknown."""
+        with self._lock:
+            logs = self._logs.get(op_id)
+            return None if logs is None else copy.deepcopy(logs)
+
+    def get_operation(self, name: str) -> OperationRecord:
+        """A snapshot of an operation.
+
+        Raises:
+            NotFound: no such operation.
+        """
+        with self._lock:
+            op = self._operations.get(name)
+            if op is None:
+                raise NotFound(f"operation {name} not found")
+            return copy.deepcopy(op)
+
+    def list_operations(self, dataset: str) -> list[OperationRecord]:
+        """Operations of a dataset, newest first (ties broken by name).
+
+        Raises:
+            NotFound: no such dataset.
+        """
+        prefix = dataset + "/operations/"
+        with self._lock:
+            if dataset not in self._datasets:
+                raise NotFound(f"dataset {dataset} not found")
+            ops = [copy.deepcopy(o) for n, o in self._operations.items() if n.startswith(prefix)]
+        ops.sort(key=lambda o: o.name)
+        ops.sort(key=lambda o: o.create_time, reverse=True)
+        return ops
