@@ -29,7 +29,6 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]
 from integration_support import (
     EXPORT_BUCKET,
@@ -283,7 +282,7 @@ def export_inputs(store: str, **overrides: Any) -> dict[str, Any]:
 def stored(emu: Emulator, store: str) -> set[Instance]:
     return {
         Instance(r.study_uid, r.series_uid, r.sop_instance_uid)
-        for r in healthcare_service(emu).state.list_instances(store)
+        for r in emu.healthcare.state.list_instances(store)
     }
 
 

@@ -26,7 +26,7 @@ from dicom_transfer import (
 from dicom_transfer.healthcare.journal import Journal
 from dicom_transfer.specs.requests import filter_file_content
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service, service_agent_member
+from dicom_transfer_emulator.healthcare.api import service_agent_member
 from integration_support import (
     EXPORT_BUCKET,
     FAST,
@@ -88,7 +88,7 @@ def stored_instances(emu: Emulator, store: str) -> set[Instance]:
     """What the emulator's store holds."""
     return {
         Instance(r.study_uid, r.series_uid, r.sop_instance_uid)
-        for r in healthcare_service(emu).state.list_instances(store)
+        for r in emu.healthcare.state.list_instances(store)
     }
 
 
@@ -220,7 +220,7 @@ def test_permission_denied_until_the_grant_propagates(emulator: Emulator, store:
     files = corpus_files()
     upload(emulator, files)
     emulator.permission_checks = True
-    emulator.context.propagation_delay_s = 2.0
+    emulator.propagation_delay_s = 2.0
     agent = service_agent_member(PROJECT)
     emulator.storage.set_iam_policy(
         SOURCE_BUCKET,
@@ -530,7 +530,7 @@ def test_import_v1beta1_with_a_blob_storage_class(emulator: Emulator, store: str
     assert result.outs["success_count"] == expected_import(files).success
     [submit] = emulator.requests.matching("POST", r":import$")
     assert submit.path.startswith("/v1beta1/")
-    classes = {r.storage_class for r in healthcare_service(emulator).state.list_instances(store)}
+    classes = {r.storage_class for r in emulator.healthcare.state.list_instances(store)}
     assert classes == {"COLDLINE"}
     read = DicomImportProvider(FAST).read(result.id, result.outs)
     assert read.outs == result.outs

@@ -1,10 +1,13 @@
-"""The emulator application: both servers, shared state, admin endpoints, in-process API.
+"""The emulator's composition root: both servers, what they serve, admin endpoints.
 
-Two HTTP servers share one :class:`EmulatorContext`:
+:class:`Emulator` builds every part once and wires them explicitly (no registry, no import
+hooks):
 
-* the Healthcare API server (``--port``): routes registered by
-  ``healthcare_api.register_routes(router, ctx)`` plus the admin endpoints below;
-* the Cloud Storage JSON API server (``--storage-port``): :mod:`.storage.json_api`.
+* the Cloud Storage backend (:func:`~.storage.port.open_storage`), served by
+  :class:`~.storage.json_api.StorageApi` on the Cloud Storage server (``--storage-port``);
+* the Healthcare side, :class:`~.healthcare.api.HealthcareService` (state, BigQuery tables,
+  operation runner), given that backend, the fault injector and the clock, served on the
+  Healthcare server (``--port``) with the admin endpoints below.
 
 Admin endpoints (Healthcare port; never faulted, not in the request log)::
 
@@ -26,23 +29,22 @@ In-process use (tests)::
         emu.faults.fail_requests("POST", r":import$", 429)
         emu.faults.fail_requests(api_method="storage.objects.insert", scope="my-test")
         emu.requests.count("POST", r":import$")
+        emu.healthcare.state.list_instances(store), emu.healthcare.read_table("p.d.t")
         emu.reset()
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from dicom_transfer_emulator.errors import invalid_argument, not_found
+from dicom_transfer_emulator.healthcare.api import HealthcareService
 from dicom_transfer_emulator.server.faults import FaultInjector
 from dicom_transfer_emulator.server.http import (
     DEFAULT_MAX_BODY_BYTES,
@@ -54,73 +56,7 @@ from dicom_transfer_emulator.server.http import (
 )
 from dicom_transfer_emulator.server.routing import Handler
 from dicom_transfer_emulator.storage.json_api import StorageApi
-from dicom_transfer_emulator.storage.port import Storage, open_storage
-
-HEALTHCARE_MODULE = "dicom_transfer_emulator.healthcare.api"
-
-
-@dataclass
-class EmulatorContext:
-    """Everything the Healthcare side (``healthcare_api.register_routes``) may use.
-
-    Attributes:
-        storage: The Cloud Storage backend (read/write objects, bucket IAM, ``role_granted``).
-        faults: Fault injector; the operation runner reads ``operation_seconds``,
-            ``instance_seconds`` and calls ``take_operation_failure()`` per operation.
-        requests: Log of served requests (both servers).
-        data_dir: Persistence directory (None: memory only). The Healthcare side keeps its
-            files under ``data_dir / "healthcare"`` (and BigQuery under ``data_dir /
-            "bigquery"``); Cloud Storage uses ``data_dir / "storage"``.
-        permission_checks: When True, import/export must check bucket IAM with
-            ``storage.role_granted`` (mutable: tests may flip it; ``reset()`` restores it).
-        clock: Wall clock (POSIX seconds) for timestamps and IAM propagation.
-        healthcare_url: ``http://host:port`` of the Healthcare server (for ``logsUrl``).
-        storage_url: ``http://host:port`` of the Cloud Storage server.
-    """
-
-    storage: Storage
-    faults: FaultInjector
-    requests: RequestLog
-    data_dir: Path | None
-    permission_checks: bool
-    clock: Callable[[], float]
-    healthcare_url: str = ""
-    storage_url: str = ""
-    _reset_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
-    _shutdown_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
-
-    @property
-    def propagation_delay_s(self) -> float:
-        """Seconds before a new bucket IAM grant counts (stored on the storage backend)."""
-        return self.storage.propagation_delay_s
-
-    @propagation_delay_s.setter
-    def propagation_delay_s(self, value: float) -> None:
-        self.storage.propagation_delay_s = value
-
-    def on_reset(self, hook: Callable[[], None]) -> None:
-        """Register ``hook`` to run on every reset (forget Healthcare state, cancel runners)."""
-        self._reset_hooks.append(hook)
-
-    def on_shutdown(self, hook: Callable[[], None]) -> None:
-        """Register ``hook`` to run when the emulator stops (stop background threads)."""
-        self._shutdown_hooks.append(hook)
-
-    def run_reset_hooks(self) -> None:
-        """Run the reset hooks in registration order (called by :meth:`Emulator.reset`)."""
-        for hook in list(self._reset_hooks):
-            hook()
-
-    def run_shutdown_hooks(self) -> None:
-        """Run the shutdown hooks in reverse order (called by :meth:`Emulator.stop`)."""
-        for hook in reversed(self._shutdown_hooks):
-            with contextlib.suppress(Exception):
-                hook()
-
-
-def healthcare_available() -> bool:
-    """Whether the Healthcare API module (``healthcare_api.py``) is present."""
-    return importlib.util.find_spec(HEALTHCARE_MODULE) is not None
+from dicom_transfer_emulator.storage.port import open_storage
 
 
 class Emulator:
@@ -140,6 +76,13 @@ class Emulator:
         log_stream: Where one line per request goes (None: silent).
         max_body_bytes: Largest request body accepted (larger: 413).
         faults: Fault specs applied at start (text syntax of :mod:`.server.faults`).
+
+    Attributes:
+        storage: The Cloud Storage backend (buckets, objects, bucket IAM).
+        healthcare: The Healthcare side (``state``, ``tables``, ``runner``,
+            ``read_table()``).
+        faults: The fault injector both servers and the operation runner consult.
+        requests: The log of requests served by both servers.
     """
 
     def __init__(
@@ -184,26 +127,20 @@ class Emulator:
         except BaseException:
             self._healthcare_server.server_close()
             raise
-        self.context = EmulatorContext(
-            storage=self.storage,
-            faults=self.faults,
-            requests=self.requests,
-            data_dir=data_path,
-            permission_checks=permission_checks,
-            clock=clock,
-            healthcare_url=self._healthcare_server.url,
-            storage_url=self._storage_server.url,
-        )
         self.storage_api = StorageApi(self.storage)
         self.storage_api.register_routes(self.storage_router)
         self._register_admin_routes(self.healthcare_router)
-        self.healthcare_enabled = healthcare_available()
         try:
-            if self.healthcare_enabled:
-                module = importlib.import_module(HEALTHCARE_MODULE)
-                module.register_routes(self.healthcare_router, self.context)
+            self.healthcare = HealthcareService(
+                storage=self.storage,
+                faults=self.faults,
+                clock=clock,
+                data_dir=data_path,
+                healthcare_url=self._healthcare_server.url,
+                permission_checks=permission_checks,
+            )
+            self.healthcare.register(self.healthcare_router)
         except BaseException:
-            self.context.run_shutdown_hooks()
             self._healthcare_server.server_close()
             self._storage_server.server_close()
             raise
@@ -234,11 +171,20 @@ class Emulator:
     @property
     def permission_checks(self) -> bool:
         """Whether import/export check bucket IAM (settable at run time)."""
-        return self.context.permission_checks
+        return self.healthcare.permission_checks
 
     @permission_checks.setter
     def permission_checks(self, value: bool) -> None:
-        self.context.permission_checks = value
+        self.healthcare.permission_checks = value
+
+    @property
+    def propagation_delay_s(self) -> float:
+        """Seconds before a new bucket IAM grant counts (kept by the storage backend)."""
+        return self.storage.propagation_delay_s
+
+    @propagation_delay_s.setter
+    def propagation_delay_s(self, value: float) -> None:
+        self.storage.propagation_delay_s = value
 
     def endpoints(self) -> dict[str, str]:
         """Return ``{"healthcare": url, "storage": url}``."""
@@ -259,7 +205,8 @@ class Emulator:
             if self._stopped:
                 return
             self._stopped = True
-        self.context.run_shutdown_hooks()
+        with contextlib.suppress(Exception):
+            self.healthcare.shutdown()
         self._healthcare_server.stop()
         self._storage_server.stop()
 
@@ -267,11 +214,11 @@ class Emulator:
         """Forget everything: buckets, objects, Healthcare state, faults, the request log,
         pending uploads; restore the start-up permission settings and fault specs."""
         self.faults.reset()
-        self.context.run_reset_hooks()
+        self.healthcare.reset()
         self.storage.reset()
         self.storage_api.reset()
         self.requests.clear()
-        self.context.permission_checks, self.context.propagation_delay_s = self._defaults
+        self.permission_checks, self.propagation_delay_s = self._defaults
         for spec in self._fault_specs:
             self.faults.add_spec(spec)
 
@@ -364,7 +311,7 @@ def run_emulator(
 
     Yields:
         The running :class:`Emulator` (``healthcare_url``, ``storage_url``, ``reset()``,
-        ``requests``, ``faults``, ``storage``, ``context``).
+        ``requests``, ``faults``, ``storage``, ``healthcare``).
     """
     emulator = Emulator(
         host=host,
@@ -382,4 +329,4 @@ def run_emulator(
         yield emulator
 
 
-__all__ = ["Emulator", "EmulatorContext", "healthcare_available", "run_emulator"]
+__all__ = ["Emulator", "run_emulator"]

@@ -20,7 +20,6 @@ import pytest
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.bigquery.rows import JSON_COLUMNS
 from dicom_transfer_emulator.dicom.export_formats import DOCUMENTED_MIME_TYPES
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from googleapiclient.errors import HttpError
 from pydicom.encaps import generate_frames
 from support.healthcare import (
@@ -100,7 +99,7 @@ def export_as(emu: Emulator, hc: Any, store: str, mime: str) -> tuple[dict[str, 
 
 
 def error_logs(emu: Emulator, op: dict[str, Any]) -> list[dict[str, Any]]:
-    logs = healthcare_service(emu).state.get_logs(op["name"].rsplit("/", 1)[1]) or []
+    logs = emu.healthcare.state.get_logs(op["name"].rsplit("/", 1)[1]) or []
     return [entry for entry in logs if entry["severity"] == "ERROR"]
 
 
@@ -288,7 +287,7 @@ def test_schema_json_rows_have_the_documented_columns(emulator: Emulator) -> Non
     op = run_export(hc, store, {"bigqueryDestination": destination})
 
     assert counters(op) == (len(SOURCES), 0, 0)
-    rows = healthcare_service(emulator).read_table(table)
+    rows = emulator.healthcare.read_table(table)
     assert {row["SOPInstanceUID"] for row in rows} == set(by_sop)
     for row in rows:
         assert list(row) == list(JSON_COLUMNS)
@@ -320,7 +319,7 @@ def test_change_data_capture_keeps_the_latest_row_and_no_type(emulator: Emulator
     for _ in range(2):
         assert "response" in run_export(hc, store, {"bigqueryDestination": destination})
 
-    rows = healthcare_service(emulator).read_table(table)
+    rows = emulator.healthcare.read_table(table)
     assert sorted(row["SOPInstanceUID"] for row in rows) == sorted(by_sop)
     assert all("Type" not in row and "SourceDicomStore" not in row for row in rows)
 

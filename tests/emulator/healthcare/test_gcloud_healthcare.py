@@ -9,7 +9,6 @@ from typing import Any
 
 import pydicom
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from support.healthcare import corpus_bytes, fresh_copy
 
 LOCATION = ["--location=us-central1"]
@@ -58,7 +57,7 @@ def test_gcloud_healthcare_workflow(emulator: Emulator, gcloud_env: dict[str, st
         "--gcs-uri=gs://gc-src/in/**.dcm",
     )
     assert STORE in imported.stdout  # gcloud prints the store, not the counters
-    service = healthcare_service(emulator)
+    service = emulator.healthcare
     stored = {r.sop_instance_uid for r in service.state.list_instances(STORE)}
     assert stored == {str(pydicom.dcmread(io.BytesIO(d)).SOPInstanceUID) for d in sources.values()}
 

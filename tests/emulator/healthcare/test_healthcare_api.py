@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from googleapiclient.errors import HttpError
 from support.healthcare import (
     PARENT,
@@ -236,7 +235,7 @@ def test_counters_advance_during_a_slow_operation_and_cancel(emulator: Emulator)
     assert done["metadata"]["cancelRequested"] is True
     success, failure, _ = counters(done)
     assert 3 <= success < 10 and failure == 0
-    stored = healthcare_service(emulator).state.list_instances(store)
+    stored = emulator.healthcare.state.list_instances(store)
     assert len(stored) == success
 
 
@@ -248,7 +247,7 @@ def test_fail_next_operation_fault(emulator: Emulator) -> None:
     emulator.faults.fail_next_operation(13, "backend exploded")
     failed = run_import(hc, store, "gs://src/a.dcm")
     assert failed["error"] == {"code": 13, "message": "backend exploded"}
-    assert healthcare_service(emulator).state.list_instances(store) == []
+    assert emulator.healthcare.state.list_instances(store) == []
     ok = run_import(hc, store, "gs://src/a.dcm")
     assert "error" not in ok and counters(ok) == (1, 0, 0)
 
@@ -264,7 +263,7 @@ def test_logs_endpoint_and_emulator_extras(emulator: Emulator) -> None:
     assert logs["entries"][0]["resource"] == "gs://src/bad.dcm"
     assert logs["entries"][0]["severity"] == "ERROR"
     status, agent = raw_request(emulator, "GET", "/_emulator/service-agent/test-project")
-    assert agent["email"] == healthcare_service(emulator).service_agent_email("test-project")
+    assert agent["email"] == emulator.healthcare.service_agent_email("test-project")
     number = agent["projectNumber"]
     assert agent["email"] == f"service-{number}@gcp-sa-healthcare.iam.gserviceaccount.com"
     assert emulator.storage.create_bucket("nnn", "test-project").project_number == number
@@ -289,7 +288,7 @@ def test_instance_timing_reset_and_null_fields(emulator: Emulator) -> None:
     datasets(hc).dicomStores().import_(
         name=store, body={"gcsSource": {"uri": "gs://src/*.dcm"}}
     ).execute()
-    service = healthcare_service(emulator)
+    service = emulator.healthcare
     assert service.runner.running() == 1
     emulator.reset()
     deadline = time.monotonic() + 5
@@ -310,4 +309,4 @@ def test_concurrent_imports_into_one_store(emulator: Emulator) -> None:
     submitted = [stores.import_(name=store, body=body).execute() for _ in range(3)]
     done = [wait_done(client(emulator), op) for op in submitted]
     assert all(counters(op) == (20, 0, 0) for op in done)  # duplicates count as success
-    assert len(healthcare_service(emulator).state.list_instances(store)) == 20
+    assert len(emulator.healthcare.state.list_instances(store)) == 20

@@ -11,7 +11,6 @@ import numpy as np
 import pydicom
 import pytest
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from googleapiclient.errors import HttpError
 from PIL import Image
 from support.healthcare import (
@@ -142,7 +141,7 @@ def test_export_mime_matrix(emulator: Emulator, mime: str | None) -> None:
     assert counters(op)[1] == failures
     if failures:
         assert op["error"]["code"] == 3
-        logs = healthcare_service(emulator).state.get_logs(op["name"].rsplit("/", 1)[1])
+        logs = emulator.healthcare.state.get_logs(op["name"].rsplit("/", 1)[1])
         assert logs is not None and len([e for e in logs if e["severity"] == "ERROR"]) == failures
     else:
         assert op["response"]["@type"].endswith("ExportDicomDataResponse")
@@ -271,7 +270,7 @@ def test_filters(emulator: Emulator) -> None:
         },
     )
     assert counters(op) == (3, 0, 0)
-    assert len(healthcare_service(emulator).read_table("test-project.d.f")) == 3
+    assert len(emulator.healthcare.read_table("test-project.d.f")) == 3
 
 
 def bq_export(hc: Any, store: str, table: str, **options: Any) -> dict[str, Any]:
@@ -286,7 +285,7 @@ def test_bigquery_dispositions(emulator: Emulator) -> None:
         emulator.storage.write_object("src", name, fresh_copy(name))
     run_import(hc, store, "gs://src/*.dcm")
     table = "bq://test-project.dicom_meta.instances"
-    service = healthcare_service(emulator)
+    service = emulator.healthcare
 
     def rows() -> list[dict[str, Any]]:
         return service.read_table(table)
@@ -336,7 +335,7 @@ def test_bigquery_tables_the_api_allows_are_written(emulator: Emulator, table: s
     run_import(hc, store, "gs://src/ct.dcm")
     op = bq_export(hc, store, table)
     assert counters(op) == (1, 0, 0)
-    assert len(healthcare_service(emulator).read_table(table)) == 1
+    assert len(emulator.healthcare.read_table(table)) == 1
 
 
 @pytest.mark.parametrize(

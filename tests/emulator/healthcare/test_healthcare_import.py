@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pydicom
 import pytest
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from googleapiclient.errors import HttpError
 from support.healthcare import (
     client,
@@ -57,9 +56,9 @@ def test_corpus_import_counts_match_pydicom(emulator: Emulator) -> None:
         "google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData"
     )
     assert op["metadata"]["createTime"] <= op["metadata"]["endTime"]
-    stored = healthcare_service(emulator).state.list_instances(store)
+    stored = emulator.healthcare.state.list_instances(store)
     assert {r.sop_instance_uid for r in stored} == expected.stored
-    logs = healthcare_service(emulator).state.get_logs(op["name"].rsplit("/", 1)[1])
+    logs = emulator.healthcare.state.get_logs(op["name"].rsplit("/", 1)[1])
     assert logs is not None
     errors = {e["resource"] for e in logs if e["severity"] == "ERROR"}
     assert len(errors) == expected.failure
@@ -84,7 +83,7 @@ def test_success_has_response_and_duplicates_are_ignored_not_overwritten(
     emulator.storage.write_object("src", "a/1.dcm", corpus_bytes("MR_small_implicit.dcm"))
     again = run_import(hc, store, "gs://src/a/1.dcm")
     assert counters(again) == (1, 0, 0) and "error" not in again
-    service = healthcare_service(emulator)
+    service = emulator.healthcare
     (record,) = service.state.list_instances(store)
     assert service.state.read_instance(store, record.sop_instance_uid) == original
     logs = service.state.get_logs(again["name"].rsplit("/", 1)[1])
@@ -134,7 +133,7 @@ def test_wildcards(emulator: Emulator, pattern: str, matched: set[str]) -> None:
         emulator.storage.write_object("wild", name, fresh_copy("CT_small.dcm"))
     op = run_import(hc, store, pattern)
     assert counters(op) == (len(matched), 0, 0)
-    stored = {r.sop_instance_uid for r in healthcare_service(emulator).state.list_instances(store)}
+    stored = {r.sop_instance_uid for r in emulator.healthcare.state.list_instances(store)}
     assert len(stored) == len(matched)
 
 
@@ -160,7 +159,7 @@ def test_v1beta1_and_blob_storage_settings(emulator: Emulator) -> None:
         "google.cloud.healthcare.v1beta1.dicom.DicomService.ImportDicomData"
     )
     assert op["response"]["@type"].endswith("v1beta1.dicom.ImportDicomDataResponse")
-    (record,) = healthcare_service(emulator).state.list_instances(store)
+    (record,) = emulator.healthcare.state.list_instances(store)
     assert record.storage_class == "ARCHIVE"
 
 

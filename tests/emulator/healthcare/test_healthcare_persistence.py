@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from dicom_transfer_emulator.app import run_emulator
-from dicom_transfer_emulator.healthcare.api import healthcare_service
 from dicom_transfer_emulator.healthcare.state import HealthcareState
 from support.healthcare import (
     PARENT,
@@ -30,14 +29,14 @@ def test_restart_keeps_datasets_stores_instances_operations(tmp_path: Path) -> N
         emu.storage.write_object("src", "b.txt", b"nope")
         op = run_import(hc, store, "gs://src/*")
         run_export(hc, store, {"bigqueryDestination": {"tableUri": "bq://test-project.d.t"}})
-        sop = healthcare_service(emu).state.list_instances(store)[0].sop_instance_uid
+        sop = emu.healthcare.state.list_instances(store)[0].sop_instance_uid
     with run_emulator(data_dir=tmp_path) as emu:
         hc = client(emu)
         assert datasets(hc).get(name=f"{PARENT}/datasets/ds").execute()["name"].endswith("/ds")
         assert datasets(hc).dicomStores().get(name=store).execute()["name"] == store
         again = datasets(hc).operations().get(name=op["name"]).execute()
         assert again == op
-        service = healthcare_service(emu)
+        service = emu.healthcare
         assert service.state.read_instance(store, sop) == data
         assert service.state.get_logs(op["name"].rsplit("/", 1)[1])
         assert len(service.read_table("test-project.d.t")) == 1
@@ -48,7 +47,7 @@ def test_restart_keeps_datasets_stores_instances_operations(tmp_path: Path) -> N
         assert service.state.list_datasets(PARENT) == []
         assert service.tables.list_tables() == []
     with run_emulator(data_dir=tmp_path) as emu:
-        assert healthcare_service(emu).state.list_datasets(PARENT) == []
+        assert emu.healthcare.state.list_datasets(PARENT) == []
 
 
 def test_running_operation_is_aborted_on_reload(tmp_path: Path) -> None:

@@ -28,10 +28,10 @@ Decisions (the real API's behaviour where known, else the choice documented here
   as ``gcloud healthcare dicom-stores update --pubsub-topic`` sends): see .update_mask.
 - ``datasets.create`` returns an Operation that is already done, with the Dataset as
   ``response``; ``dicomStores.create`` answers the store directly.
-- Import/export run in background threads (:mod:`.healthcare.transfers`); see there how units count.
-- Permission emulation (``ctx.permission_checks``): the store's project's Cloud Healthcare
-  Service Agent, ``service-{PROJECT_NUMBER}@gcp-sa-healthcare.iam.gserviceaccount.com``, must
-  hold ``roles/storage.objectViewer`` (or stronger) on an import's source bucket and on a
+- Import/export run in background threads (:mod:`.transfers`); see there how units count.
+- Permission emulation (``HealthcareService.permission_checks``): the store's project's Cloud
+  Healthcare Service Agent, ``service-{PROJECT_NUMBER}@gcp-sa-healthcare.iam.gserviceaccount.com``,
+  must hold ``roles/storage.objectViewer`` (or stronger) on an import's source bucket and on a
   filter file's bucket, and ``roles/storage.objectAdmin`` (or ``roles/storage.admin``) on an
   export's destination bucket, counting grants only after the propagation delay. The real
   service reports a missing grant when it reads the bucket; the emulator fails the
@@ -50,7 +50,8 @@ import base64
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from dicom_transfer_emulator.bigquery.rows import row_shape
 from dicom_transfer_emulator.bigquery.tables import (
@@ -75,17 +76,13 @@ from dicom_transfer_emulator.healthcare.transfers import (
     TransferRunner,
 )
 from dicom_transfer_emulator.healthcare.update_mask import apply_update_mask, mask_paths
+from dicom_transfer_emulator.server.faults import FaultInjector
 from dicom_transfer_emulator.server.http import Request, Response, Router
-from dicom_transfer_emulator.storage.port import fake_project_number, rfc3339
-
-if TYPE_CHECKING:
-    from dicom_transfer_emulator.app import EmulatorContext
+from dicom_transfer_emulator.storage.port import Storage, fake_project_number, rfc3339
 
 __all__ = [
     "HealthcareService",
-    "healthcare_service",
     "project_number",
-    "register_routes",
     "service_agent_email",
     "service_agent_member",
 ]
@@ -155,8 +152,6 @@ _EXPORT_SCHEMAS: dict[str, dict[str, Any]] = {
     )
 }
 
-_SERVICES: dict[int, HealthcareService] = {}
-
 
 def project_number(project: str) -> str:
     """The emulator's fake, deterministic project number of a project id (12 digits).
@@ -175,44 +170,6 @@ def service_agent_email(project: str) -> str:
 def service_agent_member(project: str) -> str:
     """The IAM member (``serviceAccount:…``) of a project's Healthcare service agent."""
     return f"serviceAccount:{service_agent_email(project)}"
-
-
-def healthcare_service(ctx_or_emulator: object) -> HealthcareService:
-    """The :class:`HealthcareService` registered for an emulator (or its context).
-
-    Args:
-        ctx_or_emulator: an ``Emulator`` (anything with ``.context``) or an
-            ``EmulatorContext``.
-
-    Raises:
-        KeyError: no Healthcare routes were registered for it.
-    """
-    ctx = getattr(ctx_or_emulator, "context", ctx_or_emulator)
-    return _SERVICES[id(ctx)]
-
-
-def _forget(ctx: EmulatorContext) -> None:
-    _SERVICES.pop(id(ctx), None)
-
-
-def register_routes(router: Router, ctx: EmulatorContext) -> HealthcareService:
-    """Register the Healthcare API routes and start the Healthcare side.
-
-    Args:
-        router: the Healthcare server's router.
-        ctx: shared emulator context (storage backend, faults, data dir, clock…).
-
-    Returns:
-        The service (state, BigQuery tables, runner); also reachable through
-        :func:`healthcare_service`.
-    """
-    service = HealthcareService(ctx)
-    service.register(router)
-    _SERVICES[id(ctx)] = service
-    ctx.on_reset(service.reset)
-    ctx.on_shutdown(service.shutdown)
-    ctx.on_shutdown(lambda: _forget(ctx))
-    return service
 
 
 def _state_errors(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
@@ -280,17 +237,43 @@ def _page(request: Request, items: list[Any]) -> tuple[list[Any], str | None]:
 class HealthcareService:
     """The Healthcare side of the emulator: state, BigQuery tables, operation runner."""
 
-    def __init__(self, ctx: EmulatorContext) -> None:
-        """Create the service (loads persisted state from ``ctx.data_dir``)."""
-        self.ctx = ctx
-        self.state = HealthcareState(ctx.data_dir)
-        self.tables = BigQueryTables(ctx.data_dir)
-        self.runner = TransferRunner(self.state, self.tables, ctx.storage, ctx.faults, ctx.clock)
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        faults: FaultInjector,
+        clock: Callable[[], float],
+        data_dir: Path | None,
+        healthcare_url: str,
+        permission_checks: bool = False,
+    ) -> None:
+        """Create the service (loads persisted state from ``data_dir``).
+
+        Args:
+            storage: The Cloud Storage backend import reads and export writes (and whose
+                bucket IAM the permission emulation asks).
+            faults: Fault injector; the operation runner reads its operation faults.
+            clock: Wall clock (POSIX seconds) for timestamps.
+            data_dir: The emulator's data directory (state under ``healthcare/`` and
+                ``bigquery/``), or None for memory only.
+            healthcare_url: ``http://host:port`` this API is served on (for ``logsUrl``).
+            permission_checks: Whether import/export check bucket IAM (see
+                :attr:`permission_checks`).
+        """
+        self.storage = storage
+        self.clock = clock
+        self.healthcare_url = healthcare_url
+        #: When True, import/export check the service agent's bucket IAM on ``storage``
+        #: (mutable: tests flip it; the emulator's ``reset()`` restores its start value).
+        self.permission_checks = permission_checks
+        self.state = HealthcareState(data_dir)
+        self.tables = BigQueryTables(data_dir)
+        self.runner = TransferRunner(self.state, self.tables, storage, faults, clock)
         self.dicomweb = DicomWeb(
             self.state,
             store_name=self._store_name,
             new_done_operation=self._done_operation,
-            server_url=lambda: ctx.healthcare_url,
+            server_url=lambda: self.healthcare_url,
         )
         self.iam = IamRoutes(self.state, dataset_name=self._dataset, store_name=self._store_name)
 
@@ -412,10 +395,10 @@ class HealthcareService:
         return f"{self._dataset(request)}/dicomStores/{store}"
 
     def _now(self) -> str:
-        return rfc3339(self.ctx.clock())
+        return rfc3339(self.clock())
 
     def _logs_url(self, op_id: str) -> str:
-        return f"{self.ctx.healthcare_url}/_emulator/logs/{op_id}"
+        return f"{self.healthcare_url}/_emulator/logs/{op_id}"
 
     # -- datasets ------------------------------------------------------------------------
 
@@ -570,9 +553,9 @@ class HealthcareService:
     # -- permission emulation ------------------------------------------------------------
 
     def _require_role(self, project: str, bucket: str, role: str, permission: str) -> None:
-        if not self.ctx.permission_checks:
+        if not self.permission_checks:
             return
-        if self.ctx.storage.role_granted(bucket, service_agent_member(project), role):
+        if self.storage.role_granted(bucket, service_agent_member(project), role):
             return
         raise ApiException(
             403,
