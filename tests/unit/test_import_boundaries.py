@@ -1,7 +1,8 @@
 """The import contracts of ``.importlinter`` hold (checked by import-linter's ``lint-imports``).
 
-The contracts keep the three distributions apart (library, emulator, Pulumi host) and the
-library's Healthcare layer below Pulumi. A second test proves the check can fail: the same
+The contracts keep the three distributions apart (library, emulator, Pulumi host), the
+library's Healthcare layer below Pulumi, the emulator's sub-packages in layers and its domain
+code free of HTTP. A second test proves the check can fail: the same
 tool, on a copy of the configuration with two contracts known to be broken, reports them.
 """
 
@@ -21,6 +22,8 @@ CONTRACTS = (
     "library-stands-alone",
     "pulumi-host-stands-alone",
     "healthcare-below-pulumi",
+    "emulator-layers",
+    "emulator-domain-without-http",
 )
 
 
