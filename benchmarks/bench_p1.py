@@ -1,6 +1,6 @@
 """Section "p1" (issue 4): completion-detection lag, our provider vs ``gcloud``.
 
-For each emulated duration D (the emulator's ``operationSeconds`` fault: every operation
+For each emulated duration D (the emulator's ``operation-seconds`` fault: every operation
 takes at least D seconds, its counters advancing evenly over D as it imports the source
 files), two imports of the same files run concurrently, each into its own store:
 
@@ -160,7 +160,7 @@ class _Bench:
             self.emulator.healthcare_url,
             "POST",
             "/_emulator/faults",
-            {"operationSeconds": duration_s},
+            {"spec": f"operation-seconds={duration_s}"},
         )
         known = self._operation_names()
         watch = _CounterWatch(self.emulator.healthcare_url)

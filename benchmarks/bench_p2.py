@@ -4,7 +4,7 @@ on both ends of the SDK matrix.
 A throw-away project declares ``transfers`` :class:`~dicom_transfer.DicomImport` resources,
 each reading its own emulator bucket (two files) into the run's own store, so every resource is
 its own operation (checked against the emulator's request log). The emulator's
-``operationSeconds`` fault makes every operation take the same ``operation_s``. Each run is a
+``operation-seconds`` fault makes every operation take the same ``operation_s``. Each run is a
 new stack, timed from ``pulumi up --yes`` starting to its exit (preview, provider start-up
 and the waits included). For each ``pulumi`` SDK of the matrix (``sdk_matrix``: this
 interpreter's ``.venv``, the newest locked SDK, and ``.venv-sdk-lowest``, the lowest supported
@@ -216,7 +216,10 @@ def measure(
             chunk = copies[index * FILES_PER_IMPORT : (index + 1) * FILES_PER_IMPORT]
             upload_objects(emulator.storage_url, f"{BUCKET_PREFIX}-{index:02d}", "in", chunk)
         http_json(
-            emulator.healthcare_url, "POST", "/_emulator/faults", {"operationSeconds": operation_s}
+            emulator.healthcare_url,
+            "POST",
+            "/_emulator/faults",
+            {"spec": f"operation-seconds={operation_s}"},
         )
         env = {
             HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,

@@ -128,7 +128,8 @@ class SeededEmulator:
         self.healthcare("DELETE", "/_emulator/requests")
 
     def add_faults(self, **body: Any) -> None:
-        """``POST /_emulator/faults`` (keys of ``FaultInjector.apply_json``)."""
+        """``POST /_emulator/faults``: ``spec`` (fault specs) and ``scope``, see
+        ``dicom_transfer_emulator.faults``."""
         self.healthcare("POST", "/_emulator/faults", body)
 
     # -- public API ----------------------------------------------------------------------

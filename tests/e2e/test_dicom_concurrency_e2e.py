@@ -54,7 +54,7 @@ def test_sixteen_imports_take_about_as_long_as_one(
     many.configure(gcsUri=source, imports=IMPORTS)
     for stack in (single, many):  # warm both programs up (bytecode, page cache) alike
         stack.cli.run("preview")
-    emulator.add_faults(operationSeconds=OPERATION_SECONDS)
+    emulator.add_faults(spec=f"operation-seconds={OPERATION_SECONDS}")
 
     single_s = _timed_up(single)
     many_s = _timed_up(many)

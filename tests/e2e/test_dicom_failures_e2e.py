@@ -75,7 +75,7 @@ def test_a_failed_operation_fails_up_with_its_name_and_logs_url(
 ) -> None:
     expected: tuple[str, ...]
     if cause == "injected-error":
-        stack.emulator.add_faults(failNextOperation={"code": 13, "message": "disk on fire (e2e)"})
+        stack.emulator.add_faults(spec="fail-operation=13:disk on fire (e2e)")
         expected = ("failed (code 13): disk on fire (e2e)", "success=0 failure=0")
     else:
         stack.configure(gcsUri=_upload_non_dicom(stack, 2), maxFailures=0)

@@ -26,7 +26,7 @@ SUBMITTED = re.compile(r"dicom import import-0: submitted (\S+)")
 
 
 def _start_slow_up(stack: DicomStack, log: Path) -> subprocess.Popen[bytes]:
-    stack.emulator.add_faults(operationSeconds=OPERATION_SECONDS)
+    stack.emulator.add_faults(spec=f"operation-seconds={OPERATION_SECONDS}")
     return stack.cli.start("up", "--yes", output=log)
 
 
@@ -64,9 +64,7 @@ def test_sigkill_of_the_whole_cli_tree_then_cancel_and_up_resumes(
     if moment == "during-submit":
         # The emulator sits on the submit before creating the operation, so the kill lands
         # after the provider journalled "submitting" and before it could learn the name.
-        stack.emulator.add_faults(
-            rules=[{"method": "POST", "path": IMPORT_PATH, "delaySeconds": SUBMIT_DELAY_SECONDS}]
-        )
+        stack.emulator.add_faults(spec=f"POST:{IMPORT_PATH}=delay{SUBMIT_DELAY_SECONDS}sx1")
         process = _start_slow_up(stack, log)
         _wait_for(process, log, lambda: any(stack.journal_dir.glob("*.json")), "a submit")
     else:

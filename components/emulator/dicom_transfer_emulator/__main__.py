@@ -3,7 +3,7 @@
 Serves the Healthcare API on ``--port`` and the Cloud Storage JSON API on ``--storage-port``
 (0 picks free ports), prints exactly one JSON line ``{"healthcare": URL, "storage": URL}`` on
 stdout once both accept connections, logs one line per request on stderr, and stops cleanly
-(exit status 0) on SIGINT or SIGTERM. See :mod:`.server.faults` for the ``--fault`` syntax.
+(exit status 0) on SIGINT or SIGTERM. See :mod:`.faults` for the ``--fault`` syntax.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from types import FrameType
 
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.errors import ApiException
-from dicom_transfer_emulator.server.faults import FaultInjector
+from dicom_transfer_emulator.faults import Faults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dicom-transfer-emulator",
         description="Local emulator of the Cloud Healthcare API (DICOM) and Cloud Storage.",
         epilog=(
-            "Fault syntax: [SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT] or "
-            "[SCOPE@]API_METHOD=ACTION[xCOUNT] (API_METHOD a discovery id such as "
+            "Fault syntax: [SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT][:MESSAGE] or "
+            "[SCOPE@]API_METHOD=ACTION[xCOUNT][:MESSAGE] (API_METHOD a discovery id such as "
             "storage.objects.insert) with ACTION an HTTP status (503, 429, ...), "
             "delay<SECONDS>s, reset or reset-after, COUNT a number or * (default 1); e.g. "
             "'POST:.*:import=503x2'. SCOPE limits the fault to requests with the header "
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for spec in args.fault:
         try:
-            FaultInjector().add_spec(spec)
+            Faults.validate_spec(spec)
         except ApiException as exc:
             parser.error(f"--fault: {exc.message}")
     if args.propagation_delay < 0:

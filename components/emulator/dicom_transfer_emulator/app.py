@@ -13,8 +13,9 @@ Admin endpoints (Healthcare port; never faulted, not in the request log)::
 
     GET    /_emulator/health          {"healthcare": url, "storage": url}
     POST   /_emulator/reset           forget all state, faults and the request log
-    GET    /_emulator/faults          active faults (see faults.FaultInjector.to_json)
-    POST   /_emulator/faults          add faults: {"spec": "POST:.*:import=503x2"} and more
+    GET    /_emulator/faults          {"faults": [{"id", "spec", "hits"}]}: see .faults
+    POST   /_emulator/faults          {"spec": "POST:.*:import=503x2", "scope": "ID"}, or
+                                      GET's answer
     DELETE /_emulator/faults          remove all faults; ?scope=ID: only the rules of that scope
     DELETE /_emulator/faults/{id}     remove one request-fault rule
     GET    /_emulator/requests        {"requests": [{"api","method","path","query","status",…}]}
@@ -44,8 +45,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from dicom_transfer_emulator.errors import invalid_argument, not_found
+from dicom_transfer_emulator.faults import Faults
 from dicom_transfer_emulator.healthcare.api import HealthcareService
-from dicom_transfer_emulator.server.faults import FaultInjector
 from dicom_transfer_emulator.server.http import (
     DEFAULT_MAX_BODY_BYTES,
     EmulatorHTTPServer,
@@ -75,13 +76,13 @@ class Emulator:
         clock: Wall clock for timestamps and IAM propagation.
         log_stream: Where one line per request goes (None: silent).
         max_body_bytes: Largest request body accepted (larger: 413).
-        faults: Fault specs applied at start (text syntax of :mod:`.server.faults`).
+        faults: Fault specs applied at start (text syntax of :mod:`.faults`).
 
     Attributes:
         storage: The Cloud Storage backend (buckets, objects, bucket IAM).
         healthcare: The Healthcare side (``state``, ``tables``, ``runner``,
             ``read_table()``).
-        faults: The fault injector both servers and the operation runner consult.
+        faults: Request faults (both servers) and operation faults (the Healthcare side).
         requests: The log of requests served by both servers.
     """
 
@@ -105,14 +106,14 @@ class Emulator:
         if data_path is not None:
             data_path.mkdir(parents=True, exist_ok=True)
         self.storage = open_storage(data_path, clock=clock, propagation_delay_s=propagation_delay_s)
-        self.faults = FaultInjector()
+        self.faults = Faults()
         self.requests = RequestLog()
         for spec in self._fault_specs:
             self.faults.add_spec(spec)
         self.healthcare_router = Router()
         self.storage_router = Router()
         common: dict[str, Any] = {
-            "faults": self.faults,
+            "faults": self.faults.requests,
             "request_log": self.requests,
             "max_body_bytes": max_body_bytes,
             "log_stream": log_stream,
@@ -133,7 +134,7 @@ class Emulator:
         try:
             self.healthcare = HealthcareService(
                 storage=self.storage,
-                faults=self.faults,
+                faults=self.faults.operations,
                 clock=clock,
                 data_dir=data_path,
                 healthcare_url=self._healthcare_server.url,

@@ -12,11 +12,8 @@ import googleapiclient
 import pytest
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.errors import ApiException
-from dicom_transfer_emulator.server.faults import (
-    FAULT_SCOPE_HEADER,
-    FaultInjector,
-    parse_fault_spec,
-)
+from dicom_transfer_emulator.faults import Faults
+from dicom_transfer_emulator.server.faults import FAULT_SCOPE_HEADER, parse_fault_spec
 from google.api_core import exceptions as api_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
@@ -47,12 +44,12 @@ def test_parse_method_name_and_scope(spec: str, expected: tuple[Any, ...]) -> No
 )
 def test_invalid_method_names_and_scopes_are_rejected(spec: str) -> None:
     with pytest.raises(ApiException) as excinfo:
-        FaultInjector().add_spec(spec)
+        Faults().add_spec(spec)
     assert excinfo.value.code == 400
 
 
 def test_rules_match_method_name_and_scope() -> None:
-    faults = FaultInjector()
+    faults = Faults()
     faults.fail_requests(api_method=INSERT, status=503, times=None, scope="mine")
     path = "/upload/storage/v1/b/b/o"
     assert faults.decide("POST", path, api_method=INSERT) is None
@@ -84,13 +81,13 @@ def test_scoped_fault_on_the_healthcare_port(emulator: Emulator, http: HttpCall)
         "/_emulator/faults",
         {"spec": f"{IMPORT}=429x*", "scope": "hc-1"},
     ).json()
-    assert [(r["apiMethod"], r["scope"]) for r in added["rules"]] == [(IMPORT, "hc-1")]
+    assert [f["spec"] for f in added["faults"]] == [f"hc-1@{IMPORT}=429x*"]
     scoped = http(emulator.healthcare_url, "POST", path, body, {FAULT_SCOPE_HEADER: "hc-1"})
     plain = http(emulator.healthcare_url, "POST", path, body)
     assert scoped.status == 429
     assert plain.status == 404  # routed and served: the dataset does not exist
     cleared = http(emulator.healthcare_url, "DELETE", "/_emulator/faults?scope=hc-1").json()
-    assert cleared["rules"] == []
+    assert cleared["faults"] == []
 
 
 def test_delete_by_scope_leaves_other_tests_faults(emulator: Emulator, http: HttpCall) -> None:

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from dicom_transfer_emulator.app import Emulator, run_emulator
 from dicom_transfer_emulator.errors import ApiException
-from dicom_transfer_emulator.server.faults import FaultInjector, parse_fault_spec
+from dicom_transfer_emulator.faults import Faults
+from dicom_transfer_emulator.server.faults import parse_fault_spec
 from google.cloud import storage
 
 HttpCall = Callable[..., Any]
@@ -25,6 +26,8 @@ HttpCall = Callable[..., Any]
         ("*:^/storage/v1/b$=reset", ("*", "^/storage/v1/b$", "reset", None, 0.0, 1)),
         ("POST:/o$=reset-afterx2", ("POST", "/o$", "reset-after", None, 0.0, 2)),
         ("PUT:a=b=429x10", ("PUT", "a=b", "status", 429, 0.0, 10)),
+        ("POST:x=503:try: later", ("POST", "x", "status", 503, 0.0, 1)),
+        ("POST:x=503x2:a=b", ("POST", "x", "status", 503, 0.0, 2)),
     ],
 )
 def test_parse_fault_spec(spec: str, expected: tuple[Any, ...]) -> None:
@@ -32,6 +35,14 @@ def test_parse_fault_spec(spec: str, expected: tuple[Any, ...]) -> None:
     assert (rule.method, rule.path_regex, rule.kind, rule.status, rule.delay_s, rule.times) == (
         expected
     )
+    assert parse_fault_spec(rule.spec).spec == rule.spec  # a rule's spec is its own text
+
+
+def test_a_status_fault_carries_its_message_in_the_spec() -> None:
+    rule = parse_fault_spec("POST:x=503x2:a=b: c")
+    assert (rule.message, rule.spec) == ("a=b: c", "POST:x=503x2:a=b: c")
+    with pytest.raises(ApiException):
+        parse_fault_spec("POST:x=resetx2:why")  # only a status fault has a message
 
 
 @pytest.mark.parametrize(
@@ -55,12 +66,12 @@ def test_parse_fault_spec(spec: str, expected: tuple[Any, ...]) -> None:
 )
 def test_invalid_fault_specs_are_rejected(spec: str) -> None:
     with pytest.raises(ApiException) as excinfo:
-        FaultInjector().add_spec(spec)
+        Faults().add_spec(spec)
     assert excinfo.value.code == 400
 
 
 def test_rules_are_consumed_in_order() -> None:
-    faults = FaultInjector()
+    faults = Faults()
     faults.fail_requests("POST", r":import$", status=503, times=2)
     faults.fail_requests("*", r":import$", status=429, times=1)
     faults.delay_requests("*", r"/v1/", seconds=0.25, times=3)
@@ -73,7 +84,7 @@ def test_rules_are_consumed_in_order() -> None:
 
 
 def test_operation_knobs() -> None:
-    faults = FaultInjector()
+    faults = Faults().operations
     faults.add_spec("operation-seconds=2.5")
     faults.add_spec("instance-seconds=0.01")
     faults.add_spec("fail-operation=13:disk on fire")
@@ -154,33 +165,57 @@ def test_admin_paths_are_never_faulted(emulator: Emulator, http: HttpCall) -> No
 
 def test_admin_endpoint(emulator: Emulator, http: HttpCall) -> None:
     url = emulator.healthcare_url
-    added = http(
-        url,
-        "POST",
-        "/_emulator/faults",
-        {
-            "spec": ["POST:.*:export=503x3"],
-            "rules": [
-                {"method": "GET", "path": "/operations/", "delaySeconds": 0.1, "times": None}
-            ],
-            "operationSeconds": 1.5,
-            "instanceSeconds": 0.2,
-            "failNextOperation": {"code": 3, "message": "bad data"},
-        },
-    )
+    specs = [
+        "POST:.*:export=503x3",
+        "GET:/operations/=delay0.1sx*",
+        "operation-seconds=1.5",
+        "instance-seconds=0.2",
+        "fail-operation=3:bad data",
+    ]
+    added = http(url, "POST", "/_emulator/faults", {"spec": specs})
     assert added.status == 200, added
-    state = http(url, "GET", "/_emulator/faults").json()
-    kinds = [(r["kind"], r["remaining"]) for r in state["rules"]]
-    assert kinds == [("status", 3), ("delay", None)]
-    assert (state["operationSeconds"], state["instanceSeconds"]) == (1.5, 0.2)
-    assert state["operationFailures"] == [{"code": 3, "message": "bad data"}]
-    assert emulator.faults.operation_seconds == 1.5
+    listed = http(url, "GET", "/_emulator/faults").json()["faults"]
+    assert [f["spec"] for f in listed] == [
+        "POST:.*:export=503x3",
+        "GET:/operations/=delay0.1sx*",
+        "operation-seconds=1.5",
+        "instance-seconds=0.2",
+        "fail-operation=3:bad data",
+    ]
+    assert emulator.faults.operations.operation_seconds == 1.5
 
-    first_id = state["rules"][0]["id"]
+    first_id = listed[0]["id"]
     assert http(url, "DELETE", f"/_emulator/faults/{first_id}").status == 200
     assert len(emulator.faults.rules()) == 1
+    failure_id = listed[4]["id"]
+    assert http(url, "DELETE", f"/_emulator/faults/{failure_id}").status == 200
+    assert emulator.faults.operations.pending_operation_failures() == []
     cleared = http(url, "DELETE", "/_emulator/faults").json()
-    assert cleared["rules"] == [] and cleared["operationFailures"] == []
+    assert cleared["faults"] == []
+
+
+def test_what_get_lists_post_accepts(emulator: Emulator, http: HttpCall) -> None:
+    url = emulator.healthcare_url
+    specs = [
+        "t-1@POST:.*:import=429x2:slow down",
+        "storage.objects.get=reset-afterx*",
+        "*:^/storage/v1/b$=resetx1",
+        "operation-seconds=2",
+        "fail-operation=13:disk on fire",
+        "fail-instance=export:path:*CT_small*:5:gone",
+    ]
+    http(url, "POST", "/_emulator/faults", {"spec": specs})
+    emulator.faults.decide("POST", "/v1/x:import", scope="t-1")  # one hit: 1 remaining
+    listed = http(url, "GET", "/_emulator/faults").json()
+
+    emulator.faults.reset()
+    reposted = http(url, "POST", "/_emulator/faults", listed)
+    relisted = http(url, "GET", "/_emulator/faults").json()
+
+    assert reposted.status == 200, reposted
+    assert listed["faults"][0]["spec"] == "t-1@POST:.*:import=429x1:slow down"
+    assert [f["spec"] for f in relisted["faults"]] == [f["spec"] for f in listed["faults"]]
+    assert len(relisted["faults"]) == len(specs)
 
 
 def test_invalid_admin_body_changes_nothing(emulator: Emulator, http: HttpCall) -> None:
@@ -188,10 +223,11 @@ def test_invalid_admin_body_changes_nothing(emulator: Emulator, http: HttpCall) 
         emulator.healthcare_url,
         "POST",
         "/_emulator/faults",
-        {"spec": ["GET:x=503", "GET:y=nonsense"], "operationSeconds": 3},
+        {"spec": ["GET:x=503", "operation-seconds=3", "GET:y=nonsense"]},
     )
     assert bad.status == 400
-    assert emulator.faults.rules() == [] and emulator.faults.operation_seconds == 0
+    assert "GET:y=nonsense" in bad.json()["error"]["message"]
+    assert emulator.faults.rules() == [] and emulator.faults.operations.operation_seconds == 0
 
 
 def test_google_client_retries_through_503(emulator: Emulator, storage_client: Any) -> None:

@@ -197,9 +197,11 @@ def test_malformed_input_on_healthcare_port(emulator: Emulator, http: HttpCall) 
         ("POST", "/_emulator/faults", {"spec": 5}),
         ("POST", "/_emulator/faults", {"unknownField": 1}),
         ("POST", "/_emulator/faults", {"spec": "POST:x=999"}),
-        ("POST", "/_emulator/faults", {"rules": [{"path": "(", "status": 503}]}),
-        ("POST", "/_emulator/faults", {"operationSeconds": "slow"}),
-        ("POST", "/_emulator/faults", {"failNextOperation": {"code": 99}}),
+        ("POST", "/_emulator/faults", {"faults": [{"spec": "POST:(=503"}]}),
+        ("POST", "/_emulator/faults", {"faults": [{"spec": "GET:x=503", "kind": "status"}]}),
+        ("POST", "/_emulator/faults", {"spec": "operation-seconds=slow"}),
+        ("POST", "/_emulator/faults", {"spec": "fail-operation=99"}),
+        ("POST", "/_emulator/faults", {"rules": [{"path": "x", "status": 503}]}),
         ("DELETE", "/_emulator/faults/12345", None),
         ("GET", "/_emulator/requests?path=(", None),
         ("GET", "/v1/projects/p/../../etc/passwd", None),
@@ -209,7 +211,7 @@ def test_malformed_input_on_healthcare_port(emulator: Emulator, http: HttpCall) 
         result = http(url, method, path, body)
         assert 400 <= result.status < 500, (method, path, result)
         assert result.json()["error"]["code"] == result.status
-    assert http(url, "GET", "/_emulator/faults").json()["rules"] == []
+    assert http(url, "GET", "/_emulator/faults").json()["faults"] == []
 
 
 def test_idle_connections_do_not_block_others(emulator: Emulator) -> None:

@@ -67,6 +67,7 @@ from dicom_transfer_emulator.healthcare.dicomweb import DicomWeb
 from dicom_transfer_emulator.healthcare.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.healthcare.iam import IamRoutes, parse_set_policy
 from dicom_transfer_emulator.healthcare.not_emulated import Route
+from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
 from dicom_transfer_emulator.healthcare.state import HealthcareState, StateError
 from dicom_transfer_emulator.healthcare.transfers import (
     BigQueryExportRequest,
@@ -76,7 +77,6 @@ from dicom_transfer_emulator.healthcare.transfers import (
     TransferRunner,
 )
 from dicom_transfer_emulator.healthcare.update_mask import apply_update_mask, mask_paths
-from dicom_transfer_emulator.server.faults import FaultInjector
 from dicom_transfer_emulator.server.http import Request, Response, Router
 from dicom_transfer_emulator.storage.port import Storage, fake_project_number, rfc3339
 
@@ -241,7 +241,7 @@ class HealthcareService:
         self,
         *,
         storage: Storage,
-        faults: FaultInjector,
+        faults: OperationFaults,
         clock: Callable[[], float],
         data_dir: Path | None,
         healthcare_url: str,
@@ -252,7 +252,7 @@ class HealthcareService:
         Args:
             storage: The Cloud Storage backend import reads and export writes (and whose
                 bucket IAM the permission emulation asks).
-            faults: Fault injector; the operation runner reads its operation faults.
+            faults: The operation faults the operation runner reads.
             clock: Wall clock (POSIX seconds) for timestamps.
             data_dir: The emulator's data directory (state under ``healthcare/`` and
                 ``bigquery/``), or None for memory only.

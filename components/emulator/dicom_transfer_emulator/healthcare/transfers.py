@@ -11,7 +11,7 @@ as it goes, then marks the operation done:
 - with ``error`` ``{code: 1}`` after a cancel request, or the code of a queued
   ``fail-next-operation`` fault (then nothing is imported or exported).
 
-Instance faults (``fail-instance=…``, :meth:`.faults.FaultInjector.instance_failure`) fail a
+Instance faults (``fail-instance=…``, :meth:`.OperationFaults.instance_failure`) fail a
 matching instance with the fault's code and message: an import's once the object is parsed
 (its SOP Instance UID known; nothing is stored), an export's before anything is written.
 
@@ -46,13 +46,13 @@ from dicom_transfer_emulator.dicom.parsing import DicomParseError, RenderError, 
 from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.rendering import render_instance
 from dicom_transfer_emulator.healthcare.filter_paths import FilterKey, parse_filter_file
+from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
 from dicom_transfer_emulator.healthcare.state import (
     AddResult,
     HealthcareState,
     NotFound,
     OperationRecord,
 )
-from dicom_transfer_emulator.server.faults import FaultInjector
 from dicom_transfer_emulator.storage.errors import StorageError
 from dicom_transfer_emulator.storage.port import Storage, rfc3339
 
@@ -248,7 +248,7 @@ class TransferRunner:
         state: HealthcareState,
         tables: BigQueryTables,
         storage: Storage,
-        faults: FaultInjector,
+        faults: OperationFaults,
         clock: Callable[[], float],
     ) -> None:
         """Create the runner.

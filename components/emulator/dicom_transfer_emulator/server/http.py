@@ -49,7 +49,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request as WsgiRequest
 
 from dicom_transfer_emulator.errors import ApiException, error_body, invalid_argument
-from dicom_transfer_emulator.server.faults import FAULT_SCOPE_HEADER, FaultInjector
+from dicom_transfer_emulator.server.faults import FAULT_SCOPE_HEADER, RequestFaults
 from dicom_transfer_emulator.server.request_log import RequestLog, RequestRecord
 from dicom_transfer_emulator.server.routing import Handler, RouteMatch, Router
 
@@ -208,7 +208,7 @@ class ApiApplication:
         router: Router,
         *,
         api: str,
-        faults: FaultInjector | None,
+        faults: RequestFaults | None,
         request_log: RequestLog | None,
         max_body_bytes: int,
         log_line: Callable[[str], None],
@@ -551,7 +551,7 @@ class EmulatorHTTPServer(ThreadedWSGIServer):
         router: Router,
         *,
         api: str,
-        faults: FaultInjector | None = None,
+        faults: RequestFaults | None = None,
         request_log: RequestLog | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         log_stream: IO[str] | None = None,

@@ -16,10 +16,10 @@ import pydicom
 import pytest
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.errors import ApiException
-from dicom_transfer_emulator.faults import FaultInjector, parse_instance_failure
-from dicom_transfer_emulator.healthcare_api import healthcare_service
-from healthcare_support import client, counters, fresh_copy, make_store, run_export, run_import
-from test_server_cli import cli
+from dicom_transfer_emulator.faults import Faults
+from dicom_transfer_emulator.healthcare.operation_faults import parse_instance_failure
+from support.emulator_cli import cli
+from support.healthcare import client, counters, fresh_copy, make_store, run_export, run_import
 
 HttpCall = Callable[..., Any]
 NAMES = ("CT_small.dcm", "MR_small.dcm", "rtdose.dcm")
@@ -58,7 +58,7 @@ def test_parse_instance_failure(value: str, expected: tuple[Any, ...]) -> None:
     ],
 )
 def test_invalid_instance_faults_are_rejected(spec: str) -> None:
-    faults = FaultInjector()
+    faults = Faults()
     with pytest.raises(ApiException) as excinfo:
         faults.add_spec(spec)
     assert excinfo.value.code == 400
@@ -66,7 +66,7 @@ def test_invalid_instance_faults_are_rejected(spec: str) -> None:
 
 
 def test_python_api_selects_by_operation_uid_and_path() -> None:
-    faults = FaultInjector()
+    faults = Faults()
     by_uid = faults.fail_instances(uid="1.2.3", operation="export", code=9, message="nope")
     by_path = faults.fail_instances(path="*/instances/4.5.6")
     assert faults.instance_failure("export", "/studies/1/series/2/instances/1.2.3", "1.2.3") == (
@@ -99,7 +99,7 @@ def load(emulator: Emulator) -> tuple[Any, str, dict[str, str]]:
 
 
 def error_entries(emulator: Emulator, op: dict[str, Any]) -> list[dict[str, Any]]:
-    logs = healthcare_service(emulator).state.get_logs(op["name"].rsplit("/", 1)[1]) or []
+    logs = emulator.healthcare.state.get_logs(op["name"].rsplit("/", 1)[1]) or []
     return [entry for entry in logs if entry["severity"] == "ERROR"]
 
 
@@ -116,7 +116,7 @@ def test_bigquery_export_fails_the_matching_instance_only(emulator: Emulator) ->
     [entry] = error_entries(emulator, op)
     assert entry["resource"].endswith(f"/instances/{bad}")
     assert (entry["code"], entry["message"]) == (13, "disk on fire")
-    rows = healthcare_service(emulator).read_table(table)
+    rows = emulator.healthcare.read_table(table)
     assert sorted(r["SOPInstanceUID"] for r in rows) == sorted(
         uid for name, uid in uids.items() if uid != bad
     )
@@ -132,7 +132,7 @@ def test_import_fails_a_path_match_and_stores_the_others(emulator: Emulator) -> 
     assert counters(op) == (2, 1, 0)
     [entry] = error_entries(emulator, op)
     assert entry["resource"] == "gs://src/CT_small.dcm" and entry["code"] == 13
-    stored = {r.sop_instance_uid for r in healthcare_service(emulator).state.list_instances(store)}
+    stored = {r.sop_instance_uid for r in emulator.healthcare.state.list_instances(store)}
     assert stored == {uids["MR_small.dcm"], uids["rtdose.dcm"]}
 
 
@@ -154,15 +154,8 @@ def test_admin_endpoint_adds_lists_and_removes(emulator: Emulator, http: HttpCal
     url = emulator.healthcare_url
     added = http(url, "POST", "/_emulator/faults", {"spec": "fail-instance=uid:1.2.3:9:stop"})
     assert added.status == 200, added
-    [listed] = added.json()["instanceFailures"]
-    assert listed == {
-        "id": listed["id"],
-        "operation": None,
-        "uid": "1.2.3",
-        "path": None,
-        "code": 9,
-        "message": "stop",
-    }
+    [listed] = added.json()["faults"]
+    assert listed == {"id": listed["id"], "spec": "fail-instance=uid:1.2.3:9:stop"}
     bad = http(url, "POST", "/_emulator/faults", {"spec": ["GET:x=503", "fail-instance=uid:x"]})
     assert bad.status == 400 and emulator.faults.rules() == []  # nothing of it applied
     assert http(url, "DELETE", f"/_emulator/faults/{listed['id']}").status == 200
@@ -179,8 +172,6 @@ def test_fault_flag_on_the_command_line(tmp_path: Path) -> None:
             state = json.loads(conn.getresponse().read())
         finally:
             conn.close()
-        assert [(f["operation"], f["path"], f["message"]) for f in state["instanceFailures"]] == [
-            ("export", "*CT_small*", "broken")
-        ]
+        assert [f["spec"] for f in state["faults"]] == [spec]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
