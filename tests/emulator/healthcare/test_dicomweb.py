@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 import requests
@@ -303,3 +304,33 @@ def test_not_acceptable_and_unsupported_media_types_name_the_alternatives(
     )
     assert wrong_type.status_code == 415
     assert "application/dicom" in wrong_type.json()["error"]["message"]
+
+
+def test_a_search_without_matches_is_204_no_content(emulator: Emulator) -> None:
+    store = make_store(client(emulator))
+    base = f"{emulator.healthcare_url}/v1/{store}/dicomWeb"
+    web_client(emulator, store).store_instances([dataset("CT_small.dcm")])
+
+    none = requests.get(f"{base}/studies?PatientID=nobody", timeout=30)
+    some = requests.get(f"{base}/studies", timeout=30)
+
+    assert (none.status_code, none.content) == (204, b"")
+    assert some.status_code == 200 and len(some.json()) == 1
+
+
+def test_retrieval_transcodes_to_jpeg_2000_as_the_docstring_says(emulator: Emulator) -> None:
+    store = make_store(client(emulator))
+    ct = dataset("CT_small.dcm")
+    web = web_client(emulator, store)
+    web.store_instances([ct])
+    jpeg_2000_lossless = "1.2.840.10008.1.2.4.90"
+
+    served = web.retrieve_instance(
+        ct.StudyInstanceUID,
+        ct.SeriesInstanceUID,
+        ct.SOPInstanceUID,
+        media_types=(("application/dicom", jpeg_2000_lossless),),
+    )
+
+    assert served.file_meta.TransferSyntaxUID == jpeg_2000_lossless
+    assert np.array_equal(served.pixel_array, ct.pixel_array)  # lossless

@@ -310,3 +310,38 @@ def test_concurrent_imports_into_one_store(emulator: Emulator) -> None:
     done = [wait_done(client(emulator), op) for op in submitted]
     assert all(counters(op) == (20, 0, 0) for op in done)  # duplicates count as success
     assert len(emulator.healthcare.state.list_instances(store)) == 20
+
+
+def test_a_store_with_both_notification_forms_is_400(emulator: Emulator) -> None:
+    hc = client(emulator)
+    datasets(hc).create(parent=PARENT, datasetId="ds", body={}).execute()
+    stores = datasets(hc).dicomStores()
+    parent = f"{PARENT}/datasets/ds"
+    single = {"pubsubTopic": "projects/p/topics/t"}
+    listed = [{"pubsubTopic": "projects/p/topics/u"}]
+
+    with pytest.raises(HttpError) as both:
+        stores.create(
+            parent=parent,
+            dicomStoreId="both",
+            body={"notificationConfig": single, "notificationConfigs": listed},
+        ).execute()
+    stores.create(parent=parent, dicomStoreId="s", body={"notificationConfig": single}).execute()
+    with pytest.raises(HttpError) as added:
+        stores.patch(
+            name=f"{parent}/dicomStores/s",
+            updateMask="notificationConfigs",
+            body={"notificationConfigs": listed},
+        ).execute()
+    swapped = stores.patch(
+        name=f"{parent}/dicomStores/s",
+        updateMask="notificationConfig,notificationConfigs",
+        body={"notificationConfigs": listed},
+    ).execute()
+
+    for exc in (both, added):
+        error = error_of(exc.value)
+        assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+        assert "notificationConfig and notificationConfigs" in error["message"]
+    assert "notificationConfig" not in swapped and swapped["notificationConfigs"] == listed
+    assert [s["name"][-1:] for s in stores.list(parent=parent).execute()["dicomStores"]] == ["s"]

@@ -33,6 +33,7 @@ from dicom_transfer_emulator.dicom.transcoding import (
     check_decodable,
     is_encapsulated,
     make_native,
+    one_line,
     syntax_of,
     transcode,
 )
@@ -120,7 +121,7 @@ def _rendered_frames(ds: FileDataset) -> list[np.ndarray[Any, Any]]:
     try:
         arr = ds.pixel_array
     except Exception as exc:
-        raise cannot_decode(syntax, str(exc).splitlines()[0]) from exc
+        raise cannot_decode(syntax, one_line(exc)) from exc
     frames = [arr] if _frame_count(ds) == 1 else list(arr)
     return [_to_8bit(ds, frame) for frame in frames]
 

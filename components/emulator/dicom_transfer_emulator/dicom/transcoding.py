@@ -162,8 +162,12 @@ def check_decodable(syntax: UID) -> None:
         raise cannot_decode(syntax, "the emulator (pydicom 3.0) has no decoder for it")
 
 
-def _one_line(exc: Exception) -> str:
-    # pydicom lists each plugin's reason on its own line; a log entry keeps them all.
+def one_line(exc: Exception) -> str:
+    """The whole message of ``exc`` on one line (a log entry's message).
+
+    pydicom ends "... using any of the available plugins:" and lists each plugin's reason on
+    its own line; the reasons are the useful part, so every line is kept.
+    """
     return " ".join(str(exc).split())
 
 
@@ -173,7 +177,7 @@ def _decompress(ds: FileDataset) -> None:
     try:
         ds.decompress(generate_instance_uid=False)
     except Exception as exc:
-        raise cannot_decode(syntax, _one_line(exc)) from exc
+        raise cannot_decode(syntax, one_line(exc)) from exc
 
 
 def _swap(value: bytes, width: int) -> bytes:
@@ -267,7 +271,7 @@ def _encode(ds: FileDataset, target: UID) -> None:
         ds.compress(target, generate_instance_uid=False, **_PYDICOM_ENCODED[target])
     except Exception as exc:
         raise RenderError(
-            f"cannot encode pixel data as {target} ({target.name}): {_one_line(exc)}"
+            f"cannot encode pixel data as {target} ({target.name}): {one_line(exc)}"
         ) from exc
 
 

@@ -212,6 +212,24 @@ def _check_fields(value: Any, schema: dict[str, Any], where: str) -> None:
             raise invalid_argument(f"Invalid value at '{field}' (TYPE_STRING), {item!r}")
 
 
+def _check_one_notification_form(store: dict[str, Any]) -> None:
+    """A DICOM store has ``notificationConfig`` or ``notificationConfigs``, never both.
+
+    Source: the real API refuses a create or patch leaving both set with 400
+    INVALID_ARGUMENT (observed, issue 17); the discovery documents describe the singular
+    (Pub/Sub topic for new instances) and the list (notifications on store changes) as two
+    ways of configuring the same notifications.
+
+    Raises:
+        ApiException: 400 naming both fields and what to do.
+    """
+    if store.get("notificationConfig") and store.get("notificationConfigs"):
+        raise invalid_argument(
+            "Invalid DICOM store: notificationConfig and notificationConfigs are both set; "
+            "set only one of them (clear the other with updateMask)."
+        )
+
+
 def _page(request: Request, items: list[Any]) -> tuple[list[Any], str | None]:
     size = request.int_arg("pageSize", _DEFAULT_PAGE_SIZE) or _DEFAULT_PAGE_SIZE
     if size < 0:
@@ -483,6 +501,7 @@ class HealthcareService:
         body = request.json()
         _check_fields(body, _STORE_SCHEMA, "")
         resource = {k: v for k, v in body.items() if k in _STORE_FIELDS and v is not None}
+        _check_one_notification_form(resource)
         created = self.state.create_store(f"{dataset}/dicomStores/{store_id}", resource)
         return Response.json_response(created)
 
@@ -509,6 +528,8 @@ class HealthcareService:
             mask_paths(request.arg("updateMask")),
             _STORE_UPDATABLE,
         )
+        after = {**self.state.get_store(name), **changes}
+        _check_one_notification_form({k: v for k, v in after.items() if k not in removed})
         return Response.json_response(self.state.patch_store(name, changes, removed))
 
     def delete_store(self, request: Request) -> Response:

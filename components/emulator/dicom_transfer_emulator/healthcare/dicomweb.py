@@ -25,10 +25,14 @@ Decisions (documented behaviour where known, else the emulator's choice noted he
   with reason 0x0111 (Duplicate SOP Instance, PS3.7 Annex C) — it is never overwritten, as
   import does; an unreadable one, or one outside the study of the request path, fails with
   0xC000 (Cannot understand, PS3.4 Annex B).
+- A QIDO-RS search without matches answers 204 No Content, as Google's service does
+  (PS3.18 §10.6.3.2 allows that or 200 with an empty array).
 - Retrieval transcodes to explicit VR little endian by default and keeps the stored
-  syntax for ``transfer-syntax=*`` (conformance statement, "Retrieve transaction");
-  other syntaxes are served only when the instance is stored in them (no encoder here):
-  otherwise 406 naming ``transfer-syntax=*``.
+  syntax for ``transfer-syntax=*`` (conformance statement, "Retrieve transaction"); any
+  other ``transfer-syntax`` is written by the export transcoder
+  (:mod:`dicom_transfer_emulator.dicom.transcoding`: implicit/explicit/deflated little endian,
+  RLE, JPEG-LS, JPEG 2000, JPEG baseline). A syntax it has no encoder for is served only
+  when the instance is stored in it, else 406 naming ``transfer-syntax=*``.
 - Metadata leaves out binary values over 1 KiB (bulk data, whose retrieval is not
   emulated); rendered instances of multi-frame images show frame 1.
 - ``studies.delete`` and ``series.delete`` answer an Operation that is already done
@@ -363,6 +367,10 @@ class DicomWeb:
                 results.append(
                     result_row(query, hit, metadata, lambda *uids: base + _uid_path(uids))
                 )
+            if not results:
+                # PS3.18 §10.6.3.2 allows 200 with an empty array or 204 No Content for a
+                # search without matches; Google's service answers 204 (issue 17).
+                return Response.empty(204)
             return _dicom_json(results)
 
         return handler
