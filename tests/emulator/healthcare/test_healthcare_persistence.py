@@ -67,3 +67,18 @@ def test_running_operation_is_aborted_on_reload(tmp_path: Path) -> None:
     files = sorted(p.name for p in (tmp_path / "healthcare" / "operations").iterdir())
     assert files == [f"{op.id}.json"]
     assert json.loads((tmp_path / "healthcare" / "datasets.json").read_text())[dataset]
+
+
+def test_a_data_dir_written_with_the_short_store_hash_still_loads(tmp_path: Path) -> None:
+    with run_emulator(data_dir=tmp_path) as emu:
+        store = make_store(client(emu))
+        data = fresh_copy("CT_small.dcm")
+        emu.storage.create_bucket("src", "test-project")
+        emu.storage.write_object("src", "a.dcm", data)
+        run_import(client(emu), store, "gs://src/a.dcm")
+        sop = emu.healthcare.state.list_instances(store)[0].sop_instance_uid
+    [folder] = (tmp_path / "healthcare" / "stores").iterdir()
+    folder.rename(folder.with_name(folder.name[:24]))  # the layout before files.file_key
+
+    with run_emulator(data_dir=tmp_path) as emu:
+        assert emu.healthcare.state.read_instance(store, sop) == data

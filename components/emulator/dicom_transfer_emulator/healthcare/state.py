@@ -39,6 +39,7 @@ from dicom_transfer_emulator.dicom.parsing import DicomParseError, ParsedInstanc
 from dicom_transfer_emulator.dicom.qido import Hit, SearchRequest
 from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.search_index import StoreIndex, match_json
+from dicom_transfer_emulator.files import file_key, write_json
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
 
@@ -181,10 +182,6 @@ def _replace_policy(current: dict[str, Any], policy: dict[str, Any]) -> dict[str
     return stored
 
 
-def _key(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()[:24]
-
-
 def _etag(policy: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).digest()
     import base64
@@ -204,13 +201,6 @@ def _with_search(record: InstanceRecord, folder: Path) -> InstanceRecord:
     except (OSError, DicomParseError):
         return record
     return replace(record, match_json=rebuilt)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(value, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class HealthcareState:
@@ -246,7 +236,10 @@ class HealthcareState:
         if stores.exists():
             for name, doc in json.loads(stores.read_text(encoding="utf-8")).items():
                 data = _StoreData(resource=doc["resource"], policy=doc["policy"])
-                folder = self._root / "stores" / _key(name)
+                folder = self._root / "stores" / file_key(name)
+                legacy = folder.with_name(folder.name[:24])  # before the one file-name hash
+                if not folder.exists() and legacy.exists():
+                    legacy.rename(folder)
                 index = folder / "index.jsonl"
                 if index.exists():
                     with index.open(encoding="utf-8") as fh:
@@ -275,25 +268,25 @@ class HealthcareState:
 
     def _save_datasets(self) -> None:
         if self._root is not None:
-            _write_json(self._root / "datasets.json", self._datasets)
+            write_json(self._root / "datasets.json", self._datasets)
 
     def _save_dataset_policies(self) -> None:
         if self._root is not None:
-            _write_json(self._root / "dataset_policies.json", self._dataset_policies)
+            write_json(self._root / "dataset_policies.json", self._dataset_policies)
 
     def _save_stores(self) -> None:
         if self._root is not None:
             docs = {
                 n: {"resource": s.resource, "policy": s.policy} for n, s in self._stores.items()
             }
-            _write_json(self._root / "stores.json", docs)
+            write_json(self._root / "stores.json", docs)
 
     def _save_operation(self, op: OperationRecord, *, with_logs: bool = False) -> None:
         if self._root is None:
             return
-        _write_json(self._root / "operations" / f"{op.id}.json", asdict(op))
+        write_json(self._root / "operations" / f"{op.id}.json", asdict(op))
         if with_logs:
-            _write_json(self._root / "operations" / f"{op.id}.logs.json", self._logs.get(op.id, []))
+            write_json(self._root / "operations" / f"{op.id}.logs.json", self._logs.get(op.id, []))
 
     def close(self) -> None:
         """Close open index files (the state stays usable; they reopen on demand)."""
@@ -457,7 +450,7 @@ class HealthcareState:
         if dropped is not None:
             dropped.close()
         if self._root is not None:
-            shutil.rmtree(self._root / "stores" / _key(name), ignore_errors=True)
+            shutil.rmtree(self._root / "stores" / file_key(name), ignore_errors=True)
 
     def delete_store(self, name: str) -> None:
         """Delete a store and its instances.
@@ -568,7 +561,7 @@ class HealthcareState:
             if self._root is None:
                 target.blobs[record.sop_instance_uid] = data
                 return AddResult.ADDED
-            folder = self._root / "stores" / _key(store)
+            folder = self._root / "stores" / file_key(store)
             if target.index is None:
                 folder.mkdir(parents=True, exist_ok=True)
                 target.index = (folder / "index.jsonl").open("a", encoding="utf-8")
@@ -638,7 +631,7 @@ class HealthcareState:
         if blob is not None:
             return blob
         assert self._root is not None
-        return (self._root / "stores" / _key(store) / f"{sop_instance_uid}.dcm").read_bytes()
+        return (self._root / "stores" / file_key(store) / f"{sop_instance_uid}.dcm").read_bytes()
 
     def delete_instances(
         self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
@@ -674,7 +667,7 @@ class HealthcareState:
                 target.search.remove(rec)
                 target.blobs.pop(rec.sop_instance_uid, None)
             if self._root is not None:
-                folder = self._root / "stores" / _key(store)
+                folder = self._root / "stores" / file_key(store)
                 target.close()
                 lines = "".join(json.dumps(asdict(r)) + "\n" for r in target.instances.values())
                 tmp = folder / "index.jsonl.tmp"

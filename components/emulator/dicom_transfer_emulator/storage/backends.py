@@ -9,16 +9,15 @@ data, written atomically. Metadata is indexed in memory at start-up; object data
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from dicom_transfer_emulator.files import TEMP_PREFIX, file_key, write_atomic
 from dicom_transfer_emulator.storage.index import BucketState, IndexedStorage
 from dicom_transfer_emulator.storage.model import ObjectMeta
 
@@ -96,10 +95,10 @@ class FileStorage(IndexedStorage):
         return self._root / bucket / "objects"
 
     def _meta_path(self, meta: ObjectMeta) -> Path:
-        return self._objects_dir(meta.bucket) / f"{_object_key(meta.name)}.json"
+        return self._objects_dir(meta.bucket) / f"{file_key(meta.name)}.json"
 
     def _data_path(self, meta: ObjectMeta) -> Path:
-        key = _object_key(meta.name)
+        key = file_key(meta.name)
         return self._objects_dir(meta.bucket) / f"{key}-{meta.generation}.bin"
 
     def _bucket_created(self, bucket: BucketState) -> None:
@@ -109,13 +108,13 @@ class FileStorage(IndexedStorage):
     def _bucket_changed(self, bucket: BucketState) -> None:
         path = self._root / bucket.meta.name / "bucket.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps(bucket.to_json()).encode("utf-8"))
+        write_atomic(path, json.dumps(bucket.to_json()).encode("utf-8"))
 
     def _bucket_deleted(self, name: str) -> None:
         shutil.rmtree(self._root / name, ignore_errors=True)
 
     def _stage_data(self, meta: ObjectMeta, data: bytes) -> None:
-        _write_atomic(self._data_path(meta), data)
+        write_atomic(self._data_path(meta), data)
 
     def _discard_data(self, meta: ObjectMeta) -> None:
         with contextlib.suppress(OSError):
@@ -127,7 +126,7 @@ class FileStorage(IndexedStorage):
             self._discard_data(replaced)
 
     def _object_meta_changed(self, meta: ObjectMeta) -> None:
-        _write_atomic(self._meta_path(meta), json.dumps(asdict(meta)).encode("utf-8"))
+        write_atomic(self._meta_path(meta), json.dumps(asdict(meta)).encode("utf-8"))
 
     def _object_deleted(self, meta: ObjectMeta) -> None:
         with contextlib.suppress(OSError):
@@ -166,26 +165,9 @@ class FileStorage(IndexedStorage):
                     continue
                 bucket.objects[meta.name] = meta
                 self._last_generation = max(self._last_generation, meta.generation)
-            for stray in objects_dir.glob(".tmp-*"):
+            for stray in objects_dir.glob(f"{TEMP_PREFIX}*"):
                 with contextlib.suppress(OSError):
                     stray.unlink()
-
-
-def _object_key(name: str) -> str:
-    # File names from a hash: object names may hold "/", "..", or be 1024 bytes long.
-    return hashlib.sha256(name.encode("utf-8")).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["FileStorage", "MemoryStorage"]
