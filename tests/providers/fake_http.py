@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from googleapiclient.http import HttpMockSequence
@@ -57,21 +56,6 @@ def operation(
         else:
             body["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
     return body
-
-
-@dataclass
-class FakeClock:
-    """Monotonic time that only moves when somebody sleeps."""
-
-    now: float = 1_000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class ScriptedHttp(HttpMockSequence):  # type: ignore[misc]

@@ -19,13 +19,13 @@ from fake_http import (
     LOGS,
     OPERATION,
     STORE,
-    FakeClock,
     ScriptedHttp,
     error,
     operation,
     reply,
 )
 from pulumi.dynamic import CheckResult
+from support.clock import FakeClock
 
 IMPORT_PROPS: dict[str, Any] = {
     "resource_name": "load",

@@ -14,25 +14,10 @@ from dicom_transfer.healthcare.operations import (
     wait_for_operation,
 )
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from support.clock import FakeClock
 
 NAME = "projects/p/locations/l/datasets/d/operations/42"
 IMPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData"
-
-
-class FakeTime:
-    """A clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def operation(
@@ -102,14 +87,14 @@ def test_parse_operation_error_and_sample_errors() -> None:
 
 
 def run_wait(
-    responses: list[dict[str, Any]] | Callable[[FakeTime], dict[str, Any]],
+    responses: list[dict[str, Any]] | Callable[[FakeClock], dict[str, Any]],
     *,
     timeout_s: float = 3600.0,
     policy: PollPolicy | None = None,
     progress: list[tuple[OperationResult, float]] | None = None,
     just_submitted: bool = False,
-) -> tuple[OperationResult, FakeTime, int]:
-    fake = FakeTime()
+) -> tuple[OperationResult, FakeClock, int]:
+    fake = FakeClock()
     calls = 0
 
     def get() -> dict[str, Any]:
@@ -157,7 +142,7 @@ def test_a_single_file_counter_is_no_moving_counter() -> None:
 
 
 def test_jitter_only_shortens_sleeps() -> None:
-    fake = FakeTime()
+    fake = FakeClock()
     responses = iter([operation()] * 5 + [operation(done=True)])
     wait_for_operation(
         lambda: next(responses),
@@ -188,9 +173,9 @@ def test_deadline_raises_with_name_and_resume_hint() -> None:
 
 
 def test_last_sleep_is_cut_to_the_deadline() -> None:
-    fake_holder: list[FakeTime] = []
+    fake_holder: list[FakeClock] = []
 
-    def responses(fake: FakeTime) -> dict[str, Any]:
+    def responses(fake: FakeClock) -> dict[str, Any]:
         fake_holder.append(fake)
         return operation()
 
@@ -205,7 +190,7 @@ def test_progress_reports_at_growing_intervals_and_at_the_end() -> None:
     progress: list[tuple[OperationResult, float]] = []
     total = 600.0
 
-    def responses(fake: FakeTime) -> dict[str, Any]:
+    def responses(fake: FakeClock) -> dict[str, Any]:
         elapsed = fake.now - 1000.0
         if elapsed >= total:
             return operation(done=True, success="600")
@@ -222,10 +207,10 @@ def test_progress_reports_at_growing_intervals_and_at_the_end() -> None:
     assert progress[0][0].success_count > 0
 
 
-def linear_operation(total: int, duration_s: float) -> Callable[[FakeTime], dict[str, Any]]:
+def linear_operation(total: int, duration_s: float) -> Callable[[FakeClock], dict[str, Any]]:
     """An operation that processes ``total`` instances evenly over ``duration_s`` seconds."""
 
-    def responses(fake: FakeTime) -> dict[str, Any]:
+    def responses(fake: FakeClock) -> dict[str, Any]:
         elapsed = fake.now - 1000.0
         if elapsed >= duration_s:
             return operation(done=True, success=str(total))
@@ -282,7 +267,7 @@ def test_resumed_operation_is_read_at_once() -> None:
 def test_stalled_tail_polls_at_growing_intervals() -> None:
     """Pending stays at 0 for a long finalisation: the tail backs off instead of hammering."""
 
-    def responses(fake: FakeTime) -> dict[str, Any]:
+    def responses(fake: FakeClock) -> dict[str, Any]:
         elapsed = fake.now - 1000.0
         if elapsed < 10:
             return operation(success=str(int(elapsed)), pending=str(10 - int(elapsed)))
@@ -298,7 +283,7 @@ def test_stalled_tail_polls_at_growing_intervals() -> None:
 
 
 def test_pending_dropping_to_zero_polls_quickly() -> None:
-    def responses(fake: FakeTime) -> dict[str, Any]:
+    def responses(fake: FakeClock) -> dict[str, Any]:
         elapsed = fake.now - 1000.0
         if elapsed < 50:
             return operation(success=str(int(elapsed)), pending=str(50 - int(elapsed)))
@@ -335,7 +320,7 @@ def gcloud_lag_and_gets(duration_s: float) -> tuple[float, int]:
 def flat_lag_and_gets(duration_s: float, *, pending: str | None = "1") -> tuple[float, int]:
     """Ours, fresh submit, an operation whose counter does not move before it is done."""
 
-    def responses(fake: FakeTime) -> dict[str, Any]:
+    def responses(fake: FakeClock) -> dict[str, Any]:
         if fake.now - 1000.0 >= duration_s:
             return operation(done=True, success="1")
         return operation(pending=pending)
@@ -431,9 +416,9 @@ def test_issue_9_flat_target_is_out_of_reach_of_any_age_only_schedule() -> None:
     assert ours_lag <= 0.55 and ours_gets <= 1.9, (ours_lag, ours_gets)
 
 
-def wall_clock_run(created_ago_s: float) -> FakeTime:
+def wall_clock_run(created_ago_s: float) -> FakeClock:
     """A resumed operation created ``created_ago_s`` before the call; one GET, then done."""
-    fake = FakeTime()
+    fake = FakeClock()
     created = 1_800_000_000.0
     responses = iter([operation(), operation(done=True)])
 

@@ -18,22 +18,10 @@ from dicom_transfer.healthcare.retrying import (
 from dicom_transfer.roles import permission_hint
 from dicom_transfer.specs.props import export_spec_from_props, import_spec_from_props
 from googleapiclient.http import HttpMockSequence
+from support.clock import FakeClock
 
 STORE = "projects/my-project/locations/us/datasets/d/dicomStores/s"
 OP = "projects/my-project/locations/us/datasets/d/operations/7"
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def error_response(code: int, status: str, message: str = "m") -> tuple[dict[str, str], str]:
@@ -58,7 +46,7 @@ class Recorder(HttpMockSequence):  # type: ignore[misc]
 
 
 def api_with(
-    responses: list[tuple[dict[str, str], str]], fake: FakeTime
+    responses: list[tuple[dict[str, str], str]], fake: FakeClock
 ) -> tuple[HealthcareApi, Recorder]:
     http = Recorder(responses)
     api = HealthcareApi(
@@ -83,7 +71,7 @@ def test_classification() -> None:
 
 
 def test_call_with_retry_backoff_is_capped_with_jitter() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     attempts = 0
 
     def flaky() -> str:
@@ -104,7 +92,7 @@ def test_call_with_retry_backoff_is_capped_with_jitter() -> None:
 
 
 def test_call_with_retry_gives_up_after_attempts_and_deadline() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     error = Transient(500, "INTERNAL", "boom")
 
     def failing() -> None:
@@ -116,7 +104,7 @@ def test_call_with_retry_gives_up_after_attempts_and_deadline() -> None:
         )
     assert info.value is error and len(fake.sleeps) == 2
 
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     with pytest.raises(Transient):
         call_with_retry(
             failing,
@@ -132,7 +120,7 @@ def test_call_with_retry_gives_up_after_attempts_and_deadline() -> None:
 
 @pytest.mark.parametrize("status", [(429, "RESOURCE_EXHAUSTED"), (503, "UNAVAILABLE")])
 def test_submit_retried_after_429_and_503(status: tuple[int, str]) -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, http = api_with([error_response(*status), error_response(*status), ok({"name": OP})], fake)
     assert api.submit_import(STORE, {"gcsSource": {"uri": "gs://b/x"}}) == OP
     assert [m for m, _, _ in http.requests] == ["POST"] * 3
@@ -140,7 +128,7 @@ def test_submit_retried_after_429_and_503(status: tuple[int, str]) -> None:
 
 
 def test_submit_waits_as_long_as_retry_after_asks() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     throttled = ({"status": "429", "retry-after": "20"}, error_response(429, "X")[1])
     api, http = api_with([throttled, ok({"name": OP})], fake)
     assert api.submit_import(STORE, {"gcsSource": {"uri": "gs://b/x"}}) == OP
@@ -149,7 +137,7 @@ def test_submit_waits_as_long_as_retry_after_asks() -> None:
 
 
 def test_retry_after_never_shortens_the_backoff_nor_passes_the_deadline() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
 
     def throttled(after: float) -> Any:
         def call() -> None:
@@ -162,7 +150,7 @@ def test_retry_after_never_shortens_the_backoff_nor_passes_the_deadline() -> Non
         call_with_retry(throttled(0.0), policy=policy, sleep=fake.sleep, clock=fake.clock)
     assert fake.sleeps == [4.0]
 
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     with pytest.raises(Transient):
         call_with_retry(throttled(500.0), policy=policy, sleep=fake.sleep, clock=fake.clock)
     assert fake.sleeps == [100.0]
@@ -170,7 +158,7 @@ def test_retry_after_never_shortens_the_backoff_nor_passes_the_deadline() -> Non
 
 @pytest.mark.parametrize("code", [500, 502, 504])
 def test_submit_not_retried_after_other_5xx(code: int) -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, http = api_with([error_response(code, "INTERNAL"), ok({"name": OP})], fake)
     with pytest.raises(Transient) as info:
         api.submit_export(STORE, {"gcsDestination": {"uriPrefix": "gs://b"}})
@@ -179,7 +167,7 @@ def test_submit_not_retried_after_other_5xx(code: int) -> None:
 
 
 def test_submit_not_retried_after_reset(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, http = api_with([ok({"name": OP})], fake)
 
     def reset(*_args: Any, **_kwargs: Any) -> Any:
@@ -193,7 +181,7 @@ def test_submit_not_retried_after_reset(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_submit_retried_after_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, http = api_with([ok({"name": OP})], fake)
     original = http.request
     calls = 0
@@ -211,7 +199,7 @@ def test_submit_retried_after_connection_refused(monkeypatch: pytest.MonkeyPatch
 
 
 def test_reads_retry_5xx_and_resets(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, http = api_with(
         [error_response(500, "INTERNAL"), error_response(502, "UNAVAILABLE"), ok({"name": OP})],
         fake,
@@ -221,7 +209,7 @@ def test_reads_retry_5xx_and_resets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_reads_do_not_retry_404_or_403() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, _ = api_with([error_response(404, "NOT_FOUND", "gone")], fake)
     from dicom_transfer.errors import NotFound
 
@@ -237,7 +225,7 @@ def test_reads_do_not_retry_404_or_403() -> None:
 
 
 def test_permission_denied_then_success() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     api, http = api_with(
         [
             error_response(403, "PERMISSION_DENIED", "storage.objects.list denied"),
@@ -261,7 +249,7 @@ def test_permission_denied_then_success() -> None:
 
 
 def test_permission_window_exhausted_names_role_bucket_and_agent() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     attempts = 0
 
     def denied() -> str:
@@ -290,7 +278,7 @@ def test_permission_window_exhausted_names_role_bucket_and_agent() -> None:
 
 
 def test_zero_window_tries_once() -> None:
-    fake = FakeTime()
+    fake = FakeClock(0.0)
     calls = 0
 
     def denied() -> str:

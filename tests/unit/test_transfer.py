@@ -26,6 +26,7 @@ from dicom_transfer.healthcare.transfer import (
 from dicom_transfer.specs.props import WaitPolicy, export_spec_from_props, import_spec_from_props
 from dicom_transfer.specs.requests import ExportSpec, TransferSpec
 from googleapiclient.http import HttpMockSequence
+from support.clock import FakeClock
 
 DATASET = "projects/my-project/locations/us/datasets/d"
 STORE = f"{DATASET}/dicomStores/s"
@@ -38,20 +39,11 @@ EXPORT_METHOD = "google.cloud.healthcare.v1.dicom.DicomService.ExportDicomData"
 SUBMITTED_AT = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
+class FakeTime(FakeClock):
+    """The shared fake clock (from 0 s), with the wall time of the transfer's submit."""
 
     def wall(self) -> float:
         return SUBMITTED_AT + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def op(
@@ -147,7 +139,7 @@ def run(
 
 
 def test_fresh_submit_waits_and_clears_the_journal(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     api = FakeApi(submits=[OP], operations={OP: [op(), op(success=5), op(done=True, success=10)]})
     result, lines = run(api, journal, fake)
     assert result.success_count == 10 and result.done
@@ -159,7 +151,7 @@ def test_fresh_submit_waits_and_clears_the_journal(journal: Journal) -> None:
 
 
 def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, OP))
     api = FakeApi(operations={OP: [op(success=3), op(done=True, success=9)]})
     result, lines = run(api, journal, fake)
@@ -173,7 +165,7 @@ def test_journal_with_name_resumes_without_submitting(journal: Journal) -> None:
 def test_resumed_operation_is_polled_for_its_age_from_create_time(journal: Journal) -> None:
     # Created 101 s before this run (wall clock), reporting no counters: the waiter sleeps
     # what an operation of that age calls for, not the 1 s a fresh one starts with.
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT - 101, OP))
     created = "2024-05-01T09:58:19Z"
     running = op(created=created)
@@ -191,7 +183,7 @@ class RacingJournal(Journal):
 
 
 def test_a_claim_lost_twice_to_another_run_submits_nothing(tmp_path: Path) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     api = FakeApi(submits=[OP], operations={OP: [op(done=True)]})
     with pytest.raises(JournalConflict, match="another run claimed the same request"):
         run(api, RacingJournal(tmp_path / "journal"), fake)
@@ -199,7 +191,7 @@ def test_a_claim_lost_twice_to_another_run_submits_nothing(tmp_path: Path) -> No
 
 
 def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     old = f"{DATASET}/operations/1"
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT - 40 * 86400, old))
     api = FakeApi(submits=[OP], operations={OP: [op(done=True, success=1)]})
@@ -209,7 +201,7 @@ def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> No
 
 
 def test_interrupted_submit_adopts_the_single_matching_operation(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
     listing = [
         op(f"{DATASET}/operations/1", created="2024-04-30T10:00:00Z"),  # too old
@@ -225,7 +217,7 @@ def test_interrupted_submit_adopts_the_single_matching_operation(journal: Journa
 
 
 def test_operation_owned_by_another_record_is_not_adopted(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
     journal.put(JournalRecord("ef" * 32, "import", STORE, SUBMITTED_AT, OP))
     api = FakeApi(listing=[op(OP)])
@@ -236,7 +228,7 @@ def test_operation_owned_by_another_record_is_not_adopted(journal: Journal) -> N
 
 @pytest.mark.parametrize("count", [0, 2])
 def test_interrupted_submit_without_unique_match_fails_safe(journal: Journal, count: int) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
     listing = [op(f"{DATASET}/operations/{i}") for i in range(count)]
     api = FakeApi(listing=listing)
@@ -251,7 +243,7 @@ def test_interrupted_submit_without_unique_match_fails_safe(journal: Journal, co
 def test_interrupted_submit_that_created_nothing_is_resubmitted_once_it_cannot_appear(
     journal: Journal,
 ) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     fake.now = 600.0  # the interrupted run submitted ten minutes ago
     journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT, None))
     api = FakeApi(listing=[], submits=[OP], operations={OP: [op(done=True, success=2)]})
@@ -262,7 +254,7 @@ def test_interrupted_submit_that_created_nothing_is_resubmitted_once_it_cannot_a
 
 
 def test_timeout_keeps_the_record_and_next_run_resumes(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     api = FakeApi(submits=[OP], operations={OP: [op(success=1)]})
     with pytest.raises(OperationTimedOut) as info:
         run(api, journal, fake, policy=WaitPolicy(timeout_seconds=60))
@@ -273,7 +265,7 @@ def test_timeout_keeps_the_record_and_next_run_resumes(journal: Journal) -> None
     assert record is not None and record.operation_name == OP
 
     api.operations[OP] = [op(done=True, success=7)]
-    result, _ = run(api, journal, FakeTime())
+    result, _ = run(api, journal, FakeTime(0.0))
     assert result.success_count == 7
     assert len(api.submitted) == 1  # no second submit
     assert journal.get(FP) is None
@@ -284,12 +276,12 @@ def test_partial_failure_policy(journal: Journal) -> None:
     finished = op(done=True, success=8, failure=2, error=error)
     api = FakeApi(submits=[OP], operations={OP: [finished]})
     with pytest.raises(OperationFailed) as info:
-        run(api, journal, FakeTime(), policy=WaitPolicy(max_failures=1))
+        run(api, journal, FakeTime(0.0), policy=WaitPolicy(max_failures=1))
     assert info.value.code == 3 and info.value.logs_url == "https://logs/q"
     assert journal.get(FP) is None  # finished: never resumed
 
     api = FakeApi(submits=[OP], operations={OP: [finished]})
-    result, _ = run(api, journal, FakeTime(), policy=WaitPolicy(max_failures=None))
+    result, _ = run(api, journal, FakeTime(0.0), policy=WaitPolicy(max_failures=None))
     assert result.failure_count == 2
 
 
@@ -298,18 +290,18 @@ def test_cancelled_operation_fails_even_when_tolerating_failures(journal: Journa
         submits=[OP], operations={OP: [op(done=True, error={"code": 1, "message": "cancelled"})]}
     )
     with pytest.raises(OperationFailed, match="code 1"):
-        run(api, journal, FakeTime(), policy=WaitPolicy(max_failures=None))
+        run(api, journal, FakeTime(0.0), policy=WaitPolicy(max_failures=None))
 
 
 def test_refused_submit_clears_the_record(journal: Journal) -> None:
     api = FakeApi(submits=[Transient(429, "RESOURCE_EXHAUSTED", "quota", request_sent=False)])
     with pytest.raises(Transient):
-        run(api, journal, FakeTime())
+        run(api, journal, FakeTime(0.0))
     assert journal.get(FP) is None
 
 
 def test_ambiguous_submit_adopts_at_once_or_keeps_the_record(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     reset = Transient(0, "UNAVAILABLE", "connection reset", request_sent=True)
     api = FakeApi(
         submits=[reset],
@@ -322,18 +314,18 @@ def test_ambiguous_submit_adopts_at_once_or_keeps_the_record(journal: Journal) -
 
     api = FakeApi(submits=[reset], listing=[])
     with pytest.raises(Transient) as info:
-        run(api, journal, FakeTime())
+        run(api, journal, FakeTime(0.0))
     assert "may or may not have created" in str(info.value)
     record = journal.get(FP)
     assert record is not None and record.operation_name is None
     api.submit_script = [OP]
     with pytest.raises(JournalConflict):
-        run(api, journal, FakeTime())
+        run(api, journal, FakeTime(0.0))
     assert len(api.submitted) == 1  # the next run did not submit blindly
 
 
 def test_permission_window_is_bounded_by_the_deadline(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     denied = PermissionDenied(403, "PERMISSION_DENIED", "denied")
     api = FakeApi(submits=[denied] * 100)
     with pytest.raises(PermissionDenied) as info:
@@ -356,7 +348,7 @@ def response(code: int, body: dict[str, Any]) -> tuple[dict[str, str], str]:
 
 
 def test_http_permission_denied_then_success_then_503_on_poll(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     denied = {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "no access"}}
     unavailable = {"error": {"code": 503, "status": "UNAVAILABLE", "message": "later"}}
     http = HttpMockSequence(
@@ -383,7 +375,7 @@ def test_http_permission_denied_then_success_then_503_on_poll(journal: Journal) 
 
 
 def test_http_export_with_failure_over_limit(journal: Journal) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     finished = op(
         done=True,
         success=1,

@@ -13,6 +13,7 @@ from dicom_transfer_emulator.healthcare.api import (
     service_agent_member,
 )
 from googleapiclient.errors import HttpError
+from support.clock import FakeClock
 from support.healthcare import (
     client,
     counters,
@@ -26,19 +27,9 @@ from support.healthcare import (
 DELAY = 120.0
 
 
-class FakeClock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture

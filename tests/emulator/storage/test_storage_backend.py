@@ -17,22 +17,15 @@ from dicom_transfer_emulator.storage.errors import (
     StorageError,
 )
 from dicom_transfer_emulator.storage.port import FileStorage, MemoryStorage, Storage, open_storage
+from support.clock import FakeClock
 
 AGENT = "serviceAccount:service-1@gcp-sa-healthcare.iam.gserviceaccount.com"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["memory", "disk"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     data_dir = tmp_path / "data" if request.param == "disk" else None
-    return open_storage(data_dir, clock=FakeClock())
+    return open_storage(data_dir, clock=FakeClock(1_700_000_000.0))
 
 
 def test_objects_crud(backend: Storage) -> None:
@@ -85,7 +78,7 @@ def test_object_name_rules(backend: Storage, name: str) -> None:
 
 
 def test_object_names_with_dots_and_slashes_stay_inside_the_bucket(tmp_path: Path) -> None:
-    backend = open_storage(tmp_path, clock=FakeClock())
+    backend = open_storage(tmp_path, clock=FakeClock(1_700_000_000.0))
     backend.create_bucket("safe", "proj-1")
     backend.write_object("safe", "../../escape", b"1")
     backend.write_object("safe", "/abs/path", b"2")
@@ -95,7 +88,7 @@ def test_object_names_with_dots_and_slashes_stay_inside_the_bucket(tmp_path: Pat
 
 
 def test_state_survives_restart(tmp_path: Path) -> None:
-    first = open_storage(tmp_path, clock=FakeClock())
+    first = open_storage(tmp_path, clock=FakeClock(1_700_000_000.0))
     first.create_bucket("keep", "proj-1", labels={"a": "b"})
     first.write_object("keep", "x/y.dcm", b"payload", "application/dicom", metadata={"k": "v"})
     first.write_object("keep", "x/y.dcm", b"payload-2", "application/dicom")
@@ -103,7 +96,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
     policy["bindings"].append({"role": "roles/storage.objectViewer", "members": [AGENT]})
     first.set_iam_policy("keep", policy)
 
-    second = open_storage(tmp_path, clock=FakeClock())
+    second = open_storage(tmp_path, clock=FakeClock(1_700_000_000.0))
     assert second.get_bucket("keep").labels == {"a": "b"}
     assert second.read_object("keep", "x/y.dcm") == b"payload-2"
     meta = second.get_object_meta("keep", "x/y.dcm")
@@ -117,7 +110,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
 
 
 def test_reset_forgets_everything(tmp_path: Path) -> None:
-    backend = open_storage(tmp_path, clock=FakeClock())
+    backend = open_storage(tmp_path, clock=FakeClock(1_700_000_000.0))
     backend.create_bucket("gone", "proj-1")
     backend.write_object("gone", "o", b"1")
     backend.reset()
@@ -126,7 +119,7 @@ def test_reset_forgets_everything(tmp_path: Path) -> None:
 
 
 def test_role_granted_honours_propagation_delay() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     backend = open_storage(clock=clock, propagation_delay_s=120)
     backend.create_bucket("iam", "proj-1")
     policy = backend.get_iam_policy("iam")
@@ -150,7 +143,7 @@ def test_role_granted_honours_propagation_delay() -> None:
 
 
 def test_revoked_grant_stops_counting() -> None:
-    backend = open_storage(clock=FakeClock())
+    backend = open_storage(clock=FakeClock(1_700_000_000.0))
     backend.create_bucket("rev", "proj-1")
     policy = backend.get_iam_policy("rev")
     backend.set_iam_policy(
@@ -162,7 +155,7 @@ def test_revoked_grant_stops_counting() -> None:
 
 
 def test_conditional_bindings_need_version_3_and_do_not_grant() -> None:
-    backend = open_storage(clock=FakeClock())
+    backend = open_storage(clock=FakeClock(1_700_000_000.0))
     backend.create_bucket("cond", "proj-1")
     binding = {
         "role": "roles/storage.objectViewer",
