@@ -14,6 +14,7 @@ import googleapiclient
 import pytest
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.healthcare.not_emulated import NOT_EMULATED
+from googleapiclient.errors import HttpError
 from support.healthcare import PARENT, client, datasets, make_store
 
 LOCATION = ["--location=us-central1"]
@@ -184,20 +185,18 @@ def test_every_real_method_is_served_or_answers_501_naming_it(
     assert "healthcare.projects.locations.datasets.deidentify" not in served
 
 
-def test_gcloud_reports_a_not_emulated_method(
-    emulator: Emulator, gcloud_env: dict[str, str], http: HttpCall
-) -> None:
-    datasets(client(emulator)).create(parent=PARENT, datasetId="ds", body={}).execute()
-    result = gcloud(
-        gcloud_env,
-        "healthcare",
-        "datasets",
-        "deidentify",
-        "ds",
-        *LOCATION,
-        f"--destination-dataset={PARENT}/datasets/ds-deid",
-    )
-    assert result.returncode != 0
-    assert "healthcare.projects.locations.datasets.deidentify" in result.stderr, result.stderr
+def test_a_google_client_reports_a_not_emulated_method(emulator: Emulator, http: HttpCall) -> None:
+    # googleapiclient does not retry a 501 (gcloud retries it for about 32 s).
+    hc = client(emulator)
+    datasets(hc).create(parent=PARENT, datasetId="ds", body={}).execute()
+    with pytest.raises(HttpError) as raised:
+        datasets(hc).deidentify(
+            sourceDataset=f"{PARENT}/datasets/ds",
+            body={"destinationDataset": f"{PARENT}/datasets/ds-deid"},
+        ).execute()
+    assert raised.value.resp.status == 501
+    error = json.loads(raised.value.content)["error"]
+    assert error["status"] == "UNIMPLEMENTED"
+    assert "healthcare.projects.locations.datasets.deidentify" in error["message"], error
     unknown = http(emulator.healthcare_url, "GET", f"/v1/{PARENT}/datasets/ds/nothingHere")
     assert unknown.status == 404
