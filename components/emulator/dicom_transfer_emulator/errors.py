@@ -12,6 +12,7 @@ Handlers raise :class:`ApiException`; the HTTP layer turns it into a response wi
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 #: Canonical status name for each HTTP status the emulator sends.
@@ -53,26 +54,34 @@ HTTP_REASONS: dict[int, str] = {
     504: "deadlineExceeded",
 }
 
+
+class RpcCode(IntEnum):
+    """google.rpc.Code, the codes of long-running operation errors and log entries.
+
+    Source: google/rpc/code.proto (the ``Status.code`` of the discovery documents).
+    """
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
 #: google.rpc.Code numbers and names (used in long-running operation errors).
-RPC_CODE_NAMES: dict[int, str] = {
-    0: "OK",
-    1: "CANCELLED",
-    2: "UNKNOWN",
-    3: "INVALID_ARGUMENT",
-    4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND",
-    6: "ALREADY_EXISTS",
-    7: "PERMISSION_DENIED",
-    8: "RESOURCE_EXHAUSTED",
-    9: "FAILED_PRECONDITION",
-    10: "ABORTED",
-    11: "OUT_OF_RANGE",
-    12: "UNIMPLEMENTED",
-    13: "INTERNAL",
-    14: "UNAVAILABLE",
-    15: "DATA_LOSS",
-    16: "UNAUTHENTICATED",
-}
+RPC_CODE_NAMES: dict[int, str] = {code.value: code.name for code in RpcCode}
 
 
 def status_name(code: int) -> str:

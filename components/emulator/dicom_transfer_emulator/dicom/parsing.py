@@ -27,7 +27,8 @@ from dicom_transfer_emulator.dicom.search_index import match_json
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-#: Value representations of binary values, left out of metadata rows.
+#: Value representations of binary values (PS3.5 §6.2), the ambiguous ones included: left
+#: out of metadata rows, and bulk data in DICOMweb metadata when large.
 BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW"})
 _NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
 

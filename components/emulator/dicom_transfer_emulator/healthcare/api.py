@@ -66,7 +66,6 @@ from dicom_transfer_emulator.healthcare import not_emulated
 from dicom_transfer_emulator.healthcare.dicomweb import DicomWeb
 from dicom_transfer_emulator.healthcare.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.healthcare.iam import IamRoutes, parse_set_policy
-from dicom_transfer_emulator.healthcare.not_emulated import Route
 from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
 from dicom_transfer_emulator.healthcare.state import HealthcareState, StateError
 from dicom_transfer_emulator.healthcare.transfers import (
@@ -78,6 +77,7 @@ from dicom_transfer_emulator.healthcare.transfers import (
 )
 from dicom_transfer_emulator.healthcare.update_mask import apply_update_mask, mask_paths
 from dicom_transfer_emulator.server.http import Request, Response, Router
+from dicom_transfer_emulator.server.routing import Route
 from dicom_transfer_emulator.storage.port import Storage, fake_project_number, rfc3339
 
 __all__ = [

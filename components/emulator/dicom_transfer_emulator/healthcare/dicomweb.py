@@ -53,6 +53,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from dicom_transfer_emulator.dicom.dicom_json import dicom_json
 from dicom_transfer_emulator.dicom.export_formats import ExportFormat, parse_export_format
 from dicom_transfer_emulator.dicom.parsing import (
+    BINARY_VRS,
     DicomParseError,
     RenderError,
     parse_instance,
@@ -79,9 +80,7 @@ from dicom_transfer_emulator.server.multipart import (
     parse_media_type,
     parse_related,
 )
-
-#: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
-Route = tuple[str, str, Callable[[Request], Response], str]
+from dicom_transfer_emulator.server.routing import Route
 
 DICOM_JSON = "application/dicom+json"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -94,7 +93,6 @@ RETRIEVE_SYNTAXES = (
     "*",
 )
 _BULK_THRESHOLD = 1024
-_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 #: Instances whose full metadata is kept for reuse (least recently used go first): a
 #: viewer's working set; tens of KB each, so a 10,000-instance store stays within 300 MB.
 _METADATA_CACHE_SIZE = 500
@@ -227,7 +225,7 @@ class DicomWeb:
         )
         for elem in list(ds):
             value = elem.value
-            if elem.VR in _BINARY_VRS and isinstance(value, bytes) and len(value) > _BULK_THRESHOLD:
+            if elem.VR in BINARY_VRS and isinstance(value, bytes) and len(value) > _BULK_THRESHOLD:
                 del ds[elem.tag]
         metadata = dicom_json(ds)
         with self._lock:

@@ -21,9 +21,7 @@ from typing import Any
 from dicom_transfer_emulator.errors import invalid_argument
 from dicom_transfer_emulator.healthcare.state import HealthcareState
 from dicom_transfer_emulator.server.http import Request, Response
-
-#: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
-Route = tuple[str, str, Callable[[Request], Response], str]
+from dicom_transfer_emulator.server.routing import Route
 
 #: ``service.resource.verb`` (IAM permission names); wildcards are refused.
 _PERMISSION_RE = re.compile(r"[a-z][a-zA-Z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*){2,}")

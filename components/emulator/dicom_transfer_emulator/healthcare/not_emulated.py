@@ -21,9 +21,7 @@ from importlib import resources
 
 from dicom_transfer_emulator.errors import ApiException
 from dicom_transfer_emulator.server.http import Request, Response
-
-#: ``(HTTP method, werkzeug rule, handler, discovery id after "healthcare.projects.locations.")``
-Route = tuple[str, str, Callable[[Request], Response], str]
+from dicom_transfer_emulator.server.routing import Route
 
 
 @dataclass(frozen=True)

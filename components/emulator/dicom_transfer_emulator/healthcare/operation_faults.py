@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dicom_transfer_emulator.errors import RPC_CODE_NAMES, invalid_argument
+from dicom_transfer_emulator.errors import RPC_CODE_NAMES, RpcCode, invalid_argument
 
 # DICOM PS3.5 §9.1: a UID is digits and dots, at most 64 characters.
 _UID = re.compile(r"[0-9.]{1,64}")
@@ -49,8 +49,8 @@ _UID = re.compile(r"[0-9.]{1,64}")
 INSTANCE_OPERATIONS = ("import", "export")
 #: The keys (text before ``=``) of the operation faults' specs.
 OPERATION_KEYS = ("operation-seconds", "instance-seconds", "fail-operation", "fail-instance")
-#: google.rpc.Code INTERNAL, the default code of an injected failure.
-_INTERNAL = 13
+#: The default code of an injected failure.
+_INTERNAL = RpcCode.INTERNAL
 
 
 @dataclass(frozen=True)

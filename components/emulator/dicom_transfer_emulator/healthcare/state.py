@@ -39,6 +39,7 @@ from dicom_transfer_emulator.dicom.parsing import DicomParseError, ParsedInstanc
 from dicom_transfer_emulator.dicom.qido import Hit, SearchRequest
 from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.search_index import StoreIndex, match_json
+from dicom_transfer_emulator.errors import RpcCode
 from dicom_transfer_emulator.files import file_key, write_json
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
@@ -258,7 +259,7 @@ class HealthcareState:
                     op.done = True
                     op.end_time = op.end_time or op.create_time
                     op.error = {
-                        "code": 10,
+                        "code": RpcCode.ABORTED,
                         "message": "operation aborted: the emulator stopped while it ran",
                     }
                 self._operations[op.name] = op

@@ -45,6 +45,7 @@ from dicom_transfer_emulator.dicom.export_formats import ExportFormat
 from dicom_transfer_emulator.dicom.parsing import DicomParseError, RenderError, parse_instance
 from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.rendering import render_instance
+from dicom_transfer_emulator.errors import RpcCode
 from dicom_transfer_emulator.healthcare.filter_paths import FilterKey, parse_filter_file
 from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
 from dicom_transfer_emulator.healthcare.state import (
@@ -56,12 +57,12 @@ from dicom_transfer_emulator.healthcare.state import (
 from dicom_transfer_emulator.storage.errors import StorageError
 from dicom_transfer_emulator.storage.port import Storage, rfc3339
 
-CODE_CANCELLED = 1
-CODE_INVALID_ARGUMENT = 3
-CODE_NOT_FOUND = 5
-CODE_ALREADY_EXISTS = 6
-CODE_FAILED_PRECONDITION = 9
-CODE_INTERNAL = 13
+CODE_CANCELLED = RpcCode.CANCELLED
+CODE_INVALID_ARGUMENT = RpcCode.INVALID_ARGUMENT
+CODE_NOT_FOUND = RpcCode.NOT_FOUND
+CODE_ALREADY_EXISTS = RpcCode.ALREADY_EXISTS
+CODE_FAILED_PRECONDITION = RpcCode.FAILED_PRECONDITION
+CODE_INTERNAL = RpcCode.INTERNAL
 MAX_SAMPLE_ERRORS = 5
 
 

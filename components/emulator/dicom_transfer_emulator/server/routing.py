@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from dicom_transfer_emulator.server.http import Request, Response
 
 Handler = Callable[["Request"], "Response"]
+#: One route of an API's table: ``(HTTP method, werkzeug rule, handler, API method name)``;
+#: the Healthcare tables give the discovery id after ``healthcare.projects.locations.``.
+Route = tuple[str, str, Handler, str]
 
 _ENCODED_SLASH = re.compile(r"%(2f|5c)", re.IGNORECASE)
 # A leading ``/<any(a, b):name>`` segment (API versions), expanded into static rules.
