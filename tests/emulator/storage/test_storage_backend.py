@@ -16,19 +16,24 @@ from dicom_transfer_emulator.storage.errors import (
     ObjectNotFound,
     StorageError,
 )
-from dicom_transfer_emulator.storage.port import FileStorage, MemoryStorage, Storage, open_storage
+from dicom_transfer_emulator.storage.port import (
+    FileStorage,
+    IndexedStorage,
+    MemoryStorage,
+    open_storage,
+)
 from support.clock import FakeClock
 
 AGENT = "serviceAccount:service-1@gcp-sa-healthcare.iam.gserviceaccount.com"
 
 
 @pytest.fixture(params=["memory", "disk"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> IndexedStorage:
     data_dir = tmp_path / "data" if request.param == "disk" else None
     return open_storage(data_dir, clock=FakeClock(1_700_000_000.0))
 
 
-def test_objects_crud(backend: Storage) -> None:
+def test_objects_crud(backend: IndexedStorage) -> None:
     backend.create_bucket("bkt", "proj-1")
     meta = backend.write_object("bkt", "a/b.dcm", b"data", "application/dicom")
     assert (meta.size, meta.content_type) == (4, "application/dicom")
@@ -46,7 +51,7 @@ def test_objects_crud(backend: Storage) -> None:
     assert not backend.bucket_exists("bkt")
 
 
-def test_missing_bucket_and_object_are_404(backend: Storage) -> None:
+def test_missing_bucket_and_object_are_404(backend: IndexedStorage) -> None:
     for call in (
         lambda: backend.get_bucket("nope"),
         lambda: backend.write_object("nope", "x", b""),
@@ -65,13 +70,13 @@ def test_missing_bucket_and_object_are_404(backend: Storage) -> None:
 @pytest.mark.parametrize(
     "name", ["ab", "-abc", "abc-", "ABC", "a b c", "192.168.1.1", "goog-bucket", "x" * 64]
 )
-def test_bucket_name_rules(backend: Storage, name: str) -> None:
+def test_bucket_name_rules(backend: IndexedStorage, name: str) -> None:
     with pytest.raises(InvalidArgument, match="Invalid bucket name"):
         backend.create_bucket(name, "proj-1")
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a\nb", "a\rb", "x" * 1025])
-def test_object_name_rules(backend: Storage, name: str) -> None:
+def test_object_name_rules(backend: IndexedStorage, name: str) -> None:
     backend.create_bucket("names", "proj-1")
     with pytest.raises(InvalidArgument):
         backend.write_object("names", name, b"")
@@ -205,7 +210,7 @@ def test_open_storage_picks_the_implementation_once(tmp_path: Path) -> None:
     assert not any(tmp_path.rglob("*.bin"))
 
 
-def test_preconditions_are_domain_errors(backend: Storage) -> None:
+def test_preconditions_are_domain_errors(backend: IndexedStorage) -> None:
     from dicom_transfer_emulator.storage.errors import NotModified, PreconditionFailed
 
     backend.create_bucket("pre", "proj-1")

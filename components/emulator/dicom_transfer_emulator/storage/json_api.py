@@ -51,8 +51,8 @@ from dicom_transfer_emulator.storage.errors import (
 )
 from dicom_transfer_emulator.storage.port import (
     BucketMeta,
+    IndexedStorage,
     ObjectMeta,
-    Storage,
     crc32c_base64,
     decode_page_token,
     encode_page_token,
@@ -352,7 +352,7 @@ class StorageApi:
         storage: The shared backend.
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: IndexedStorage) -> None:
         self.storage = storage
         self._uploads: dict[str, _UploadSession] = {}
         self._uploads_lock = threading.Lock()

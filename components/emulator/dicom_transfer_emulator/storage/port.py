@@ -1,10 +1,10 @@
 """Cloud Storage state of the emulator: buckets, objects and bucket IAM, in memory or on disk.
 
-:class:`Storage` is the protocol both the Cloud Storage JSON API routes
-(:mod:`.storage.json_api`) and the Healthcare side use: import reads objects with
-:meth:`Storage.read_object`, export writes them with :meth:`Storage.write_object`, and
+:class:`Storage` is the narrow port the Healthcare side uses: import lists and reads objects
+with :meth:`Storage.read_object`, export writes them with :meth:`Storage.write_object`, and
 permission emulation asks :meth:`Storage.role_granted` whether a member holds a role on a
-bucket. :func:`open_storage` picks the implementation once, at start-up:
+bucket. The Cloud Storage JSON API routes (:mod:`.json_api`) use the whole backend.
+:func:`open_storage` picks the implementation once, at start-up:
 
 * :class:`MemoryStorage` (no ``--data-dir``): everything in memory;
 * :class:`FileStorage` (``--data-dir``): every bucket under ``DATA_DIR/storage/buckets/NAME/``
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from dicom_transfer_emulator.storage.backends import FileStorage, MemoryStorage
+from dicom_transfer_emulator.storage.index import IndexedStorage
 from dicom_transfer_emulator.storage.model import (
     ROLE_IMPLIED_BY,
     WRITABLE_OBJECT_FIELDS,
@@ -43,58 +44,26 @@ from dicom_transfer_emulator.storage.model import (
 
 
 class Storage(Protocol):
-    """What the emulator needs of Cloud Storage state (thread-safe implementations).
+    """What the Healthcare side needs of Cloud Storage (the port; thread-safe).
 
-    Attributes:
-        clock: Returns the current POSIX time.
-        propagation_delay_s: Seconds before a new IAM grant counts in :meth:`role_granted`.
+    Import lists and reads objects, export writes them, and permission emulation asks
+    :meth:`role_granted`. Both backends (:class:`MemoryStorage`, :class:`FileStorage`) are
+    one; the Cloud Storage JSON API works on their shared core,
+    :class:`~.index.IndexedStorage`, which documents every method.
     """
-
-    clock: Callable[[], float]
-    propagation_delay_s: float
-
-    @property
-    def persistent(self) -> bool:
-        """Whether state survives a restart."""
-        ...
-
-    def create_bucket(
-        self,
-        name: str,
-        project: str,
-        *,
-        location: str = "US",
-        storage_class: str = "STANDARD",
-        labels: dict[str, str] | None = None,
-    ) -> BucketMeta:
-        """Create a bucket (InvalidArgument, BucketExists)."""
-        ...
-
-    def get_bucket(self, name: str) -> BucketMeta:
-        """A bucket's metadata (BucketNotFound)."""
-        ...
 
     def bucket_exists(self, name: str) -> bool:
         """Whether the bucket exists."""
         ...
 
-    def list_buckets(self, project: str | None = None, prefix: str = "") -> list[BucketMeta]:
-        """Buckets of ``project`` (all when None) starting with ``prefix``, by name."""
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None
+    ) -> tuple[list[ObjectMeta], list[str]]:
+        """All objects under ``prefix`` and the rolled-up prefixes (BucketNotFound)."""
         ...
 
-    def update_bucket(
-        self,
-        name: str,
-        *,
-        labels: dict[str, str] | None = None,
-        storage_class: str | None = None,
-        if_metageneration_match: int | None = None,
-    ) -> BucketMeta:
-        """Change labels / storage class (BucketNotFound, PreconditionFailed)."""
-        ...
-
-    def delete_bucket(self, name: str) -> None:
-        """Delete an empty bucket (BucketNotFound, BucketNotEmpty)."""
+    def read_object(self, bucket: str, name: str, generation: int | None = None) -> bytes:
+        """An object's content (BucketNotFound, ObjectNotFound)."""
         ...
 
     def write_object(
@@ -114,100 +83,8 @@ class Storage(Protocol):
         PreconditionFailed)."""
         ...
 
-    def read_object(self, bucket: str, name: str, generation: int | None = None) -> bytes:
-        """An object's content (BucketNotFound, ObjectNotFound)."""
-        ...
-
-    def get_object_meta(
-        self,
-        bucket: str,
-        name: str,
-        generation: int | None = None,
-        *,
-        if_generation_match: int | None = None,
-        if_generation_not_match: int | None = None,
-        if_metageneration_match: int | None = None,
-    ) -> ObjectMeta:
-        """An object's metadata, with read preconditions (BucketNotFound, ObjectNotFound,
-        PreconditionFailed, NotModified)."""
-        ...
-
-    def object_exists(self, bucket: str, name: str) -> bool:
-        """Whether ``bucket/name`` exists."""
-        ...
-
-    def list_objects(
-        self, bucket: str, prefix: str = "", delimiter: str | None = None
-    ) -> tuple[list[ObjectMeta], list[str]]:
-        """All objects under ``prefix`` and the rolled-up prefixes (BucketNotFound)."""
-        ...
-
-    def list_objects_page(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        delimiter: str | None = None,
-        max_results: int | None = None,
-        page_token: str | None = None,
-        start_offset: str | None = None,
-        end_offset: str | None = None,
-        match_glob: str | None = None,
-        include_trailing_delimiter: bool = False,
-    ) -> tuple[list[ObjectMeta], list[str], str | None]:
-        """One page of ``objects.list`` (BucketNotFound, InvalidArgument)."""
-        ...
-
-    def update_object(
-        self,
-        bucket: str,
-        name: str,
-        *,
-        if_generation_match: int | None = None,
-        if_metageneration_match: int | None = None,
-        **fields: Any,
-    ) -> ObjectMeta:
-        """Change metadata of the live generation (ObjectNotFound, PreconditionFailed)."""
-        ...
-
-    def copy_object(
-        self,
-        src_bucket: str,
-        src_name: str,
-        dst_bucket: str,
-        dst_name: str,
-        *,
-        if_generation_match: int | None = None,
-        **fields: Any,
-    ) -> ObjectMeta:
-        """Copy an object (BucketNotFound, ObjectNotFound, PreconditionFailed)."""
-        ...
-
-    def delete_object(
-        self,
-        bucket: str,
-        name: str,
-        *,
-        if_generation_match: int | None = None,
-        if_metageneration_match: int | None = None,
-    ) -> None:
-        """Delete an object (ObjectNotFound, PreconditionFailed)."""
-        ...
-
-    def get_iam_policy(self, bucket: str) -> dict[str, Any]:
-        """The bucket's ``storage#policy`` (BucketNotFound)."""
-        ...
-
-    def set_iam_policy(self, bucket: str, policy: dict[str, Any]) -> dict[str, Any]:
-        """Replace the bucket's policy (BucketNotFound, InvalidArgument, PreconditionFailed)."""
-        ...
-
     def role_granted(self, bucket: str, member: str, role: str, now: float | None = None) -> bool:
         """Whether ``member`` holds ``role`` on ``bucket`` after propagation."""
-        ...
-
-    def reset(self) -> None:
-        """Delete every bucket and object."""
         ...
 
 
@@ -216,7 +93,7 @@ def open_storage(
     *,
     clock: Callable[[], float] = time.time,
     propagation_delay_s: float = 0.0,
-) -> Storage:
+) -> IndexedStorage:
     """Open the Cloud Storage state: on disk under ``data_dir``, else in memory.
 
     Args:
@@ -238,6 +115,7 @@ __all__ = [
     "WRITABLE_OBJECT_FIELDS",
     "BucketMeta",
     "FileStorage",
+    "IndexedStorage",
     "MemoryStorage",
     "ObjectMeta",
     "Storage",
