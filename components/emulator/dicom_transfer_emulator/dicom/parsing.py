@@ -13,7 +13,6 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pydicom
@@ -23,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.search_index import match_json
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -39,20 +39,6 @@ class DicomParseError(ValueError):
 
 class RenderError(ValueError):
     """An instance cannot be rendered in the requested export format."""
-
-
-@dataclass(frozen=True)
-class ParsedInstance:
-    """What the store needs to know about one imported instance."""
-
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    number_of_frames: int
-    #: Compact DICOM JSON of the attributes searches match on (:func:`.search_index.match_json`).
-    match_json: str
 
 
 class _EofCapture(logging.Handler):
@@ -153,14 +139,15 @@ def _uid(ds: Dataset, keyword: str) -> str:
     return text
 
 
-def parse_instance(data: bytes) -> ParsedInstance:
+def parse_instance(data: bytes) -> InstanceRecord:
     """Parse one imported object.
 
     Args:
         data: the object's bytes.
 
     Returns:
-        The instance's identifying attributes and those searches use.
+        The record a store keeps of it (UIDs, transfer syntax, frames, size and the
+        attributes searches use; the store sets ``storage_class`` and ``stored_at``).
 
     Raises:
         DicomParseError: the object is not a readable DICOM Part 10 instance with Study,
@@ -178,8 +165,15 @@ def parse_instance(data: bytes) -> ParsedInstance:
         frames = int(_text(ds, "NumberOfFrames") or 1)
     except ValueError:
         frames = 1
-    return ParsedInstance(
-        study, series, sop, sop_class.strip(), str(syntax), max(frames, 1), match_json(ds)
+    return InstanceRecord(
+        study,
+        series,
+        sop,
+        sop_class.strip(),
+        str(syntax),
+        max(frames, 1),
+        size=len(data),
+        match_json=match_json(ds),
     )
 
 

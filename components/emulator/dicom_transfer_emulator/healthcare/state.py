@@ -35,7 +35,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-from dicom_transfer_emulator.dicom.parsing import DicomParseError, ParsedInstance, read_dataset
+from dicom_transfer_emulator.dicom.parsing import DicomParseError, read_dataset
 from dicom_transfer_emulator.dicom.qido import Hit, SearchRequest
 from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.search_index import StoreIndex, match_json
@@ -513,7 +513,7 @@ class HealthcareState:
     def add_instance(
         self,
         store: str,
-        parsed: ParsedInstance,
+        parsed: InstanceRecord,
         data: bytes,
         storage_class: str = "STANDARD",
         stored_at: str = "",
@@ -525,7 +525,7 @@ class HealthcareState:
 
         Args:
             store: the store name.
-            parsed: the instance's identifiers.
+            parsed: the instance's record (:func:`~.parsing.parse_instance`).
             data: the original bytes.
             storage_class: the blob storage class requested by the import.
             stored_at: RFC 3339 time of storing (BigQuery JSON rows' ``LastUpdated``).
@@ -537,18 +537,7 @@ class HealthcareState:
         Raises:
             NotFound: the store was deleted.
         """
-        record = InstanceRecord(
-            parsed.study_uid,
-            parsed.series_uid,
-            parsed.sop_instance_uid,
-            parsed.sop_class_uid,
-            parsed.transfer_syntax_uid,
-            parsed.number_of_frames,
-            len(data),
-            storage_class,
-            stored_at,
-            parsed.match_json,
-        )
+        record = replace(parsed, size=len(data), storage_class=storage_class, stored_at=stored_at)
         with self._lock:
             target = self._store(store)
             existing = target.instances.get(record.sop_instance_uid)
