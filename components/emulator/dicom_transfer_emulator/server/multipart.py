@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import re
 import secrets
 from dataclasses import dataclass, field
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+from werkzeug.http import dump_options_header, parse_list_header, parse_options_header
 
 
 class MultipartError(ValueError):
@@ -38,38 +37,15 @@ class MediaType:
 
     def to_header(self) -> str:
         """The media type as a header value, e.g. ``text/plain; charset=utf-8`` (values
-        that are not RFC 9110 tokens are quoted)."""
-        params = (
-            f"{k}={v}" if _TOKEN.fullmatch(v) else f'{k}="{v}"' for k, v in self.params.items()
-        )
-        return "; ".join([self.type, *params])
-
-
-def _split(text: str, separator: str) -> list[str]:
-    """Split on ``separator`` outside double quotes."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        if char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
+        that are not RFC 9110 tokens are quoted, by werkzeug's ``dump_options_header``)."""
+        return dump_options_header(self.type, self.params)
 
 
 def parse_media_type(text: str) -> MediaType:
-    """Parse ``type/subtype; name=value; …`` (RFC 9110 §8.3.1)."""
-    head, *params = _split(text, ";")
-    values: dict[str, str] = {}
-    for param in params:
-        name, _, value = param.partition("=")
-        values[name.strip().lower()] = value.strip().strip('"')
-    return MediaType(head.strip().lower(), values)
+    """Parse ``type/subtype; name=value; …`` (RFC 9110 §8.3.1) with werkzeug's
+    :func:`~werkzeug.http.parse_options_header` (quoting, case of names)."""
+    value, params = parse_options_header(text)
+    return MediaType(value.strip().lower(), {k.lower(): v for k, v in params.items()})
 
 
 def parse_accept(header: str | None) -> list[MediaType]:
@@ -78,9 +54,12 @@ def parse_accept(header: str | None) -> list[MediaType]:
     Args:
         header: the header value; None or empty means ``*/*``.
     """
-    if not header or not header.strip():
+    items = parse_list_header(header or "")
+    if not items:
         return [MediaType("*/*")]
-    ranges = [parse_media_type(item) for item in _split(header, ",")]
+    # werkzeug's parse_accept_header would also reorder by specificity; the emulator keeps
+    # the client's order among equal weights, so only the splitting is werkzeug's.
+    ranges = [parse_media_type(item) for item in items]
 
     def weight(media: MediaType) -> float:
         try:

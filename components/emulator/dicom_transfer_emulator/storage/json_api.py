@@ -22,6 +22,7 @@ kept), notifications, HMAC keys, signed URLs, the XML API, ``fields`` partial re
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -33,9 +34,7 @@ from werkzeug.http import parse_content_range_header, parse_range_header
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
 from dicom_transfer_emulator.server.http import Request, Response, Router
 from dicom_transfer_emulator.server.multipart import (
-    MediaType,
     MultipartError,
-    parse_media_type,
     parse_related,
 )
 from dicom_transfer_emulator.server.routing import Handler
@@ -59,6 +58,8 @@ from dicom_transfer_emulator.storage.port import (
     md5_base64,
     rfc3339,
 )
+
+_SINGLE_QUOTED_BOUNDARY = re.compile(r"boundary='([^']*)'", re.IGNORECASE)
 
 BUCKET_FIELDS = frozenset(
     [
@@ -300,12 +301,9 @@ def _parse_multipart(request: Request) -> tuple[dict[str, Any], bytes, str | Non
             "Multipart upload needs Content-Type multipart/related with a boundary, "
             f"got {content_type!r}."
         )
-    declared = parse_media_type(content_type)
-    boundary = declared.param("boundary")
-    if boundary is not None:
-        # gcloud (apitools) single-quotes the boundary, which MIME parsers do not unquote.
-        params = {**declared.params, "boundary": boundary.strip("'")}
-        content_type = MediaType(declared.type, params).to_header()
+    # gcloud (apitools) single-quotes the boundary (boundary='==x=='), which is no RFC 9110
+    # quoted-string: read it as one before any media-type parser sees it.
+    content_type = _SINGLE_QUOTED_BOUNDARY.sub(r'boundary="\1"', content_type)
     try:
         parts = parse_related(content_type, request.body)
     except MultipartError as exc:
