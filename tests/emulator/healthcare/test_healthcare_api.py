@@ -345,3 +345,24 @@ def test_a_store_with_both_notification_forms_is_400(emulator: Emulator) -> None
         assert "notificationConfig and notificationConfigs" in error["message"]
     assert "notificationConfig" not in swapped and swapped["notificationConfigs"] == listed
     assert [s["name"][-1:] for s in stores.list(parent=parent).execute()["dicomStores"]] == ["s"]
+
+
+def test_dataset_and_store_policies_follow_the_bucket_iam_rules(emulator: Emulator) -> None:
+    hc = client(emulator)
+    datasets(hc).create(parent=PARENT, datasetId="ds", body={}).execute()
+    store = make_store(hc, dataset="ds2")
+    bare_member = {"bindings": [{"role": "roles/healthcare.dicomViewer", "members": ["bob"]}]}
+
+    with pytest.raises(HttpError) as on_dataset:
+        datasets(hc).setIamPolicy(
+            resource=f"{PARENT}/datasets/ds", body={"policy": bare_member}
+        ).execute()
+    with pytest.raises(HttpError) as on_store:
+        datasets(hc).dicomStores().setIamPolicy(
+            resource=store, body={"policy": bare_member}
+        ).execute()
+
+    for exc in (on_dataset, on_store):
+        error = error_of(exc.value)
+        assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+        assert "'bob'" in error["message"] and "user:EMAIL" in error["message"]

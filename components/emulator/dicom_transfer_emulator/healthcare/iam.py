@@ -20,6 +20,7 @@ from typing import Any
 
 from dicom_transfer_emulator.errors import invalid_argument
 from dicom_transfer_emulator.healthcare.state import HealthcareState
+from dicom_transfer_emulator.iam.policy import PolicyError, validate_policy
 from dicom_transfer_emulator.server.http import Request, Response
 from dicom_transfer_emulator.server.routing import Route
 
@@ -42,15 +43,10 @@ def parse_set_policy(body: dict[str, Any]) -> dict[str, Any]:
     policy = body.get("policy")
     if not isinstance(policy, dict):
         raise invalid_argument("policy is required.")
-    bindings = policy.get("bindings", [])
-    if not isinstance(bindings, list) or not all(
-        isinstance(b, dict)
-        and isinstance(b.get("role"), str)
-        and isinstance(b.get("members", []), list)
-        and all(isinstance(m, str) for m in b.get("members", []))
-        for b in bindings
-    ):
-        raise invalid_argument('policy.bindings must be a list of {"role": str, "members": [str]}.')
+    try:
+        validate_policy(policy)  # the one IAM rule, shared with Cloud Storage buckets
+    except PolicyError as exc:
+        raise invalid_argument(str(exc)) from None
     return policy
 
 

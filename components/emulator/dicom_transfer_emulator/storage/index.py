@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from dicom_transfer_emulator.iam.policy import PolicyError, validate_policy
 from dicom_transfer_emulator.storage.errors import (
     BucketExists,
     BucketNotEmpty,
@@ -37,7 +38,6 @@ from dicom_transfer_emulator.storage.model import (
     policy_etag,
     validate_bucket_name,
     validate_object_name,
-    validate_policy,
 )
 
 
@@ -559,7 +559,10 @@ class IndexedStorage:
             InvalidArgument: for a malformed policy.
             PreconditionFailed: when the etag is stale.
         """
-        bindings, version = validate_policy(policy)
+        try:
+            bindings, version = validate_policy(policy)
+        except PolicyError as exc:
+            raise InvalidArgument(str(exc)) from None
         with self._lock:
             target = self._bucket(bucket)
             etag = policy.get("etag")

@@ -12,10 +12,8 @@ import base64
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import google_crc32c
 
@@ -38,19 +36,6 @@ ROLE_IMPLIED_BY: dict[str, frozenset[str]] = {
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _IP_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-_MEMBER_PREFIXES = (
-    "user:",
-    "serviceAccount:",
-    "group:",
-    "domain:",
-    "projectOwner:",
-    "projectEditor:",
-    "projectViewer:",
-    "principal://",
-    "principalSet://",
-    "deleted:",
-)
-_MEMBER_LITERALS = ("allUsers", "allAuthenticatedUsers")
 
 
 def rfc3339(timestamp: float) -> str:
@@ -292,65 +277,6 @@ def glob_to_regex(glob: str) -> re.Pattern[str]:
         raise InvalidArgument(f"Invalid matchGlob {glob!r}: {exc}") from None
 
 
-def validate_policy(policy: object) -> tuple[list[dict[str, Any]], int]:
-    if not isinstance(policy, dict):
-        raise InvalidArgument("Invalid policy: expected an object.")
-    allowed = {"bindings", "etag", "version", "kind", "resourceId", "auditConfigs"}
-    unknown = sorted(set(policy) - allowed)
-    if unknown:
-        raise InvalidArgument(f"Invalid policy: unknown field(s) {', '.join(unknown)}.")
-    version = policy.get("version", 1)
-    if isinstance(version, bool) or not isinstance(version, int) or version not in (0, 1, 3):
-        raise InvalidArgument("Invalid policy version: expected 1 or 3.")
-    etag = policy.get("etag")
-    if etag is not None and not isinstance(etag, str):
-        raise InvalidArgument("Invalid policy etag: expected a string.")
-    raw_bindings = policy.get("bindings", [])
-    if not isinstance(raw_bindings, list):
-        raise InvalidArgument("Invalid policy bindings: expected a list.")
-    bindings: list[dict[str, Any]] = []
-    for index, binding in enumerate(raw_bindings):
-        where = f"bindings[{index}]"
-        if not isinstance(binding, dict):
-            raise InvalidArgument(f"Invalid {where}: expected an object.")
-        unknown = sorted(set(binding) - {"role", "members", "condition"})
-        if unknown:
-            raise InvalidArgument(f"Invalid {where}: unknown field(s) {', '.join(unknown)}.")
-        role = binding.get("role")
-        if not isinstance(role, str) or not role.startswith(
-            ("roles/", "projects/", "organizations/")
-        ):
-            raise InvalidArgument(f"Invalid {where}.role: {role!r}; expected 'roles/...'.")
-        members = binding.get("members", [])
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise InvalidArgument(f"Invalid {where}.members: expected a list of strings.")
-        for member in members:
-            if member not in _MEMBER_LITERALS and not (
-                member.startswith(_MEMBER_PREFIXES) and len(member.split(":", 1)[-1]) > 0
-            ):
-                raise InvalidArgument(
-                    f"Invalid {where}.members: {member!r}; expected e.g. 'user:EMAIL', "
-                    "'serviceAccount:EMAIL', 'group:EMAIL', 'domain:DOMAIN' or 'allUsers'."
-                )
-        condition = binding.get("condition")
-        if condition is not None:
-            if not isinstance(condition, dict):
-                raise InvalidArgument(f"Invalid {where}.condition: expected an object.")
-            if version < 3:
-                raise InvalidArgument("Policies with conditions must have version 3.")
-        if not members:
-            continue
-        clean: dict[str, Any] = {"role": role, "members": _dedupe(members)}
-        if condition is not None:
-            clean["condition"] = condition
-        bindings.append(clean)
-    return bindings, max(int(version), 1)
-
-
-def _dedupe(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
 def check_preconditions(
     live: ObjectMeta | None,
     *,
@@ -407,5 +333,4 @@ __all__ = [
     "rfc3339",
     "validate_bucket_name",
     "validate_object_name",
-    "validate_policy",
 ]

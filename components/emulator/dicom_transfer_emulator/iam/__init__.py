@@ -1,0 +1,1 @@
+"""IAM rules shared by the emulated APIs (no HTTP): the policy validator."""
