@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def test_state_instances_and_duplicates(tmp_path: Path, persist: bool) -> None:
     parsed = parse_instance(data)
     assert state.add_instance(store, parsed, data) is AddResult.ADDED
     assert state.add_instance(store, parsed, b"other") is AddResult.DUPLICATE
-    moved = type(parsed)(**{**parsed.__dict__, "series_uid": "1.2.3"})
+    moved = replace(parsed, series_uid="1.2.3")
     assert state.add_instance(store, moved, b"other") is AddResult.CONFLICT
     assert state.read_instance(store, parsed.sop_instance_uid) == data
     state.delete_dataset(dataset)
