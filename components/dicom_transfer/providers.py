@@ -18,8 +18,7 @@ Lifecycle:
 from __future__ import annotations
 
 import functools
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
@@ -35,6 +34,7 @@ from pulumi.dynamic import (
 from dicom_transfer.errors import InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.output import line_writer, write_line
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.problems import UNKNOWN
 from dicom_transfer.specs.props import (
@@ -102,15 +102,6 @@ def _api_config(props: Mapping[str, Any]) -> ApiConfig:
     )
 
 
-def _stderr_progress(label: str) -> Callable[[str], None]:
-    """A progress sink: the engine shows a dynamic provider's stderr lines as info messages."""
-
-    def emit(line: str) -> None:
-        print(f"{label}: {line}", file=sys.stderr, flush=True)
-
-    return emit
-
-
 def _failures(problems: Sequence[InvalidSpec]) -> list[CheckFailure]:
     return [CheckFailure(problem.field, str(problem)) for problem in problems]
 
@@ -157,7 +148,7 @@ class _TransferProvider(ResourceProvider):
             spec,
             request_fingerprint(spec, props.get("triggers"), name),
             wait_policy_from_props(props),
-            _stderr_progress(f"dicom {self.kind} {name}"),
+            line_writer(f"dicom {self.kind} {name}"),
         )
         outs = {**props, **operation_outputs(result)}
         if isinstance(spec, ExportSpec):
@@ -226,12 +217,10 @@ class _TransferProvider(ResourceProvider):
         put it is not known here (the store, bucket or table may have been removed since).
         """
         moved = "imported" if self.kind == "import" else "exported"
-        print(
+        write_line(
             f"dicom {self.kind} {props.get('resource_name', id_)}: removed from the stack "
             f"only; delete made no API call and deleted none of the data it {moved} (delete "
-            f"never removes medical data). Operation: {id_}",
-            file=sys.stderr,
-            flush=True,
+            f"never removes medical data). Operation: {id_}"
         )
 
 

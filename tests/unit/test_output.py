@@ -1,0 +1,86 @@
+"""Provider output lines stay whole when many threads write at once (dicom_transfer.output)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+
+from dicom_transfer.output import line_writer, write_line
+
+WRITERS = 32
+LINES_EACH = 200
+
+
+def _drain(fd: int, sink: bytearray) -> None:
+    while chunk := os.read(fd, 65536):
+        sink.extend(chunk)
+
+
+def test_concurrent_writers_on_a_pipe_never_garble_a_line() -> None:
+    read_fd, write_fd = os.pipe()
+    received = bytearray()
+    reader = threading.Thread(target=_drain, args=(read_fd, received))
+    reader.start()
+    # Configured as Python configures sys.stderr (line buffered, write-through), where
+    # print()'s two writes reach the pipe separately.
+    stream = io.TextIOWrapper(
+        io.FileIO(write_fd, "w"), encoding="utf-8", line_buffering=True, write_through=True
+    )
+    start = threading.Barrier(WRITERS)
+    # Long lines of varying length make a split visible: each carries its writer and index
+    # and ends with a checksum-like tail that a merged line would not repeat.
+    payload = "x" * 300
+
+    def writer(number: int) -> None:
+        emit = line_writer(f"dicom import writer-{number}", stream)
+        start.wait()
+        for index in range(LINES_EACH):
+            emit(f"{index} {payload[: index % 300]} end-{number}-{index}")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    stream.close()
+    reader.join()
+    os.close(read_fd)
+
+    lines = received.decode("utf-8").split("\n")
+    assert lines[-1] == ""  # the output ends with a newline
+    lines = lines[:-1]
+    assert len(lines) == WRITERS * LINES_EACH
+    expected = {
+        f"dicom import writer-{n}: {i} {payload[: i % 300]} end-{n}-{i}"
+        for n in range(WRITERS)
+        for i in range(LINES_EACH)
+    }
+    assert set(lines) == expected
+
+
+def test_a_multi_line_message_becomes_one_line() -> None:
+    stream = io.StringIO()
+    write_line("first\nsecond\r\nthird", stream)
+    assert stream.getvalue() == "first second third\n"
+
+
+def test_a_stream_without_a_descriptor_gets_one_write_per_line() -> None:
+    class Recording(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return super().write(text)
+
+    stream = Recording()
+    write_line("dicom export quick-png: submitted", stream)
+    assert stream.writes == ["dicom export quick-png: submitted\n"]
