@@ -34,6 +34,7 @@ from pulumi.dynamic import (
 from dicom_transfer.errors import InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.variables import target_variable_problems
 from dicom_transfer.output import line_writer, write_line
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.problems import UNKNOWN
@@ -159,7 +160,9 @@ class _TransferProvider(ResourceProvider):
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
         journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        return CheckResult(news, _failures(self._problems(news)))
+        # A retired or misspelled target variable would send calls elsewhere without a word.
+        retargeting = [CheckFailure("", problem) for problem in target_variable_problems()]
+        return CheckResult(news, _failures(self._problems(news)) + retargeting)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Replaces on request changes; updates in place on waiting/connection changes.

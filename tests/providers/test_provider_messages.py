@@ -1,0 +1,82 @@
+"""What the providers tell a user: retargeting variables, empty transfers, failure fixes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dicom_transfer import DicomExportProvider, DicomImportProvider, OperationFailed
+from dicom_transfer.healthcare.runtime import TransferRuntime
+from fake_http import OPERATION, ScriptedHttp, operation, reply
+from test_providers_fake_http import EXPORT_PROPS, IMPORT_PROPS
+
+
+def test_check_fails_on_the_retired_endpoint_variable_naming_its_replacement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DICOM_TRANSFER_HEALTHCARE_ENDPOINT", "http://127.0.0.1:8080")
+    for provider, props in (
+        (DicomImportProvider(), IMPORT_PROPS),
+        (DicomExportProvider(), EXPORT_PROPS),
+    ):
+        result = provider.check({}, dict(props))
+        [failure] = result.failures
+        assert failure.property == ""  # about the environment, not an input
+        assert "DICOM_TRANSFER_HEALTHCARE_ENDPOINT='http://127.0.0.1:8080'" in failure.reason
+        assert "Set HEALTHCARE_EMULATOR_HOST" in failure.reason
+
+
+def _run(http: ScriptedHttp, *responses: tuple[dict[str, str], str]) -> None:
+    http._iterable.extend(responses)
+
+
+def test_an_import_that_matched_nothing_succeeds_with_a_warning(
+    http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(http, reply(200, operation(done=False)), reply(200, operation(done=True)))
+    result = DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
+    assert result.outs is not None and result.outs["success_count"] == 0
+    err = capsys.readouterr().err
+    assert (
+        f"dicom import load: WARNING: {OPERATION} succeeded but moved 0 instances: gcs_uri "
+        "gs://raw-dicom/incoming/**.dcm matched no object" in err
+    ), err
+
+
+def test_an_export_whose_filter_matched_nothing_succeeds_with_a_warning(
+    http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(
+        http,
+        reply(200, {"name": "filters/x.txt"}),  # the staged filter file exists already
+        reply(200, operation(done=False)),
+        reply(200, operation(done=True)),
+    )
+    DicomExportProvider(runtime).create(dict(EXPORT_PROPS))
+    err = capsys.readouterr().err
+    assert "dicom export copy: WARNING:" in err
+    assert "none of the 2 filter_resource_paths names an instance of" in err, err
+
+
+def test_a_transfer_that_moved_instances_warns_of_nothing(
+    http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(http, reply(200, operation(done=False)), reply(200, operation(done=True, success=3)))
+    DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_the_max_failures_failure_names_both_fixes(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    _run(
+        http,
+        reply(200, operation(done=False)),
+        reply(200, operation(done=True, success=98, failure=2, error_code=3)),
+    )
+    props: dict[str, Any] = {**IMPORT_PROPS, "max_failures": 1.0}
+    with pytest.raises(OperationFailed) as caught:
+        DicomImportProvider(runtime).create(props)
+    message = str(caught.value)
+    assert "(2 failed instance(s), max_failures=1)" in message
+    assert "set max_failures=2 (or more), or max_failures=None to accept any number" in message
