@@ -35,7 +35,7 @@ from dicom_transfer.errors import InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
 from dicom_transfer.healthcare.variables import target_variable_problems
-from dicom_transfer.output import line_writer, write_line
+from dicom_transfer.output import line_writer, reports_message_first, write_line
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.problems import UNKNOWN
 from dicom_transfer.specs.props import (
@@ -135,6 +135,7 @@ class _TransferProvider(ResourceProvider):
     def _spec(self, props: Mapping[str, Any]) -> TransferSpec:
         raise NotImplementedError
 
+    @reports_message_first
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Submits the transfer once (or resumes it) and waits for its counters.
 
@@ -156,6 +157,7 @@ class _TransferProvider(ResourceProvider):
             outs["filter_uri"] = spec.filter_uri
         return CreateResult(result.name, outs)
 
+    @reports_message_first
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
@@ -202,9 +204,13 @@ class _TransferProvider(ResourceProvider):
                 outs.pop(key, None)
         return UpdateResult(outs)
 
+    @reports_message_first
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
-        api = self.runtime.healthcare(_api_config(props), props.get("api_version") or "v1")
+        label = f"dicom {self.kind} {props.get('resource_name', id_)}"
+        api = self.runtime.healthcare(
+            _api_config(props), props.get("api_version") or "v1", line_writer(label)
+        )
         try:
             operation = api.get_operation(id_)
         except NotFound:

@@ -6,8 +6,12 @@ import io
 import os
 import sys
 import threading
+import traceback
+from collections.abc import Callable
 
-from dicom_transfer.output import line_writer, write_line
+from dicom_transfer.errors import OperationFailed
+from dicom_transfer.healthcare.results import OperationResult
+from dicom_transfer.output import line_writer, reports_message_first, write_line
 
 WRITERS = 32
 LINES_EACH = 200
@@ -84,3 +88,41 @@ def test_a_stream_without_a_descriptor_gets_one_write_per_line() -> None:
     stream = Recording()
     write_line("dicom export quick-png: submitted", stream)
     assert stream.writes == ["dicom export quick-png: submitted\n"]
+
+
+def _as_the_provider_host_reports(call: Callable[[], object]) -> str:
+    """What pulumi/dynamic/__main__.py's ``_abort_with_traceback`` sends for a failed call."""
+    try:
+        call()
+    except Exception:
+        return traceback.format_exc()
+    raise AssertionError("the call did not fail")
+
+
+def test_a_failure_of_ours_is_reported_message_first() -> None:
+    result = OperationResult("projects/p/locations/l/datasets/d/operations/1", True)
+    failed = OperationFailed(result.name, 13, "disk on fire", result, "https://logs/1")
+
+    @reports_message_first
+    def create() -> None:
+        try:
+            raise ConnectionResetError("the HTTP library's own failure")
+        except OSError as exc:
+            raise failed from exc
+
+    report = _as_the_provider_host_reports(create)
+
+    lines = report.splitlines()
+    assert lines[0] == f"dicom_transfer.errors.OperationFailed: {failed}"
+    assert "the HTTP library's own failure" not in report  # the chain below is dropped
+    assert lines[-1] == lines[0]  # the raised exception keeps its type and message
+
+
+def test_other_errors_keep_their_whole_traceback() -> None:
+    @reports_message_first
+    def create() -> None:
+        raise KeyError("a bug of ours")
+
+    report = _as_the_provider_host_reports(create)
+    assert report.startswith("Traceback (most recent call last):")
+    assert "KeyError: 'a bug of ours'" in report
