@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dicom_transfer import DicomExportProvider, DicomImportProvider, OperationFailed
+from dicom_transfer import DicomExportProvider, DicomImportProvider, OperationFailed, Transient
 from dicom_transfer.healthcare.runtime import TransferRuntime
-from fake_http import OPERATION, ScriptedHttp, operation, reply
+from fake_http import OPERATION, FakeClock, ScriptedHttp, operation, reply
 from test_providers_fake_http import EXPORT_PROPS, IMPORT_PROPS
 
 
@@ -80,3 +80,28 @@ def test_the_max_failures_failure_names_both_fixes(
     message = str(caught.value)
     assert "(2 failed instance(s), max_failures=1)" in message
     assert "set max_failures=2 (or more), or max_failures=None to accept any number" in message
+
+
+class _Refused:
+    def request(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_refresh_of_an_unreachable_emulator_says_so_and_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HEALTHCARE_EMULATOR_HOST", "127.0.0.1:1")
+    clock = FakeClock()
+    runtime = TransferRuntime(http_factory=_Refused, clock=clock, sleep=clock.sleep)
+    props = {k: v for k, v in IMPORT_PROPS.items() if k != "endpoint"}
+
+    with pytest.raises(Transient) as caught:
+        DicomImportProvider(runtime).read(OPERATION, props)
+
+    target = "http://127.0.0.1:1/ (from HEALTHCARE_EMULATOR_HOST)"
+    err = capsys.readouterr().err
+    assert f"dicom import load: cannot reach {target}: connection failed" in err
+    assert "retrying for up to 120 s" in err
+    assert err.count("cannot reach") == 1  # one line, not one per retry
+    message = str(caught.value)
+    assert f"cannot reach {target}" in message and "still unreachable after" in message
