@@ -49,3 +49,19 @@ def test_a_failed_import_says_everything_in_its_first_line(stack: DicomStack) ->
     # Measured with pulumi 3.272 on Python 3.11: 22 lines before (message last), 13 now
     # (message, the SDK host's three frames, the message again); see the README.
     assert len(lines) <= 13, lines
+
+
+def test_a_retired_endpoint_variable_fails_preview_naming_its_replacement(
+    stack: DicomStack,
+) -> None:
+    url = stack.emulator.healthcare_url
+    stack.cli.extra_env = {**stack.cli.extra_env, "DICOM_TRANSFER_HEALTHCARE_ENDPOINT": url}
+
+    preview = stack.cli.run("preview", check=False)
+
+    assert preview.returncode != 0
+    output = preview.stdout + preview.stderr
+    assert f"DICOM_TRANSFER_HEALTHCARE_ENDPOINT={url!r} is set but no longer read" in output
+    assert "Set HEALTHCARE_EMULATOR_HOST for a local emulator" in output, output
+    assert "Traceback" not in output  # a check failure, not a crash
+    assert stack.emulator.requests() == []
