@@ -26,14 +26,17 @@ def test_check_fails_on_the_retired_endpoint_variable_naming_its_replacement(
         assert "Set HEALTHCARE_EMULATOR_HOST" in failure.reason
 
 
-def _run(http: ScriptedHttp, *responses: tuple[dict[str, str], str]) -> None:
-    http._iterable.extend(responses)
+def _submit_then_finish(http: ScriptedHttp, *before: Any, **counters: int) -> None:
+    """Scripts ``before`` (e.g. a staged filter file), a submit and a finished operation."""
+    http._iterable.extend(
+        [*before, reply(200, operation(done=False)), reply(200, operation(True, **counters))]
+    )
 
 
 def test_an_import_that_matched_nothing_succeeds_with_a_warning(
     http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(http, reply(200, operation(done=False)), reply(200, operation(done=True)))
+    _submit_then_finish(http)
     result = DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert result.outs is not None and result.outs["success_count"] == 0
     err = capsys.readouterr().err
@@ -46,12 +49,7 @@ def test_an_import_that_matched_nothing_succeeds_with_a_warning(
 def test_an_export_whose_filter_matched_nothing_succeeds_with_a_warning(
     http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(
-        http,
-        reply(200, {"name": "filters/x.txt"}),  # the staged filter file exists already
-        reply(200, operation(done=False)),
-        reply(200, operation(done=True)),
-    )
+    _submit_then_finish(http, reply(200, {"name": "filters/x.txt"}))  # filter file exists
     DicomExportProvider(runtime).create(dict(EXPORT_PROPS))
     err = capsys.readouterr().err
     assert "dicom export copy: WARNING:" in err
@@ -61,7 +59,7 @@ def test_an_export_whose_filter_matched_nothing_succeeds_with_a_warning(
 def test_a_transfer_that_moved_instances_warns_of_nothing(
     http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _run(http, reply(200, operation(done=False)), reply(200, operation(done=True, success=3)))
+    _submit_then_finish(http, success=3)
     DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert "WARNING" not in capsys.readouterr().err
 
@@ -69,11 +67,7 @@ def test_a_transfer_that_moved_instances_warns_of_nothing(
 def test_the_max_failures_failure_names_both_fixes(
     http: ScriptedHttp, runtime: TransferRuntime
 ) -> None:
-    _run(
-        http,
-        reply(200, operation(done=False)),
-        reply(200, operation(done=True, success=98, failure=2, error_code=3)),
-    )
+    _submit_then_finish(http, success=98, failure=2, error_code=3)
     props: dict[str, Any] = {**IMPORT_PROPS, "max_failures": 1.0}
     with pytest.raises(OperationFailed) as caught:
         DicomImportProvider(runtime).create(props)
