@@ -340,7 +340,7 @@ def test_an_unreachable_emulator_says_so_once_while_retrying_and_fails_naming_it
     assert http.attempts > 1
     assert lines == [
         f"cannot reach {target}: connection failed: [Errno 111] Connection refused; "
-        "retrying for up to 120 s"
+        "retrying for up to 96 s"
     ]
     message = str(raised.value)
     assert message.startswith(f"UNAVAILABLE: cannot reach {target}: connection failed"), message
@@ -368,3 +368,14 @@ def test_http_401_is_reported_only_when_the_server_answered_it() -> None:
         api.get_operation(OP)
     assert raised.value.http_status == 401
     assert str(raised.value).startswith("HTTP 401 UNAUTHENTICATED: calling http://127.0.0.1:8080/")
+
+
+def test_a_server_error_names_the_endpoint_that_answered() -> None:
+    http = Recorder([({"status": "404"}, json.dumps({"error": {"message": "no such store"}}))])
+    api = HealthcareApi(ApiConfig.from_env(environ={}), http_factory=lambda: http)
+    with pytest.raises(NotFound) as raised:
+        api.get_operation(OP)
+    assert str(raised.value) == (
+        "HTTP 404 NOT_FOUND: no such store (answered by https://healthcare.googleapis.com/ "
+        "(default: no endpoint input, no HEALTHCARE_EMULATOR_HOST))"
+    )

@@ -328,7 +328,7 @@ class _ThreadLocalClients:
                 raise self._auth_error(mapped.message or mapped.status, 401) from exc
             if isinstance(mapped, Transient) and mapped.http_status == 0:
                 raise unreachable(self._target(), mapped) from exc
-            raise mapped from exc
+            raise answered_by(self._target(), mapped) from exc
 
     def _retrying(
         self,
@@ -348,7 +348,7 @@ class _ThreadLocalClients:
                 retried = True
                 if self.progress is not None:
                     message = getattr(error, "message", error)
-                    self.progress(f"{message}; retrying for up to {policy.timeout_s:.0f} s")
+                    self.progress(f"{message}; retrying for up to {policy.longest_s():.0f} s")
 
         try:
             return call_with_retry(
@@ -653,6 +653,30 @@ def unreachable(target: Target, error: Transient) -> Transient:
         request_sent=error.request_sent,
         retry_after_s=error.retry_after_s,
     )
+
+
+def answered_by(target: Target, error: ApiError) -> ApiError:
+    """A server's error that names the endpoint that answered and where it came from.
+
+    Args:
+        target: The endpoint called.
+        error: The mapped error.
+
+    Returns:
+        An error of the same type and fields, its message ending in
+        ``(answered by URL (from ORIGIN))``.
+    """
+    message = f"{error.message} (answered by {target.describe()})"
+    if isinstance(error, Transient):
+        return Transient(
+            error.http_status,
+            error.status,
+            message,
+            error.hint,
+            request_sent=error.request_sent,
+            retry_after_s=error.retry_after_s,
+        )
+    return type(error)(error.http_status, error.status, message, error.hint)
 
 
 def _is_unreachable(error: BaseException) -> bool:

@@ -165,6 +165,9 @@ class TransferRuntime:
         """
         from dicom_transfer.healthcare.transfer import run_transfer, stage_filter_file
 
+        if progress is not None:
+            # Said before any call: where the calls go is never a surprise (no silent retarget).
+            progress(f"Healthcare API at {config.healthcare.describe()}")
         # One Cloud Storage client (built lazily) for the filter file and a shared journal.
         storage = self.storage(config, progress)
         if isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None:
