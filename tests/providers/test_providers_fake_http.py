@@ -180,6 +180,26 @@ def test_diff_unset_and_empty_mime_type_are_the_same_request() -> None:
     ]
 
 
+def test_an_aliased_rename_records_the_new_name_in_place_and_calls_nothing(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    # DicomImport("load") adopted as DicomPipeline("archive")'s step "load": the child is
+    # "archive-load" and its resource_name input follows; the request is the same.
+    olds = _outputs({**IMPORT_PROPS, "resource_name": "load"})
+    news = {**IMPORT_PROPS, "resource_name": "archive-load"}
+    provider = DicomImportProvider(runtime)
+    result = provider.diff(OPERATION, olds, news)
+    assert (result.changes, result.replaces) == (True, [])
+    outs = provider.update(OPERATION, olds, news).outs
+    assert outs is not None
+    assert outs["resource_name"] == "archive-load"
+    assert (outs["operation_name"], outs["success_count"]) == (OPERATION, 7)
+    assert http.request_sequence == [], "a rename submits and reads nothing"
+    # A rename together with a request change is a replace (a new request runs once).
+    changed = {**news, "triggers": ["rerun"]}
+    assert provider.diff(OPERATION, olds, changed).replaces == ["triggers"]
+
+
 def test_diff_export_filter_list_change_replaces() -> None:
     news = {**EXPORT_PROPS, "filter_resource_paths": ["/studies/1.2.3"]}
     result = DicomExportProvider().diff(OPERATION, _outputs(EXPORT_PROPS), news)
