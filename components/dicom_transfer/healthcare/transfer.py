@@ -369,16 +369,16 @@ class _Run:
         """What a failure after data moved means for the next run, and how to run again."""
         moved = "imported" if self.kind == "import" else "exported"
         hint = (
-            f"{result.success_count} instance(s) were already {moved}, so {result.name} "
-            f"stays this request's outcome (journal {self.journal_path}): a later `pulumi up` "
-            "of the same request judges it again under the max_failures it then has (a "
-            f"number, or None for any) and submits nothing. To run the {self.kind} again on "
-            "purpose, change the resource's `triggers`"
+            f"{result.success_count} instance(s) were already {moved}, so this operation "
+            f"stays the request's outcome (journal {self.journal_path}): the next `pulumi up` "
+            "of the same request judges it again under max_failures as then set (raise it, "
+            "or None for any) and submits nothing. To run the "
+            f"{self.kind} again on purpose, change the resource's `triggers`"
         )
         table = _appended_table(self.spec)
         if table is not None:
             hint += (
-                f". Its {result.success_count} successful row(s) are already in {table} "
+                f". The {result.success_count} successful row(s) are already in {table} "
                 "(WRITE_APPEND): running the export again appends them a second time"
             )
         return hint
