@@ -277,6 +277,31 @@ def test_create_fails_on_partial_failure_beyond_max_failures(
         assert part in message
 
 
+def test_a_create_failed_after_data_moved_is_adopted_by_the_next_create_without_a_submit(
+    http: ScriptedHttp, runtime: TransferRuntime, journal_dir: Path
+) -> None:
+    _script(
+        http,
+        reply(200, operation(done=False)),
+        reply(200, operation(done=True, success=98, failure=2, error_code=3)),
+    )
+    with pytest.raises(OperationFailed) as caught:
+        DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
+    assert "change the resource's `triggers`" in str(caught.value)
+    assert caught.value.result.success_count == 98, "the error carries the operation"
+    assert len(list(journal_dir.glob("*.json"))) == 1
+    calls = len(http.request_sequence)
+
+    # max_failures raised: the same request, judged again; the script has no more answers.
+    result = DicomImportProvider(runtime).create({**IMPORT_PROPS, "max_failures": 2.0})
+    assert result.id == OPERATION
+    assert result.outs is not None
+    assert (result.outs["success_count"], result.outs["failure_count"]) == (98, 2)
+    assert len(http.request_sequence) == calls, "no submit, no request at all"
+    assert len(http.calls("POST")) == 1, "one submit in all"
+    assert list(journal_dir.glob("*.json")) == []
+
+
 def test_create_tolerates_failures_within_max_failures(
     http: ScriptedHttp, runtime: TransferRuntime
 ) -> None:
