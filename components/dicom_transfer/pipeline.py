@@ -255,8 +255,9 @@ class DicomPipeline(pulumi.ComponentResource):
             resource_name: The component's name; children are ``{name}-{step}``.
             project: The DICOM store's project ID.
             dicom_store: The store's full name (or a pulumi-gcp ``DicomStore.id``).
-            imports: Import steps, run before any export.
-            exports: Export steps.
+            imports: Import steps, run before any export (each with its own resource
+                options in ``opts``, see :func:`step_options`).
+            exports: Export steps, likewise.
             manage_grants: Grant the service agent what the steps need (pulumi-gcp). Turn
                 off when the grants are managed elsewhere (or offline, against the emulator).
             api_version: ``v1`` or ``v1beta1`` for every transfer.
@@ -265,6 +266,10 @@ class DicomPipeline(pulumi.ComponentResource):
             storage_endpoint: Cloud Storage endpoint for every transfer, likewise.
             impersonate_service_account: Service account every transfer impersonates.
             opts: Options for the component.
+
+        Raises:
+            ValueError: Step names repeat, or a step's ``opts`` set ``parent``.
+            InvalidSpec: A malformed literal URI or table of a step (naming the input).
         """
         super().__init__("dicom-transfer:index:DicomPipeline", resource_name, None, opts)
         names = [step.name for step in imports] + [step.name for step in exports]
