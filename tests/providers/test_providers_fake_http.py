@@ -262,14 +262,19 @@ def test_create_submits_once_waits_and_returns_counters(
     assert "dicom import load" in capsys.readouterr().err
 
 
-def test_create_fails_on_partial_failure_beyond_max_failures(
-    http: ScriptedHttp, runtime: TransferRuntime
-) -> None:
+def _script_partial_failure(http: ScriptedHttp) -> None:
+    """The submit's answer, then the operation done with 98 instances moved and 2 failed."""
     _script(
         http,
         reply(200, operation(done=False)),
         reply(200, operation(done=True, success=98, failure=2, error_code=3)),
     )
+
+
+def test_create_fails_on_partial_failure_beyond_max_failures(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    _script_partial_failure(http)
     with pytest.raises(OperationFailed) as caught:
         DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     message = str(caught.value)
@@ -280,11 +285,7 @@ def test_create_fails_on_partial_failure_beyond_max_failures(
 def test_a_create_failed_after_data_moved_is_adopted_by_the_next_create_without_a_submit(
     http: ScriptedHttp, runtime: TransferRuntime, journal_dir: Path
 ) -> None:
-    _script(
-        http,
-        reply(200, operation(done=False)),
-        reply(200, operation(done=True, success=98, failure=2, error_code=3)),
-    )
+    _script_partial_failure(http)
     with pytest.raises(OperationFailed) as caught:
         DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     assert "change the resource's `triggers`" in str(caught.value)
@@ -305,11 +306,7 @@ def test_a_create_failed_after_data_moved_is_adopted_by_the_next_create_without_
 def test_create_tolerates_failures_within_max_failures(
     http: ScriptedHttp, runtime: TransferRuntime
 ) -> None:
-    _script(
-        http,
-        reply(200, operation(done=False)),
-        reply(200, operation(done=True, success=98, failure=2, error_code=3)),
-    )
+    _script_partial_failure(http)
     result = DicomImportProvider(runtime).create({**IMPORT_PROPS, "max_failures": 2.0})
     assert result.outs is not None
     assert (result.outs["success_count"], result.outs["failure_count"]) == (98, 2)
