@@ -11,7 +11,8 @@ Every error says what happened and what the user can do about it::
         PermissionDenied     403 / PERMISSION_DENIED (hint names the likely missing role)
         NotFound             404 / NOT_FOUND
         Transient            429, 5xx, connection reset/refused, socket timeout
-      OperationFailed        (operation name, code, message, counters, sample errors, logs URL)
+      OperationFailed        (operation name, code, message, counters, sample errors, logs URL,
+                              what to do next; ``result`` is the finished operation)
       OperationTimedOut      (operation name, elapsed seconds, how to resume)
       JournalConflict        (fingerprint, journal file, how to clear it)
 
@@ -209,8 +210,11 @@ class OperationFailed(DicomTransferError):
             1 = cancelled, 13 = internal, ...); 0 when the operation itself succeeded but
             ``failure_count`` exceeded ``max_failures``.
         message: The operation's error message.
-        result: The parsed operation (counters, times, sample errors).
+        result: The parsed operation (counters, times, sample errors): a front end that can
+            keep partial state (the native provider) returns it as the resource's outputs.
         logs_url: Cloud Logging URL with the per-instance errors, or None.
+        hint: What the user can do next (e.g. that the operation stays the request's outcome
+            and how to run the transfer again); empty when there is nothing specific to say.
     """
 
     def __init__(
@@ -220,12 +224,14 @@ class OperationFailed(DicomTransferError):
         message: str,
         result: OperationResult,
         logs_url: str | None,
+        hint: str = "",
     ) -> None:
         self.operation_name = operation_name
         self.code = code
         self.message = message
         self.result = result
         self.logs_url = logs_url
+        self.hint = hint
         parts = [
             f"operation {operation_name} failed (code {code}): {message}",
             f"counters: success={result.success_count} failure={result.failure_count}"
@@ -234,12 +240,20 @@ class OperationFailed(DicomTransferError):
         if result.sample_errors:
             parts.append("sample errors: " + "; ".join(result.sample_errors))
         parts.append(f"logs: {logs_url}" if logs_url else "logs: (no logs URL reported)")
+        if hint:
+            parts.append(hint)
         super().__init__(". ".join(parts))
+
+    def with_hint(self, hint: str) -> OperationFailed:
+        """The same failure with ``hint`` (what to do next) in its message."""
+        return type(self)(
+            self.operation_name, self.code, self.message, self.result, self.logs_url, hint
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             type(self),
-            (self.operation_name, self.code, self.message, self.result, self.logs_url),
+            (self.operation_name, self.code, self.message, self.result, self.logs_url, self.hint),
         )
 
 

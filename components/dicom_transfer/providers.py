@@ -8,7 +8,7 @@ given to the constructor (the default one when none is given, which is what Pulu
 Lifecycle:
     check   validates every input (bad input fails at ``pulumi preview``; unknowns pass).
     diff    request-affecting inputs and ``triggers`` replace; waiting/connection inputs
-            update in place.
+            and the resource's name (an aliased rename) update in place.
     create  submits exactly once (or resumes an interrupted submit), waits, returns counters.
     read    re-reads the operation; an expired operation keeps the recorded outputs.
     update  records the new waiting/connection inputs; nothing is resubmitted.
@@ -58,6 +58,13 @@ WAIT_KEYS = ("timeout_seconds", "max_failures", "permission_retry_seconds")
 """Inputs that only affect waiting: an in-place update, never a resubmit."""
 CONNECTION_KEYS = ("endpoint", "storage_endpoint", "impersonate_service_account")
 """Inputs that say where and as whom to talk, not what to do: an in-place update."""
+NAME_KEYS = ("resource_name",)
+"""The resource's name: after a rename with an alias (or an adoption into a pipeline) the
+state records the new name in place. It is part of the journal's fingerprint only at create
+time (two identical transfers of one stack are two requests); diff compares the requests
+under one name, so a rename alone never re-runs a transfer."""
+UPDATE_KEYS = WAIT_KEYS + CONNECTION_KEYS + NAME_KEYS
+"""Every input that changes in place."""
 OPERATION_OUTPUTS = (
     "operation_name",
     "success_count",
@@ -175,7 +182,7 @@ class _TransferProvider(ResourceProvider):
         replaces = [key for key in self.request_keys if _changed(olds, news, key)]
         if replaces and self._same_request(olds, news):
             replaces = []
-        updates = [key for key in WAIT_KEYS + CONNECTION_KEYS if _changed(olds, news, key)]
+        updates = [key for key in UPDATE_KEYS if _changed(olds, news, key)]
         return DiffResult(
             changes=bool(replaces or updates),
             replaces=replaces,
@@ -195,9 +202,10 @@ class _TransferProvider(ResourceProvider):
         return before == after
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """Keeps the operation's outputs and records the new waiting/connection inputs."""
+        """Keeps the operation's outputs and records the new waiting/connection inputs and
+        the new name."""
         outs = dict(olds)
-        for key in WAIT_KEYS + CONNECTION_KEYS:
+        for key in UPDATE_KEYS:
             if key in news:
                 outs[key] = news[key]
             else:

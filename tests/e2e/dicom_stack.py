@@ -234,13 +234,16 @@ class DicomStack:
         ]
 
 
-def dicom_stack(root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME) -> DicomStack:
+def dicom_stack(
+    root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME, program: str = PROGRAM
+) -> DicomStack:
     """Writes the project under ``root``, inits ``stack`` and configures one import of the corpus.
 
     Args:
         root: Empty directory for the project, the Pulumi state and the journal.
         emulator: Where the providers send their requests.
         stack: The stack's name.
+        program: The project's ``__main__.py`` (default :data:`PROGRAM`, the imports).
 
     Returns:
         The stack, configured with ``store`` and ``gcsUri`` (the whole corpus).
@@ -248,7 +251,7 @@ def dicom_stack(root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME
     project = root / "project"
     project.mkdir(parents=True)
     (project / "Pulumi.yaml").write_text(f"name: {PROJECT_NAME}\nruntime: python\n")
-    (project / "__main__.py").write_text(PROGRAM)
+    (project / "__main__.py").write_text(program)
     journal_dir = root / "journal"
     cli = PulumiCli(
         project_dir=project,

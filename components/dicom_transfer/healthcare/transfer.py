@@ -3,6 +3,10 @@
 :func:`run_transfer` is what a dynamic provider's ``create`` calls:
 
 1. **Journal first.** If the journal has a record for the request's fingerprint:
+   * with a finished operation as its outcome (an earlier create failed on it after data
+     moved): judge that outcome again under the current ``max_failures`` and submit nothing
+     -- a finished operation is its request's outcome; ``triggers`` is how a user asks for a
+     new run;
    * with an operation name: resume waiting on that operation (if the API no longer knows it,
      the record is dropped and the request submitted again -- and the progress says so);
    * without one ("submitting": the previous run died between sending and the answer): list the
@@ -13,8 +17,13 @@
    provably created nothing; PERMISSION_DENIED retried for ``permission_retry_seconds``),
    record the operation name. A submit that failed without creating anything drops the record;
    an ambiguous one (timeout, reset, 5xx after sending) keeps it and tries to adopt at once.
-3. **Wait** until done or the deadline (``timeout_seconds`` for the whole call). When finished
-   -- success or failure -- the record is removed; on timeout it stays, so the next run resumes.
+3. **Wait** until done or the deadline (``timeout_seconds`` for the whole call), then judge
+   (:func:`~dicom_transfer.healthcare.operations.apply_failure_policy`). A success, or a
+   failure that moved nothing (``success_count`` 0), removes the record; a failure after data
+   moved keeps the finished operation in it as the request's outcome (step 1) and the error
+   says so, how to run again (``triggers``) and, for a ``WRITE_APPEND`` BigQuery export, that
+   the successful rows are already in the table. On timeout the record stays, so the next run
+   resumes.
 
 :func:`stage_filter_file` writes an inline filter list to its content-addressed object.
 """
@@ -29,6 +38,7 @@ from dicom_transfer.errors import (
     ApiError,
     JournalConflict,
     NotFound,
+    OperationFailed,
     OperationTimedOut,
     PermissionDenied,
     Transient,
@@ -163,8 +173,8 @@ class _Run:
 
     # --- resume ------------------------------------------------------------------------------
 
-    def operation_from_journal(self) -> str | None:
-        record = self.journal.get(self.fingerprint)
+    def operation_from_journal(self, record: JournalRecord | None) -> str | None:
+        """The operation to wait on from ``record`` (the fingerprint's), or None: submit."""
         if record is None:
             return None
         if record.operation_name is not None:
@@ -254,7 +264,7 @@ class _Run:
         )
         if not self.journal.claim(record):
             # Another record appeared since we looked: resume through it instead.
-            name = self.operation_from_journal()
+            name = self.operation_from_journal(self.journal.get(self.fingerprint))
             if name is not None:
                 return name
             if not self.journal.claim(record):
@@ -314,8 +324,72 @@ class _Run:
             )
         except OperationTimedOut as exc:
             raise OperationTimedOut(exc.operation_name or name, self.clock() - self.start) from None
+        return self.judge(result)
+
+    # --- judge -------------------------------------------------------------------------------
+
+    def judge(self, result: OperationResult) -> OperationResult:
+        """Accept a finished operation or fail; keep it as the outcome if it moved data."""
+        try:
+            accepted = apply_failure_policy(
+                result, self.policy.max_failures, permission_hint(self.spec)
+            )
+        except OperationFailed as failed:
+            if result.success_count == 0:
+                # Nothing moved: submitting the request again is harmless.
+                self.journal.remove(self.fingerprint)
+                raise
+            self.keep_outcome(result)
+            raise failed.with_hint(self.outcome_hint(result)) from None
         self.journal.remove(self.fingerprint)
-        return apply_failure_policy(result, self.policy.max_failures, permission_hint(self.spec))
+        return accepted
+
+    def judge_outcome(self, outcome: OperationResult) -> OperationResult:
+        """Judge the request's recorded outcome again under the current inputs; no API call."""
+        limit = self.policy.max_failures
+        self.say(
+            f"{outcome.name} already finished as this request's outcome (journal "
+            f"{self.journal_path}: success={outcome.success_count} "
+            f"failure={outcome.failure_count}); judging it again with max_failures={limit}, "
+            "submitting nothing"
+        )
+        accepted = self.judge(outcome)
+        self.say(f"accepted {outcome.name} with max_failures={limit}")
+        return accepted
+
+    def keep_outcome(self, result: OperationResult) -> None:
+        """Record ``result`` as the request's outcome (step 3 of the module docstring)."""
+        record = self.journal.get(self.fingerprint) or self.journal.new_record(
+            self.fingerprint, self.kind, self.store_name, now=self.wall_clock()
+        )
+        if record.outcome != result:
+            self.journal.put(record.with_outcome(result))
+
+    def outcome_hint(self, result: OperationResult) -> str:
+        """What a failure after data moved means for the next run, and how to run again."""
+        moved = "imported" if self.kind == "import" else "exported"
+        hint = (
+            f"{result.success_count} instance(s) were already {moved}, so this operation "
+            f"stays the request's outcome (journal {self.journal_path}): the next `pulumi up` "
+            "of the same request judges it again under max_failures as then set (raise it, "
+            "or None for any) and submits nothing. To run the "
+            f"{self.kind} again on purpose, change the resource's `triggers`"
+        )
+        table = _appended_table(self.spec)
+        if table is not None:
+            hint += (
+                f". The {result.success_count} successful row(s) are already in {table} "
+                "(WRITE_APPEND): running the export again appends them a second time"
+            )
+        return hint
+
+
+def _appended_table(spec: TransferSpec) -> str | None:
+    """The BigQuery table an export appends to (``WRITE_APPEND``), else None."""
+    destination = spec.bigquery_destination if isinstance(spec, ExportSpec) else None
+    if destination is None or destination.write_disposition != "WRITE_APPEND":
+        return None
+    return destination.table_uri or "the destination table"
 
 
 def run_transfer(
@@ -350,10 +424,13 @@ def run_transfer(
             ``policy.permission_retry_seconds``).
 
     Returns:
-        The finished operation, accepted by the failure policy.
+        The finished operation, accepted by the failure policy: the one submitted or resumed
+        now, or the request's recorded outcome (judged again, nothing submitted).
 
     Raises:
-        OperationFailed: Finished with an error the policy does not tolerate.
+        OperationFailed: Finished with an error the policy does not tolerate (``result`` is
+            the operation; when it moved data the journal keeps it as the request's outcome
+            and ``hint`` says so).
         OperationTimedOut: Still running at the deadline (the journal keeps it for resuming).
         JournalConflict: An interrupted submit cannot be matched to exactly one operation.
         PermissionDenied: Still denied after the permission window.
@@ -372,7 +449,10 @@ def run_transfer(
         poll_policy,
         permission_retry,
     )
-    resumed = run.operation_from_journal()
+    record = journal.get(fingerprint)
+    if record is not None and record.outcome is not None:
+        return run.judge_outcome(record.outcome)
+    resumed = run.operation_from_journal(record)
     if resumed is not None:
         return run.wait(resumed, just_submitted=False)
     return run.wait(run.submit(), just_submitted=True)

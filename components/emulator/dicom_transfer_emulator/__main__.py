@@ -35,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
             "delay<SECONDS>s, reset or reset-after, COUNT a number or * (default 1); e.g. "
             "'POST:.*:import=503x2'. SCOPE limits the fault to requests with the header "
             "x-emulator-fault-scope: SCOPE. Also operation-seconds=S, instance-seconds=S, "
-            "fail-operation=CODE[:MESSAGE]. 'dicom-transfer-emulator seed --help': seed a "
-            "running emulator with a DICOM store, buckets and sample files."
+            "fail-operation=CODE[:MESSAGE], and fail-instance=[import:|export:]uid:UID"
+            "[:CODE[:MESSAGE]] or fail-instance=[import:|export:]path:GLOB[:CODE[:MESSAGE]] "
+            "(every matching instance fails, the others succeed). "
+            "'dicom-transfer-emulator seed --help': seed a running emulator with a DICOM "
+            "store, buckets and sample files."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
