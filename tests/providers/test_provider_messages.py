@@ -54,6 +54,10 @@ def test_an_export_whose_filter_matched_nothing_succeeds_with_a_warning(
     _submit_then_finish(http, reply(200, {"name": "filters/x.txt"}))  # filter file exists
     DicomExportProvider(runtime).create(dict(EXPORT_PROPS))
     err = capsys.readouterr().err
+    assert err.startswith(  # the filter file is staged through Cloud Storage: both are named
+        "dicom export copy: Healthcare API at http://127.0.0.1:9/ (from the endpoint input); "
+        "Cloud Storage at http://127.0.0.1:9/ (from the storage_endpoint input)\n"
+    ), err
     assert "dicom export copy: WARNING:" in err
     assert "none of the 2 filter_resource_paths names an instance of" in err, err
 

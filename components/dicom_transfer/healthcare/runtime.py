@@ -165,12 +165,16 @@ class TransferRuntime:
         """
         from dicom_transfer.healthcare.transfer import run_transfer, stage_filter_file
 
+        stages_filter = isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None
         if progress is not None:
             # Said before any call: where the calls go is never a surprise (no silent retarget).
-            progress(f"Healthcare API at {config.healthcare.describe()}")
+            targets = f"Healthcare API at {config.healthcare.describe()}"
+            if stages_filter or journal_uri() is not None:
+                targets += f"; Cloud Storage at {config.storage.describe()}"
+            progress(targets)
         # One Cloud Storage client (built lazily) for the filter file and a shared journal.
         storage = self.storage(config, progress)
-        if isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None:
+        if isinstance(spec, ExportSpec) and stages_filter:
             stage_filter_file(storage, spec)
         result = run_transfer(
             self.healthcare(config, spec.api_version, progress),
