@@ -126,3 +126,29 @@ def test_other_errors_keep_their_whole_traceback() -> None:
     report = _as_the_provider_host_reports(create)
     assert report.startswith("Traceback (most recent call last):")
     assert "KeyError: 'a bug of ours'" in report
+
+
+def test_the_first_line_is_the_whole_message_for_every_error_of_ours() -> None:
+    from dicom_transfer import errors
+
+    result = OperationResult("projects/p/locations/l/datasets/d/operations/1", True)
+    samples: list[errors.DicomTransferError] = [
+        errors.InvalidSpec("gcs_uri", "gs://b/a**b", "'**' only at the end"),
+        errors.ApiError(400, "INVALID_ARGUMENT", "bad", "fix it"),
+        errors.AuthenticationFailed("https://h/ (from the endpoint input)", "ADC", "no", "fix"),
+        errors.CredentialsNotFound("https://h/ (default)", "ADC (none found)", "none", "fix"),
+        errors.PermissionDenied(403, "PERMISSION_DENIED", "denied", "grant roles/x"),
+        errors.NotFound(404, "NOT_FOUND", "gone"),
+        errors.Transient(0, "UNAVAILABLE", "cannot reach", "start it", request_sent=False),
+        errors.OperationFailed(result.name, 3, "2 failed", result, "https://logs", "hint"),
+        errors.OperationTimedOut(result.name, 12.0),
+        errors.JournalConflict("f" * 64, "/journal/f.json", "two candidates"),
+    ]
+    for error in samples:
+
+        @reports_message_first
+        def create(error: errors.DicomTransferError = error) -> None:
+            raise error
+
+        first = _as_the_provider_host_reports(create).splitlines()[0]
+        assert first == f"dicom_transfer.errors.{type(error).__name__}: {error}", first
