@@ -5,7 +5,9 @@ Every error says what happened and what the user can do about it::
     DicomTransferError
       InvalidSpec            (field, value, allowed form)
       ApiError               (http_status, status, message)
-        AuthenticationFailed 401 / UNAUTHENTICATED, or no usable credentials (endpoint, source)
+        AuthenticationFailed a server's 401 / UNAUTHENTICATED, or credentials that could not
+                             be refreshed (endpoint, source); "HTTP 401" only from a server
+          CredentialsNotFound  no credentials were found: nothing was sent
         PermissionDenied     403 / PERMISSION_DENIED (hint names the likely missing role)
         NotFound             404 / NOT_FOUND
         Transient            429, 5xx, connection reset/refused, socket timeout
@@ -28,6 +30,7 @@ from dicom_transfer.healthcare.results import OperationResult
 __all__ = [
     "ApiError",
     "AuthenticationFailed",
+    "CredentialsNotFound",
     "DicomTransferError",
     "InvalidSpec",
     "JournalConflict",
@@ -97,28 +100,44 @@ class ApiError(DicomTransferError):
 
 
 class AuthenticationFailed(ApiError):
-    """Credentials could not be found or refreshed, or the endpoint rejected them (HTTP 401).
+    """Credentials could not be refreshed, or the endpoint rejected them (HTTP 401).
 
     Attributes:
-        endpoint: The endpoint called (URL, or "Google's public endpoint").
+        endpoint: The endpoint called, and where it came from (``URL (from ORIGIN)``).
         source: Where the credentials came from: an ADC file path, the metadata server,
             impersonation; never a secret.
         reason: What google-auth or the server said (first line, no token).
+        http_status: 401 when the endpoint answered so; 0 when no answer came from it
+            (refreshing the token failed before the request).
     """
 
-    def __init__(self, endpoint: str, source: str, reason: str, hint: str = "") -> None:
+    def __init__(
+        self, endpoint: str, source: str, reason: str, hint: str = "", http_status: int = 401
+    ) -> None:
         self.endpoint = endpoint
         self.source = source
         self.reason = reason
         super().__init__(
-            401,
+            http_status,
             "UNAUTHENTICATED",
             f"calling {endpoint} with credentials from {source} failed: {reason}",
             hint,
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.endpoint, self.source, self.reason, self.hint))
+        args = (self.endpoint, self.source, self.reason, self.hint, self.http_status)
+        return (type(self), args)
+
+
+class CredentialsNotFound(AuthenticationFailed):
+    """No credentials were found (no ADC file, no metadata server): no request was sent."""
+
+    def __init__(
+        self, endpoint: str, source: str, reason: str, hint: str = "", http_status: int = 0
+    ) -> None:
+        super().__init__(endpoint, source, reason, hint, http_status)
+        text = f"No credentials found for calls to {endpoint}: {reason}"
+        self.args = (f"{text}. {hint}" if hint else text,)
 
 
 class PermissionDenied(ApiError):

@@ -18,8 +18,7 @@ Lifecycle:
 from __future__ import annotations
 
 import functools
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
@@ -35,6 +34,8 @@ from pulumi.dynamic import (
 from dicom_transfer.errors import InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.variables import target_variable_problems
+from dicom_transfer.output import line_writer, reports_message_first, write_line
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.problems import UNKNOWN
 from dicom_transfer.specs.props import (
@@ -109,15 +110,6 @@ def _api_config(props: Mapping[str, Any]) -> ApiConfig:
     )
 
 
-def _stderr_progress(label: str) -> Callable[[str], None]:
-    """A progress sink: the engine shows a dynamic provider's stderr lines as info messages."""
-
-    def emit(line: str) -> None:
-        print(f"{label}: {line}", file=sys.stderr, flush=True)
-
-    return emit
-
-
 def _failures(problems: Sequence[InvalidSpec]) -> list[CheckFailure]:
     return [CheckFailure(problem.field, str(problem)) for problem in problems]
 
@@ -150,6 +142,7 @@ class _TransferProvider(ResourceProvider):
     def _spec(self, props: Mapping[str, Any]) -> TransferSpec:
         raise NotImplementedError
 
+    @reports_message_first
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Submits the transfer once (or resumes it) and waits for its counters.
 
@@ -164,18 +157,21 @@ class _TransferProvider(ResourceProvider):
             spec,
             request_fingerprint(spec, props.get("triggers"), name),
             wait_policy_from_props(props),
-            _stderr_progress(f"dicom {self.kind} {name}"),
+            line_writer(f"dicom {self.kind} {name}"),
         )
         outs = {**props, **operation_outputs(result)}
         if isinstance(spec, ExportSpec):
             outs["filter_uri"] = spec.filter_uri
         return CreateResult(result.name, outs)
 
+    @reports_message_first
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
         journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        return CheckResult(news, _failures(self._problems(news)))
+        # A retired or misspelled target variable would send calls elsewhere without a word.
+        retargeting = [CheckFailure("", problem) for problem in target_variable_problems()]
+        return CheckResult(news, _failures(self._problems(news)) + retargeting)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Replaces on request changes; updates in place on waiting/connection changes.
@@ -216,9 +212,13 @@ class _TransferProvider(ResourceProvider):
                 outs.pop(key, None)
         return UpdateResult(outs)
 
+    @reports_message_first
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
-        api = self.runtime.healthcare(_api_config(props), props.get("api_version") or "v1")
+        label = f"dicom {self.kind} {props.get('resource_name', id_)}"
+        api = self.runtime.healthcare(
+            _api_config(props), props.get("api_version") or "v1", line_writer(label)
+        )
         try:
             operation = api.get_operation(id_)
         except NotFound:
@@ -234,12 +234,10 @@ class _TransferProvider(ResourceProvider):
         put it is not known here (the store, bucket or table may have been removed since).
         """
         moved = "imported" if self.kind == "import" else "exported"
-        print(
+        write_line(
             f"dicom {self.kind} {props.get('resource_name', id_)}: removed from the stack "
             f"only; delete made no API call and deleted none of the data it {moved} (delete "
-            f"never removes medical data). Operation: {id_}",
-            file=sys.stderr,
-            flush=True,
+            f"never removes medical data). Operation: {id_}"
         )
 
 

@@ -15,21 +15,18 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dicom_transfer_emulator.launch import EmulatorProcess
-from dicom_transfer_emulator.seed import CorpusFile, SeedPlan, seed
+from dicom_transfer_emulator.seed import DEMO_PLAN, CorpusFile, seed
 from pulumi_cli import PulumiCli
 
-PLAN = SeedPlan(
+PLAN = replace(
+    DEMO_PLAN,
     project="e2e-project",
-    location="us-central1",
-    dataset="imaging",
-    store="archive",
     source_bucket="e2e-dicom-source",
-    source_prefix="corpus",
     export_bucket="e2e-dicom-export",
 )
 PROJECT_NAME = "dicom-e2e"
