@@ -193,17 +193,23 @@ class _Run:
         return self.adopt(record, after_interrupted_run=True)
 
     def adopt(self, record: JournalRecord, *, after_interrupted_run: bool) -> str | None:
+        if record.kind != self.kind or record.store != self.store_name:
+            # The fingerprint covers kind and store, so this is a record that could not be
+            # read (cut short, or not written by us): it may stand for a running operation or
+            # an outcome that moved data, so submitting is not provably safe.
+            raise JournalConflict(
+                self.fingerprint,
+                self.journal_path,
+                f"its journal record cannot be read as an {self.kind} of {self.store_name} "
+                "(it may stand for an operation that already ran)",
+            )
         owned = {
             r.operation_name
             for r in self.journal.records()
             if r.operation_name and r.fingerprint != self.fingerprint
         }
-        candidates = (
-            find_interrupted_operation(
-                self.api.list_operations(self.dataset_name()), record, exclude=owned
-            )
-            if record.kind == self.kind and record.store == self.store_name
-            else []
+        candidates = find_interrupted_operation(
+            self.api.list_operations(self.dataset_name()), record, exclude=owned
         )
         if len(candidates) == 1:
             name = candidates[0].name
