@@ -228,3 +228,17 @@ def test_an_unreadable_record_fails_naming_it_and_submits_nothing(
     assert api.submitted == []
     assert "cannot be read" in str(info.value) and str(journal.path_for(FP)) in str(info.value)
     assert journal.get(FP) is not None, "the record is left for the user to look at"
+
+
+def test_an_error_max_failures_cannot_accept_does_not_suggest_raising_it(
+    journal: JournalStore,
+) -> None:
+    crashed = export_op(success=4, failure=0, error={"code": 13, "message": "backend died"})
+    api = FakeApi(submits=[OP], operations={OP: [crashed]})
+    with pytest.raises(OperationFailed) as info:
+        run(api, journal, FakeTime(), spec=APPEND_SPEC, policy=WaitPolicy(max_failures=None))
+    message = str(info.value)
+    assert "under max_failures" not in message and "None for any" not in message, message
+    assert "reports this failure again and submits nothing" in message
+    assert "change the resource's `triggers`" in message
+    assert len(api.submitted) == 1

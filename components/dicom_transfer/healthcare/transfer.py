@@ -374,11 +374,17 @@ class _Run:
     def outcome_hint(self, result: OperationResult) -> str:
         """What a failure after data moved means for the next run, and how to run again."""
         moved = "imported" if self.kind == "import" else "exported"
+        if _some_limit_accepts(result):
+            again = (
+                "judges it again under max_failures as then set (raise it, or None for any) "
+                "and submits nothing"
+            )
+        else:  # an error of the operation itself: no max_failures accepts it
+            again = "reports this failure again and submits nothing"
         hint = (
             f"{result.success_count} instance(s) were already {moved}, so this operation "
             f"stays the request's outcome (journal {self.journal_path}): the next `pulumi up` "
-            "of the same request judges it again under max_failures as then set (raise it, "
-            "or None for any) and submits nothing. To run the "
+            f"of the same request {again}. To run the "
             f"{self.kind} again on purpose, change the resource's `triggers`"
         )
         table = _appended_table(self.spec)
@@ -388,6 +394,16 @@ class _Run:
                 "(WRITE_APPEND): running the export again appends them a second time"
             )
         return hint
+
+
+def _some_limit_accepts(result: OperationResult) -> bool:
+    """Whether raising ``max_failures`` can accept ``result`` (failed instances, not an error
+    of the operation itself such as code 13 INTERNAL)."""
+    try:
+        apply_failure_policy(result, None)
+    except OperationFailed:
+        return False
+    return True
 
 
 def _appended_table(spec: TransferSpec) -> str | None:
