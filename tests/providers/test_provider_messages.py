@@ -84,7 +84,7 @@ def test_an_export_whose_filter_matched_nothing_succeeds_with_a_warning(
         "Cloud Storage at http://127.0.0.1:9/ (from the storage_endpoint input)\n"
     ), err
     assert "dicom export copy: WARNING:" in err
-    assert "none of the 2 filter_resource_paths names an instance of" in err, err
+    assert "the 2 path(s) in filter_resource_paths match no instance of" in err, err
 
 
 def test_a_transfer_that_moved_instances_warns_of_nothing(
