@@ -680,7 +680,12 @@ def answered_by(target: Target, error: ApiError) -> ApiError:
 
 
 def _is_unreachable(error: BaseException) -> bool:
-    return isinstance(error, Transient) and error.message.startswith(_UNREACHABLE)
+    """Whether ``error`` is :func:`unreachable`'s: no server answered (``http_status`` 0)."""
+    return (
+        isinstance(error, Transient)
+        and error.http_status == 0
+        and error.message.startswith(_UNREACHABLE)
+    )
 
 
 def _log_retry(error: BaseException, delay: float) -> None:
