@@ -635,7 +635,7 @@ def unreachable(target: Target, error: Transient) -> Transient:
     """
     if target.emulator:
         hint = (
-            f"Start the emulator at {target.endpoint} (dicom-transfer-emulator), or correct or "
+            f"Start the emulator at {target.shown_url} (dicom-transfer-emulator), or correct or "
             f"unset {target.variable}"
         )
     elif target.endpoint is not None:

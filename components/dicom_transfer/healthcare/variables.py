@@ -32,6 +32,7 @@ __all__ = [
     "STORAGE_EMULATOR_ENV",
     "TARGET_VARIABLES",
     "target_variable_problems",
+    "without_credentials",
 ]
 
 HEALTHCARE_EMULATOR_ENV = "HEALTHCARE_EMULATOR_HOST"
@@ -65,15 +66,30 @@ _TARGET_WORDS = ("ENDPOINT", "EMULATOR", "HOST", "URL", "URI", "JOURNAL", "BUCKE
 _OUR_PREFIX = "DICOM_TRANSFER_"
 
 
+def without_credentials(url: str) -> str:
+    """``url`` as a message may show it: without any ``user:password@`` part.
+
+    Args:
+        url: A URL (or ``host:port``) from an input or a variable.
+
+    Returns:
+        The same text, its userinfo (if any) removed.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        return url.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def _shown(value: str) -> str:
-    """The value as a message may show it: a URL loses any user:password part."""
-    parts = urllib.parse.urlsplit(value.strip())
-    if parts.username is None and parts.password is None:
-        return repr(value.strip())
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    return repr(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+    """The value as a message may show it, quoted: a URL loses any user:password part."""
+    return repr(without_credentials(value.strip()))
 
 
 def _intended(name: str) -> str | None:
