@@ -64,6 +64,15 @@ _CLOSE = 0.88
 _ONE_TYPO = 0.95
 _TARGET_WORDS = ("ENDPOINT", "EMULATOR", "HOST", "URL", "URI", "JOURNAL", "BUCKET")
 _OUR_PREFIX = "DICOM_TRANSFER_"
+_SUBJECT_WORDS = (
+    ("JOURNAL", JOURNAL_ENV),
+    ("STATE", STATE_DIR_ENV),
+    ("STORAGE", STORAGE_EMULATOR_ENV),
+    ("GCS", STORAGE_EMULATOR_ENV),
+    ("HEALTHCARE", HEALTHCARE_EMULATOR_ENV),
+)
+"""Words in an unknown ``DICOM_TRANSFER_*`` name and the variable they point to, first match
+wins (``..._JOURNAL_BUCKET`` is the journal's, ``..._STORAGE_ENDPOINT`` Cloud Storage's)."""
 
 
 def without_credentials(url: str) -> str:
@@ -103,7 +112,9 @@ def _intended(name: str) -> str | None:
     if scores[best] >= needed:
         return best
     if upper.startswith(_OUR_PREFIX) and any(word in upper for word in _TARGET_WORDS):
-        return best
+        # Unknown, about an endpoint or journal: the variable of what its name speaks of.
+        named = (ours for word, ours in _SUBJECT_WORDS if word in upper[len(_OUR_PREFIX) :])
+        return next(named, best)
     return None
 
 
