@@ -31,7 +31,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from dicom_transfer.errors import InvalidSpec, NotFound
+from dicom_transfer.errors import DicomTransferError, InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
 from dicom_transfer.healthcare.variables import target_variable_problems
@@ -214,7 +214,15 @@ class _TransferProvider(ResourceProvider):
 
     @reports_message_first
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
+        """Re-reads the operation; keeps the recorded outputs once the API forgot it.
+
+        Raises:
+            DicomTransferError: A retired or misspelled target variable is set (``pulumi
+                refresh`` runs no ``check``, so read refuses before calling anywhere).
+        """
+        retargeting = target_variable_problems()
+        if retargeting:
+            raise DicomTransferError(". ".join(retargeting))
         label = f"dicom {self.kind} {props.get('resource_name', id_)}"
         api = self.runtime.healthcare(
             _api_config(props), props.get("api_version") or "v1", line_writer(label)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dicom_transfer import DicomExportProvider, DicomImportProvider, OperationFailed, Transient
+from dicom_transfer import (
+    DicomExportProvider,
+    DicomImportProvider,
+    DicomTransferError,
+    OperationFailed,
+    Transient,
+)
 from dicom_transfer.healthcare.runtime import TransferRuntime
 from fake_http import OPERATION, FakeClock, ScriptedHttp, operation, reply
 from test_providers_fake_http import EXPORT_PROPS, IMPORT_PROPS
@@ -24,6 +30,25 @@ def test_check_fails_on_the_retired_endpoint_variable_naming_its_replacement(
         assert failure.property == ""  # about the environment, not an input
         assert "DICOM_TRANSFER_HEALTHCARE_ENDPOINT='http://127.0.0.1:8080'" in failure.reason
         assert "Set HEALTHCARE_EMULATOR_HOST" in failure.reason
+
+
+def test_refresh_fails_on_the_retired_endpoint_variable_before_any_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `pulumi refresh` runs no check: read itself must not quietly call Google's endpoint.
+    monkeypatch.setenv("DICOM_TRANSFER_HEALTHCARE_ENDPOINT", "http://127.0.0.1:8080")
+    monkeypatch.delenv("HEALTHCARE_EMULATOR_HOST", raising=False)
+    http = ScriptedHttp([])  # any request fails the test: nothing is scripted
+    runtime = TransferRuntime(http_factory=lambda: http)
+    props = {k: v for k, v in IMPORT_PROPS.items() if k != "endpoint"}
+
+    with pytest.raises(DicomTransferError) as caught:
+        DicomImportProvider(runtime).read(OPERATION, props)
+
+    message = str(caught.value)
+    assert "DICOM_TRANSFER_HEALTHCARE_ENDPOINT='http://127.0.0.1:8080'" in message
+    assert "Set HEALTHCARE_EMULATOR_HOST" in message
+    assert http.calls() == []
 
 
 def _submit_then_finish(http: ScriptedHttp, *before: Any, **counters: int) -> None:
@@ -59,7 +84,7 @@ def test_an_export_whose_filter_matched_nothing_succeeds_with_a_warning(
         "Cloud Storage at http://127.0.0.1:9/ (from the storage_endpoint input)\n"
     ), err
     assert "dicom export copy: WARNING:" in err
-    assert "none of the 2 filter_resource_paths names an instance of" in err, err
+    assert "the 2 path(s) in filter_resource_paths match no instance of" in err, err
 
 
 def test_a_transfer_that_moved_instances_warns_of_nothing(

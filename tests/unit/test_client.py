@@ -349,6 +349,26 @@ def test_an_unreachable_emulator_says_so_once_while_retrying_and_fails_naming_it
     assert "HTTP" not in message  # no server answered
 
 
+def test_a_server_answering_cannot_reach_is_not_called_unreachable() -> None:
+    # A 503 whose message happens to start like ours: a server answered, so no
+    # "retrying for up to" line and no "still unreachable" in the failure.
+    busy = ({"status": "503"}, json.dumps({"error": {"message": "cannot reach the backend"}}))
+    http, time_ = Recorder([busy] * 20), FakeTime()
+    lines: list[str] = []
+    api = HealthcareApi(
+        ApiConfig(endpoint="http://127.0.0.1:8080/"),
+        http_factory=lambda: http,
+        sleep=time_.sleep,
+        clock=time_.clock,
+        progress=lines.append,
+    )
+    with pytest.raises(Transient) as raised:
+        api.get_operation(OP)
+    assert len(http.requests) > 1 and lines == []
+    assert "still unreachable" not in str(raised.value)
+    assert str(raised.value).startswith("HTTP 503 UNAVAILABLE: cannot reach the backend (answered")
+
+
 def test_an_unreachable_endpoint_input_is_named_as_the_input() -> None:
     config = ApiConfig.from_env(endpoint="https://healthcare-x.p.googleapis.com", environ={})
     time_ = FakeTime()

@@ -7,8 +7,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-from dicom_transfer.errors import CredentialsNotFound
-from dicom_transfer.healthcare.client import SCOPES, ApiConfig
+from dicom_transfer.errors import CredentialsNotFound, Transient
+from dicom_transfer.healthcare.client import SCOPES, ApiConfig, unreachable
 from dicom_transfer.healthcare.credentials import (
     HEALTHCARE_EMULATOR_ENV,
     STORAGE_EMULATOR_ENV,
@@ -178,3 +178,13 @@ def test_a_target_names_its_url_and_where_it_came_from(
     endpoint: str | None, environ: dict[str, str], variable: str, described: str
 ) -> None:
     assert resolve_target(endpoint, variable, environ).describe() == described
+
+
+@pytest.mark.parametrize("emulator", [False, True])
+def test_an_endpoint_with_a_password_is_named_without_it(emulator: bool) -> None:
+    # Every progress line and error names the endpoint: never its user:password part.
+    target = Target("https://ops:s3cret@psc.example.com:8443/", emulator=emulator)
+    assert target.describe().startswith("https://psc.example.com:8443/ (from ")
+    transient = Transient(0, "UNAVAILABLE", "connection failed", request_sent=False)
+    assert "s3cret" not in str(unreachable(target, transient))
+    assert "ops" not in target.describe()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dicom_transfer.errors import OperationFailed
+from dicom_transfer.errors import JournalConflict, OperationFailed
 from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import Journal, JournalRecord, JournalStore
 from dicom_transfer.healthcare.results import parse_operation
@@ -201,3 +201,44 @@ def test_records_with_an_outcome_round_trip_and_older_records_still_read(tmp_pat
     ):
         journal.path_for(FP).write_text(text)
         assert journal.get(FP) == JournalRecord(FP, "export", "s", 1.0, "o")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",  # cut short by a full disk or a crash
+        '{"kind": "export", "store": "s", "submitted_at": "yesterday", "outcome": {}}',
+    ],
+)
+def test_an_unreadable_record_fails_naming_it_and_submits_nothing(
+    journal: JournalStore, text: str
+) -> None:
+    # The record may hold an outcome (data already moved) or a running operation: without
+    # reading it nothing says a submit is safe, so the run stops instead of submitting.
+    if isinstance(journal, Journal):
+        journal.directory.mkdir(parents=True)
+        journal.path_for(FP).write_text(text)
+    else:
+        assert isinstance(journal, GcsJournal)
+        name = str(journal.path_for(FP)).removeprefix(f"gs://{journal.bucket}/")
+        journal.storage.objects[(journal.bucket, name)] = text.encode()  # type: ignore[attr-defined]
+    api = FakeApi(submits=[OP], operations={OP: [export_op(success=3)]})
+    with pytest.raises(JournalConflict) as info:
+        run(api, journal, FakeTime(), spec=APPEND_SPEC)
+    assert api.submitted == []
+    assert "cannot be read" in str(info.value) and str(journal.path_for(FP)) in str(info.value)
+    assert journal.get(FP) is not None, "the record is left for the user to look at"
+
+
+def test_an_error_max_failures_cannot_accept_does_not_suggest_raising_it(
+    journal: JournalStore,
+) -> None:
+    crashed = export_op(success=4, failure=0, error={"code": 13, "message": "backend died"})
+    api = FakeApi(submits=[OP], operations={OP: [crashed]})
+    with pytest.raises(OperationFailed) as info:
+        run(api, journal, FakeTime(), spec=APPEND_SPEC, policy=WaitPolicy(max_failures=None))
+    message = str(info.value)
+    assert "under max_failures" not in message and "None for any" not in message, message
+    assert "reports this failure again and submits nothing" in message
+    assert "change the resource's `triggers`" in message
+    assert len(api.submitted) == 1

@@ -47,7 +47,11 @@ def test_credentials_in_a_url_value_are_not_repeated() -> None:
         ("STORAGE_EMULATOR_HOSTNAME", "STORAGE_EMULATOR_HOST"),
         ("DICOM_TRANSFER_JOURNAL_URI", "DICOM_TRANSFER_JOURNAL"),
         ("DICOM_TRANSFER_STATEDIR", "DICOM_TRANSFER_STATE_DIR"),
-        ("DICOM_TRANSFER_STORAGE_ENDPOINT", None),  # reported; the closest name is suggested
+        # An unknown one of ours about an endpoint: the variable of the API it names.
+        ("DICOM_TRANSFER_STORAGE_ENDPOINT", "STORAGE_EMULATOR_HOST"),
+        ("DICOM_TRANSFER_GCS_EMULATOR", "STORAGE_EMULATOR_HOST"),
+        ("DICOM_TRANSFER_HEALTHCARE_URL", "HEALTHCARE_EMULATOR_HOST"),
+        ("DICOM_TRANSFER_JOURNAL_BUCKET", "DICOM_TRANSFER_JOURNAL"),
     ],
 )
 def test_a_misspelled_target_variable_names_the_right_one(name: str, intended: str | None) -> None:

@@ -635,7 +635,7 @@ def unreachable(target: Target, error: Transient) -> Transient:
     """
     if target.emulator:
         hint = (
-            f"Start the emulator at {target.endpoint} (dicom-transfer-emulator), or correct or "
+            f"Start the emulator at {target.shown_url} (dicom-transfer-emulator), or correct or "
             f"unset {target.variable}"
         )
     elif target.endpoint is not None:
@@ -680,7 +680,12 @@ def answered_by(target: Target, error: ApiError) -> ApiError:
 
 
 def _is_unreachable(error: BaseException) -> bool:
-    return isinstance(error, Transient) and error.message.startswith(_UNREACHABLE)
+    """Whether ``error`` is :func:`unreachable`'s: no server answered (``http_status`` 0)."""
+    return (
+        isinstance(error, Transient)
+        and error.http_status == 0
+        and error.message.startswith(_UNREACHABLE)
+    )
 
 
 def _log_retry(error: BaseException, delay: float) -> None:

@@ -30,7 +30,11 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.exceptions import DefaultCredentialsError
 
 from dicom_transfer.errors import AuthenticationFailed, CredentialsNotFound
-from dicom_transfer.healthcare.variables import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
+from dicom_transfer.healthcare.variables import (
+    HEALTHCARE_EMULATOR_ENV,
+    STORAGE_EMULATOR_ENV,
+    without_credentials,
+)
 
 __all__ = [
     "HEALTHCARE_EMULATOR_ENV",
@@ -95,6 +99,11 @@ class Target:
         return self.endpoint or _PUBLIC_ENDPOINTS[self.variable][1]
 
     @property
+    def shown_url(self) -> str:
+        """:attr:`url` as messages show it: without any ``user:password@`` part."""
+        return without_credentials(self.url)
+
+    @property
     def origin(self) -> str:
         """Where the endpoint came from: the input, the emulator variable, or the default."""
         if self.endpoint is None:
@@ -109,7 +118,7 @@ class Target:
         if self.endpoint is None:
             endpoint_input = _PUBLIC_ENDPOINTS[self.variable][0]
             return f"{self.url} (default: no {endpoint_input} input, no {self.variable})"
-        return f"{self.url} (from {self.origin})"
+        return f"{self.shown_url} (from {self.origin})"
 
 
 def resolve_target(

@@ -53,16 +53,14 @@ def nothing_moved_warning(spec: TransferSpec, result: OperationResult) -> str:
     head = f"WARNING: {result.name} succeeded but moved 0 instances"
     if not isinstance(spec, ExportSpec):
         return f"{head}: gcs_uri {spec.gcs_uri} matched no object (check its path and wildcard)"
+    check = "(check their study/series/instance UIDs)"
     if spec.filter_resource_paths is not None:
-        why = (
-            f"none of the {len(spec.filter_resource_paths)} filter_resource_paths names an "
-            f"instance of {spec.store.name}"
-        )
+        paths = f"the {len(spec.filter_resource_paths)} path(s) in filter_resource_paths"
     elif spec.filter_gcs_uri is not None:
-        why = f"the filter file {spec.filter_gcs_uri} matched no instance of {spec.store.name}"
+        paths = f"the paths in the filter file {spec.filter_gcs_uri}"
     else:
-        why = f"{spec.store.name} holds no instance"
-    return f"{head}: {why} (check the study/series/instance UIDs)"
+        return f"{head}: {spec.store.name} holds no instance (import into it first)"
+    return f"{head}: {paths} match no instance of {spec.store.name} {check}"
 
 
 @dataclass(frozen=True)

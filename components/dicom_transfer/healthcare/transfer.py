@@ -193,17 +193,23 @@ class _Run:
         return self.adopt(record, after_interrupted_run=True)
 
     def adopt(self, record: JournalRecord, *, after_interrupted_run: bool) -> str | None:
+        if record.kind != self.kind or record.store != self.store_name:
+            # The fingerprint covers kind and store, so this is a record that could not be
+            # read (cut short, or not written by us): it may stand for a running operation or
+            # an outcome that moved data, so submitting is not provably safe.
+            raise JournalConflict(
+                self.fingerprint,
+                self.journal_path,
+                f"its journal record cannot be read as an {self.kind} of {self.store_name} "
+                "(it may stand for an operation that already ran)",
+            )
         owned = {
             r.operation_name
             for r in self.journal.records()
             if r.operation_name and r.fingerprint != self.fingerprint
         }
-        candidates = (
-            find_interrupted_operation(
-                self.api.list_operations(self.dataset_name()), record, exclude=owned
-            )
-            if record.kind == self.kind and record.store == self.store_name
-            else []
+        candidates = find_interrupted_operation(
+            self.api.list_operations(self.dataset_name()), record, exclude=owned
         )
         if len(candidates) == 1:
             name = candidates[0].name
@@ -368,11 +374,17 @@ class _Run:
     def outcome_hint(self, result: OperationResult) -> str:
         """What a failure after data moved means for the next run, and how to run again."""
         moved = "imported" if self.kind == "import" else "exported"
+        if _some_limit_accepts(result):
+            again = (
+                "judges it again under max_failures as then set (raise it, or None for any) "
+                "and submits nothing"
+            )
+        else:  # an error of the operation itself: no max_failures accepts it
+            again = "reports this failure again and submits nothing"
         hint = (
             f"{result.success_count} instance(s) were already {moved}, so this operation "
             f"stays the request's outcome (journal {self.journal_path}): the next `pulumi up` "
-            "of the same request judges it again under max_failures as then set (raise it, "
-            "or None for any) and submits nothing. To run the "
+            f"of the same request {again}. To run the "
             f"{self.kind} again on purpose, change the resource's `triggers`"
         )
         table = _appended_table(self.spec)
@@ -382,6 +394,16 @@ class _Run:
                 "(WRITE_APPEND): running the export again appends them a second time"
             )
         return hint
+
+
+def _some_limit_accepts(result: OperationResult) -> bool:
+    """Whether raising ``max_failures`` can accept ``result`` (failed instances, not an error
+    of the operation itself such as code 13 INTERNAL)."""
+    try:
+        apply_failure_policy(result, None)
+    except OperationFailed:
+        return False
+    return True
 
 
 def _appended_table(spec: TransferSpec) -> str | None:

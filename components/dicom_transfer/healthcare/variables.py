@@ -32,6 +32,7 @@ __all__ = [
     "STORAGE_EMULATOR_ENV",
     "TARGET_VARIABLES",
     "target_variable_problems",
+    "without_credentials",
 ]
 
 HEALTHCARE_EMULATOR_ENV = "HEALTHCARE_EMULATOR_HOST"
@@ -63,17 +64,41 @@ _CLOSE = 0.88
 _ONE_TYPO = 0.95
 _TARGET_WORDS = ("ENDPOINT", "EMULATOR", "HOST", "URL", "URI", "JOURNAL", "BUCKET")
 _OUR_PREFIX = "DICOM_TRANSFER_"
+_SUBJECT_WORDS = (
+    ("JOURNAL", JOURNAL_ENV),
+    ("STATE", STATE_DIR_ENV),
+    ("STORAGE", STORAGE_EMULATOR_ENV),
+    ("GCS", STORAGE_EMULATOR_ENV),
+    ("HEALTHCARE", HEALTHCARE_EMULATOR_ENV),
+)
+"""Words in an unknown ``DICOM_TRANSFER_*`` name and the variable they point to, first match
+wins (``..._JOURNAL_BUCKET`` is the journal's, ``..._STORAGE_ENDPOINT`` Cloud Storage's)."""
+
+
+def without_credentials(url: str) -> str:
+    """``url`` as a message may show it: without any ``user:password@`` part.
+
+    Args:
+        url: A URL (or ``host:port``) from an input or a variable.
+
+    Returns:
+        The same text, its userinfo (if any) removed.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        return url.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _shown(value: str) -> str:
-    """The value as a message may show it: a URL loses any user:password part."""
-    parts = urllib.parse.urlsplit(value.strip())
-    if parts.username is None and parts.password is None:
-        return repr(value.strip())
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    return repr(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+    """The value as a message may show it, quoted: a URL loses any user:password part."""
+    return repr(without_credentials(value.strip()))
 
 
 def _intended(name: str) -> str | None:
@@ -87,7 +112,9 @@ def _intended(name: str) -> str | None:
     if scores[best] >= needed:
         return best
     if upper.startswith(_OUR_PREFIX) and any(word in upper for word in _TARGET_WORDS):
-        return best
+        # Unknown, about an endpoint or journal: the variable of what its name speaks of.
+        named = (ours for word, ours in _SUBJECT_WORDS if word in upper[len(_OUR_PREFIX) :])
+        return next(named, best)
     return None
 
 
