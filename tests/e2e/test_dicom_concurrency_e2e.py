@@ -1,6 +1,6 @@
 """Sixteen imports in one ``pulumi up`` wait side by side, not one after another.
 
-The emulator runs every operation in a thread of its own (``emulator/transfers.py``) and
+The emulator runs every operation in a thread of its own (``healthcare/transfers.py``) and
 makes each take ``OPERATION_SECONDS``. One provider process serves them all: its first call
 widens the SDK's four-thread pool (``worker_pool.py``). Each import reads one small file, so
 the emulator's DICOM parsing stays negligible next to the emulated duration on 2 CPUs.
