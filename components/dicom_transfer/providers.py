@@ -8,7 +8,7 @@ given to the constructor (the default one when none is given, which is what Pulu
 Lifecycle:
     check   validates every input (bad input fails at ``pulumi preview``; unknowns pass).
     diff    request-affecting inputs and ``triggers`` replace; waiting/connection inputs
-            update in place.
+            and the resource's name (an aliased rename) update in place.
     create  submits exactly once (or resumes an interrupted submit), waits, returns counters.
     read    re-reads the operation; an expired operation keeps the recorded outputs.
     update  records the new waiting/connection inputs; nothing is resubmitted.
@@ -18,8 +18,7 @@ Lifecycle:
 from __future__ import annotations
 
 import functools
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
@@ -32,9 +31,11 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from dicom_transfer.errors import InvalidSpec, NotFound
+from dicom_transfer.errors import DicomTransferError, InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.variables import target_variable_problems
+from dicom_transfer.output import line_writer, reports_message_first, write_line
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.problems import UNKNOWN
 from dicom_transfer.specs.props import (
@@ -57,6 +58,13 @@ WAIT_KEYS = ("timeout_seconds", "max_failures", "permission_retry_seconds")
 """Inputs that only affect waiting: an in-place update, never a resubmit."""
 CONNECTION_KEYS = ("endpoint", "storage_endpoint", "impersonate_service_account")
 """Inputs that say where and as whom to talk, not what to do: an in-place update."""
+NAME_KEYS = ("resource_name",)
+"""The resource's name: after a rename with an alias (or an adoption into a pipeline) the
+state records the new name in place. It is part of the journal's fingerprint only at create
+time (two identical transfers of one stack are two requests); diff compares the requests
+under one name, so a rename alone never re-runs a transfer."""
+UPDATE_KEYS = WAIT_KEYS + CONNECTION_KEYS + NAME_KEYS
+"""Every input that changes in place."""
 OPERATION_OUTPUTS = (
     "operation_name",
     "success_count",
@@ -102,15 +110,6 @@ def _api_config(props: Mapping[str, Any]) -> ApiConfig:
     )
 
 
-def _stderr_progress(label: str) -> Callable[[str], None]:
-    """A progress sink: the engine shows a dynamic provider's stderr lines as info messages."""
-
-    def emit(line: str) -> None:
-        print(f"{label}: {line}", file=sys.stderr, flush=True)
-
-    return emit
-
-
 def _failures(problems: Sequence[InvalidSpec]) -> list[CheckFailure]:
     return [CheckFailure(problem.field, str(problem)) for problem in problems]
 
@@ -143,6 +142,7 @@ class _TransferProvider(ResourceProvider):
     def _spec(self, props: Mapping[str, Any]) -> TransferSpec:
         raise NotImplementedError
 
+    @reports_message_first
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Submits the transfer once (or resumes it) and waits for its counters.
 
@@ -157,18 +157,21 @@ class _TransferProvider(ResourceProvider):
             spec,
             request_fingerprint(spec, props.get("triggers"), name),
             wait_policy_from_props(props),
-            _stderr_progress(f"dicom {self.kind} {name}"),
+            line_writer(f"dicom {self.kind} {name}"),
         )
         outs = {**props, **operation_outputs(result)}
         if isinstance(spec, ExportSpec):
             outs["filter_uri"] = spec.filter_uri
         return CreateResult(result.name, outs)
 
+    @reports_message_first
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
         journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        return CheckResult(news, _failures(self._problems(news)))
+        # A retired or misspelled target variable would send calls elsewhere without a word.
+        retargeting = [CheckFailure("", problem) for problem in target_variable_problems()]
+        return CheckResult(news, _failures(self._problems(news)) + retargeting)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Replaces on request changes; updates in place on waiting/connection changes.
@@ -179,7 +182,7 @@ class _TransferProvider(ResourceProvider):
         replaces = [key for key in self.request_keys if _changed(olds, news, key)]
         if replaces and self._same_request(olds, news):
             replaces = []
-        updates = [key for key in WAIT_KEYS + CONNECTION_KEYS if _changed(olds, news, key)]
+        updates = [key for key in UPDATE_KEYS if _changed(olds, news, key)]
         return DiffResult(
             changes=bool(replaces or updates),
             replaces=replaces,
@@ -199,18 +202,31 @@ class _TransferProvider(ResourceProvider):
         return before == after
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """Keeps the operation's outputs and records the new waiting/connection inputs."""
+        """Keeps the operation's outputs and records the new waiting/connection inputs and
+        the new name."""
         outs = dict(olds)
-        for key in WAIT_KEYS + CONNECTION_KEYS:
+        for key in UPDATE_KEYS:
             if key in news:
                 outs[key] = news[key]
             else:
                 outs.pop(key, None)
         return UpdateResult(outs)
 
+    @reports_message_first
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
-        api = self.runtime.healthcare(_api_config(props), props.get("api_version") or "v1")
+        """Re-reads the operation; keeps the recorded outputs once the API forgot it.
+
+        Raises:
+            DicomTransferError: A retired or misspelled target variable is set (``pulumi
+                refresh`` runs no ``check``, so read refuses before calling anywhere).
+        """
+        retargeting = target_variable_problems()
+        if retargeting:
+            raise DicomTransferError(". ".join(retargeting))
+        label = f"dicom {self.kind} {props.get('resource_name', id_)}"
+        api = self.runtime.healthcare(
+            _api_config(props), props.get("api_version") or "v1", line_writer(label)
+        )
         try:
             operation = api.get_operation(id_)
         except NotFound:
@@ -226,12 +242,10 @@ class _TransferProvider(ResourceProvider):
         put it is not known here (the store, bucket or table may have been removed since).
         """
         moved = "imported" if self.kind == "import" else "exported"
-        print(
+        write_line(
             f"dicom {self.kind} {props.get('resource_name', id_)}: removed from the stack "
             f"only; delete made no API call and deleted none of the data it {moved} (delete "
-            f"never removes medical data). Operation: {id_}",
-            file=sys.stderr,
-            flush=True,
+            f"never removes medical data). Operation: {id_}"
         )
 
 
