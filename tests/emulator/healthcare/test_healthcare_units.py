@@ -12,9 +12,9 @@ import numpy as np
 import pydicom
 import pytest
 from dicom_transfer_emulator.bigquery.tables import (
-    BigQueryTables,
     TableNotEmpty,
     effective_disposition,
+    open_tables,
     parse_table_uri,
 )
 from dicom_transfer_emulator.dicom.export_formats import parse_export_format
@@ -197,7 +197,7 @@ def test_table_uri_and_dispositions(tmp_path: Path) -> None:
     assert effective_disposition(None, True) == "WRITE_TRUNCATE"
     assert effective_disposition("WRITE_APPEND", True) == "WRITE_APPEND"
     assert effective_disposition("WRITE_DISPOSITION_UNSPECIFIED", True) == "WRITE_TRUNCATE"
-    for tables in (BigQueryTables(), BigQueryTables(tmp_path)):
+    for tables in (open_tables(), open_tables(tmp_path)):
         tables.write_rows(ref, [{"a": 1}], "WRITE_EMPTY")
         with pytest.raises(TableNotEmpty):
             tables.write_rows(ref, [{"a": 2}], "WRITE_EMPTY")
@@ -212,7 +212,7 @@ def test_table_uri_and_dispositions(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("persist", [False, True])
 def test_written_rows_are_streamed_and_committed_whole(tmp_path: Path, persist: bool) -> None:
-    tables = BigQueryTables(tmp_path if persist else None)
+    tables = open_tables(tmp_path if persist else None)
     ref = parse_table_uri("bq://proj-1.ds.t")
     tables.write_rows(ref, [{"k": 1, "v": "a"}, {"k": 2, "v": "a"}], "WRITE_EMPTY")
     assert tables.has_rows(ref) and not tables.has_rows("proj-1.ds.other")

@@ -140,30 +140,51 @@ def effective_disposition(write_disposition: str | None, force: bool | None) -> 
 
 
 class BigQueryTables:
-    """Thread-safe store of emulated BigQuery tables (memory or JSON lines on disk)."""
+    """Thread-safe store of emulated BigQuery tables: the rules, on two kinds of storage.
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        """Create the store.
+    The public methods parse table ids, check the write disposition and hold the lock; where
+    rows live is the job of :class:`MemoryTables` (no ``--data-dir``) and :class:`FileTables`
+    (JSON lines on disk), the same pattern as Cloud Storage's backends.
+    :func:`open_tables` picks one.
+    """
 
-        Args:
-            data_dir: the emulator's data directory; ``None`` keeps tables in memory.
-        """
-        self._root = Path(data_dir) / "bigquery" if data_dir is not None else None
-        self._memory: dict[str, list[dict[str, Any]]] = {}
+    def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def _path(self, ref: TableRef) -> Path:
-        assert self._root is not None
-        return self._root / ref.project / ref.dataset / f"{ref.table}.jsonl"
+    # -- storage hooks (called under the lock, except _write) -----------------------------
 
     def _has_rows(self, ref: TableRef) -> bool:
-        if self._root is None:
-            return bool(self._memory.get(ref.id))
-        path = self._path(ref)
-        if not path.exists():
-            return False
-        with path.open("rb") as fh:
-            return any(line.strip() for line in fh)
+        raise NotImplementedError
+
+    def _write(
+        self,
+        ref: TableRef,
+        rows: Iterable[dict[str, Any]],
+        disposition: str,
+        upsert_key: str | None,
+    ) -> int:
+        """Write with the disposition's semantics; takes the lock itself (a file write spools
+        the rows before it)."""
+        raise NotImplementedError
+
+    def _read(self, ref: TableRef) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _exists(self, ref: TableRef) -> bool:
+        raise NotImplementedError
+
+    def _table_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    def _drop_all(self) -> None:
+        raise NotImplementedError
+
+    def _check_empty(self, ref: TableRef, disposition: str) -> None:
+        """``WRITE_EMPTY`` into a table with rows fails (call under the lock)."""
+        if disposition == "WRITE_EMPTY" and self._has_rows(ref):
+            raise TableNotEmpty(f"table {ref.id} already contains data")
+
+    # -- public API -----------------------------------------------------------------------
 
     def has_rows(self, table: TableRef | str) -> bool:
         """Whether the table exists and holds at least one row."""
@@ -200,8 +221,106 @@ class BigQueryTables:
         ref = parse_table_id(table) if isinstance(table, str) else table
         if disposition not in WRITE_DISPOSITIONS:
             raise ValueError(f"unknown write disposition {disposition!r}")
-        if self._root is None:
-            return self._write_memory(ref, list(rows), disposition, upsert_key)
+        return self._write(ref, rows, disposition, upsert_key)
+
+    def read_rows(self, table: TableRef | str) -> list[dict[str, Any]]:
+        """All rows of a table in write order.
+
+        Args:
+            table: the table (reference or ``project.dataset.table``).
+
+        Returns:
+            The rows; an empty list when the table does not exist.
+        """
+        ref = parse_table_id(table) if isinstance(table, str) else table
+        with self._lock:
+            return self._read(ref)
+
+    def exists(self, table: TableRef | str) -> bool:
+        """Whether the table has been written (possibly with zero rows)."""
+        ref = parse_table_id(table) if isinstance(table, str) else table
+        with self._lock:
+            return self._exists(ref)
+
+    def list_tables(self) -> list[str]:
+        """Ids (``project.dataset.table``) of all tables, sorted."""
+        with self._lock:
+            return sorted(self._table_ids())
+
+    def reset(self) -> None:
+        """Drop every table."""
+        with self._lock:
+            self._drop_all()
+
+
+class MemoryTables(BigQueryTables):
+    """Tables in memory (rows copied through JSON, as a real table would store them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tables: dict[str, list[dict[str, Any]]] = {}
+
+    def _has_rows(self, ref: TableRef) -> bool:
+        return bool(self._tables.get(ref.id))
+
+    def _write(
+        self,
+        ref: TableRef,
+        rows: Iterable[dict[str, Any]],
+        disposition: str,
+        upsert_key: str | None,
+    ) -> int:
+        batch = [json.loads(json.dumps(r)) for r in rows]
+        with self._lock:
+            self._check_empty(ref, disposition)
+            existing = [] if disposition == "WRITE_TRUNCATE" else self._tables.get(ref.id, [])
+            if upsert_key is not None:
+                keys = {row.get(upsert_key) for row in batch}
+                existing = [r for r in existing if r.get(upsert_key) not in keys]
+            self._tables[ref.id] = [*existing, *batch]
+            return len(batch)
+
+    def _read(self, ref: TableRef) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._tables.get(ref.id, [])]
+
+    def _exists(self, ref: TableRef) -> bool:
+        return ref.id in self._tables
+
+    def _table_ids(self) -> list[str]:
+        return list(self._tables)
+
+    def _drop_all(self) -> None:
+        self._tables.clear()
+
+
+class FileTables(BigQueryTables):
+    """Tables as JSON lines under ``DATA_DIR/bigquery/PROJECT/DATASET/TABLE.jsonl``.
+
+    A write spools its rows to a file beside the table first (10,000 rows stream without being
+    held in memory), then replaces, appends to or merges into the table under the lock.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self._root = Path(data_dir) / "bigquery"
+
+    def _path(self, ref: TableRef) -> Path:
+        return self._root / ref.project / ref.dataset / f"{ref.table}.jsonl"
+
+    def _has_rows(self, ref: TableRef) -> bool:
+        path = self._path(ref)
+        if not path.exists():
+            return False
+        with path.open("rb") as fh:
+            return any(line.strip() for line in fh)
+
+    def _write(
+        self,
+        ref: TableRef,
+        rows: Iterable[dict[str, Any]],
+        disposition: str,
+        upsert_key: str | None,
+    ) -> int:
         path = self._path(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         spool = path.with_name(f"{path.name}.{threading.get_ident()}.spool")
@@ -214,8 +333,7 @@ class BigQueryTables:
                     if upsert_key is not None:
                         keys.add(row.get(upsert_key))
             with self._lock:
-                if disposition == "WRITE_EMPTY" and self._has_rows(ref):
-                    raise TableNotEmpty(f"table {ref.id} already contains data")
+                self._check_empty(ref, disposition)
                 if upsert_key is not None and disposition != "WRITE_TRUNCATE":
                     self._merge(path, spool, upsert_key, keys)
                 elif disposition == "WRITE_TRUNCATE":
@@ -226,23 +344,6 @@ class BigQueryTables:
             return count
         finally:
             spool.unlink(missing_ok=True)
-
-    def _write_memory(
-        self,
-        ref: TableRef,
-        batch: list[dict[str, Any]],
-        disposition: str,
-        upsert_key: str | None,
-    ) -> int:
-        with self._lock:
-            if disposition == "WRITE_EMPTY" and self._has_rows(ref):
-                raise TableNotEmpty(f"table {ref.id} already contains data")
-            existing = [] if disposition == "WRITE_TRUNCATE" else self._memory.get(ref.id, [])
-            if upsert_key is not None:
-                keys = {row.get(upsert_key) for row in batch}
-                existing = [r for r in existing if r.get(upsert_key) not in keys]
-            self._memory[ref.id] = [*existing, *(json.loads(json.dumps(r)) for r in batch)]
-            return len(batch)
 
     def _merge(self, path: Path, spool: Path, upsert_key: str, keys: set[Any]) -> None:
         """Replace the table with its rows whose ``upsert_key`` is not in ``keys``, then the
@@ -259,7 +360,8 @@ class BigQueryTables:
         finally:
             merged.unlink(missing_ok=True)
 
-    def _iter_rows(self, path: Path) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def _iter_rows(path: Path) -> Iterator[dict[str, Any]]:
         if not path.exists():
             return
         with path.open(encoding="utf-8") as fh:
@@ -267,47 +369,25 @@ class BigQueryTables:
                 if line.strip():
                     yield json.loads(line)
 
-    def read_rows(self, table: TableRef | str) -> list[dict[str, Any]]:
-        """All rows of a table in write order.
-
-        Args:
-            table: the table (reference or ``project.dataset.table``).
-
-        Returns:
-            The rows; an empty list when the table does not exist.
-        """
-        ref = parse_table_id(table) if isinstance(table, str) else table
-        with self._lock:
-            return self._read(ref)
-
     def _read(self, ref: TableRef) -> list[dict[str, Any]]:
-        if self._root is None:
-            return [dict(r) for r in self._memory.get(ref.id, [])]
         return list(self._iter_rows(self._path(ref)))
 
-    def exists(self, table: TableRef | str) -> bool:
-        """Whether the table has been written (possibly with zero rows)."""
-        ref = parse_table_id(table) if isinstance(table, str) else table
-        with self._lock:
-            if self._root is None:
-                return ref.id in self._memory
-            return self._path(ref).exists()
+    def _exists(self, ref: TableRef) -> bool:
+        return self._path(ref).exists()
 
-    def list_tables(self) -> list[str]:
-        """Ids (``project.dataset.table``) of all tables, sorted."""
-        with self._lock:
-            if self._root is None:
-                return sorted(self._memory)
-            if not self._root.exists():
-                return []
-            return sorted(
-                f"{p.parent.parent.name}.{p.parent.name}.{p.stem}"
-                for p in self._root.glob("*/*/*.jsonl")
-            )
+    def _table_ids(self) -> list[str]:
+        if not self._root.exists():
+            return []
+        return [
+            f"{p.parent.parent.name}.{p.parent.name}.{p.stem}"
+            for p in self._root.glob("*/*/*.jsonl")
+        ]
 
-    def reset(self) -> None:
-        """Drop every table."""
-        with self._lock:
-            self._memory.clear()
-            if self._root is not None and self._root.exists():
-                shutil.rmtree(self._root)
+    def _drop_all(self) -> None:
+        if self._root.exists():
+            shutil.rmtree(self._root)
+
+
+def open_tables(data_dir: str | os.PathLike[str] | None = None) -> BigQueryTables:
+    """The emulated BigQuery tables: on disk under ``data_dir``, else in memory."""
+    return MemoryTables() if data_dir is None else FileTables(data_dir)

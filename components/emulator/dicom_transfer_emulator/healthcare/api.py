@@ -55,8 +55,8 @@ from typing import Any
 
 from dicom_transfer_emulator.bigquery.rows import row_shape
 from dicom_transfer_emulator.bigquery.tables import (
-    BigQueryTables,
     effective_disposition,
+    open_tables,
     parse_table_id,
     parse_table_uri,
 )
@@ -285,7 +285,7 @@ class HealthcareService:
         #: (mutable: tests flip it; the emulator's ``reset()`` restores its start value).
         self.permission_checks = permission_checks
         self.state = HealthcareState(data_dir)
-        self.tables = BigQueryTables(data_dir)
+        self.tables = open_tables(data_dir)
         self.runner = TransferRunner(self.state, self.tables, storage, faults, clock)
         self.dicomweb = DicomWeb(
             self.state,
