@@ -226,7 +226,10 @@ def test_an_unreadable_record_fails_naming_it_and_submits_nothing(
     with pytest.raises(JournalConflict) as info:
         run(api, journal, FakeTime(), spec=APPEND_SPEC)
     assert api.submitted == []
-    assert "cannot be read" in str(info.value) and str(journal.path_for(FP)) in str(info.value)
+    message = str(info.value)
+    assert "its journal record cannot be read as an export" in message
+    assert "or a record that cannot be read" in message, "no claim of an interrupted submit"
+    assert str(journal.path_for(FP)) in message
     assert journal.get(FP) is not None, "the record is left for the user to look at"
 
 
