@@ -94,6 +94,7 @@ def test_s29_failure_after_rows_moved_is_judged_again_not_resubmitted(
         run(api, journal, FakeTime(), spec=APPEND_SPEC, policy=WaitPolicy(max_failures=0))
     message = str(info.value)
     assert len(api.submitted) == 1
+    assert message.count("None") == 1, "each fix is named once (max_failures=None)"
     assert "change the resource's `triggers`" in message
     assert f"2 successful row(s) are already in {TABLE} (WRITE_APPEND)" in message
     assert str(journal.path_for(FP)) in message
