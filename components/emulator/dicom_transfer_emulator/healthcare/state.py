@@ -1,7 +1,7 @@
 """State of the emulated Healthcare API: datasets, DICOM stores, instances and operations.
 
-Everything lives in memory; with a data directory it is also persisted under
-``{data_dir}/healthcare/`` so a restarted emulator finds it again:
+The model lives in memory; where it persists is :mod:`.persistence`'s job (memory only, or
+files under ``{data_dir}/healthcare/`` so a restarted emulator finds it again):
 
 - ``datasets.json``, ``dataset_policies.json``, ``stores.json``: small documents rewritten on
   every change;
@@ -27,20 +27,17 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from dicom_transfer_emulator.dicom.parsing import DicomParseError, read_dataset
 from dicom_transfer_emulator.dicom.qido import Hit, SearchRequest
 from dicom_transfer_emulator.dicom.records import InstanceRecord
-from dicom_transfer_emulator.dicom.search_index import StoreIndex, match_json
+from dicom_transfer_emulator.dicom.search_index import StoreIndex
 from dicom_transfer_emulator.errors import RpcCode
-from dicom_transfer_emulator.files import file_key, write_json
+from dicom_transfer_emulator.healthcare.persistence import open_state_files
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
 
@@ -151,17 +148,10 @@ class _StoreData:
     policy: dict[str, Any] = field(default_factory=lambda: {"etag": _EMPTY_POLICY_ETAG})
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
     search: StoreIndex = field(default_factory=StoreIndex)
-    blobs: dict[str, bytes] = field(default_factory=dict)
-    index: IO[str] | None = None
 
     def keep(self, record: InstanceRecord) -> None:
         self.instances[record.sop_instance_uid] = record
         self.search.add(record)
-
-    def close(self) -> None:
-        if self.index is not None:
-            self.index.close()
-            self.index = None
 
 
 def _replace_policy(current: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
@@ -190,20 +180,6 @@ def _etag(policy: dict[str, Any]) -> str:
     return base64.b64encode(digest[:8]).decode()
 
 
-def _with_search(record: InstanceRecord, folder: Path) -> InstanceRecord:
-    """A record persisted before ``match_json`` existed, with it rebuilt from its bytes.
-
-    An unreadable or missing file leaves it empty: the instance then matches only searches
-    without filters on other attributes than its UIDs (the emulator cannot say more).
-    """
-    try:
-        data = (folder / f"{record.sop_instance_uid}.dcm").read_bytes()
-        rebuilt = match_json(read_dataset(data, stop_before_pixels=True))
-    except (OSError, DicomParseError):
-        return record
-    return replace(record, match_json=rebuilt)
-
-
 class HealthcareState:
     """Thread-safe model of datasets, stores, instances and operations."""
 
@@ -213,7 +189,7 @@ class HealthcareState:
         Args:
             data_dir: the emulator's data directory, or ``None`` for memory only.
         """
-        self._root = Path(data_dir) / "healthcare" if data_dir is not None else None
+        self._files = open_state_files(data_dir)
         self._lock = threading.RLock()
         self._datasets: dict[str, dict[str, Any]] = {}
         self._dataset_policies: dict[str, dict[str, Any]] = {}
@@ -225,88 +201,55 @@ class HealthcareState:
     # --- persistence -------------------------------------------------------------------
 
     def _load(self) -> None:
-        if self._root is None or not self._root.exists():
-            return
-        datasets = self._root / "datasets.json"
-        if datasets.exists():
-            self._datasets = json.loads(datasets.read_text(encoding="utf-8"))
-        policies = self._root / "dataset_policies.json"
-        if policies.exists():
-            self._dataset_policies = json.loads(policies.read_text(encoding="utf-8"))
-        stores = self._root / "stores.json"
-        if stores.exists():
-            for name, doc in json.loads(stores.read_text(encoding="utf-8")).items():
-                data = _StoreData(resource=doc["resource"], policy=doc["policy"])
-                folder = self._root / "stores" / file_key(name)
-                legacy = folder.with_name(folder.name[:24])  # before the one file-name hash
-                if not folder.exists() and legacy.exists():
-                    legacy.rename(folder)
-                index = folder / "index.jsonl"
-                if index.exists():
-                    with index.open(encoding="utf-8") as fh:
-                        for line in fh:
-                            if line.strip():
-                                rec = InstanceRecord(**json.loads(line))
-                                data.keep(rec if rec.match_json else _with_search(rec, folder))
-                self._stores[name] = data
-        ops = self._root / "operations"
-        if ops.exists():
-            for path in ops.glob("*.json"):
-                if path.name.endswith(".logs.json"):
-                    continue
-                op = OperationRecord(**json.loads(path.read_text(encoding="utf-8")))
-                if not op.done:
-                    op.done = True
-                    op.end_time = op.end_time or op.create_time
-                    op.error = {
-                        "code": RpcCode.ABORTED,
-                        "message": "operation aborted: the emulator stopped while it ran",
-                    }
-                self._operations[op.name] = op
-                logs = path.with_name(f"{op.id}.logs.json")
-                if logs.exists():
-                    self._logs[op.id] = json.loads(logs.read_text(encoding="utf-8"))
+        loaded = self._files.load()
+        self._datasets = loaded.datasets
+        self._dataset_policies = loaded.dataset_policies
+        for name, stored in loaded.stores.items():
+            data = _StoreData(resource=stored.resource, policy=stored.policy)
+            for record in stored.records:
+                data.keep(record)
+            self._stores[name] = data
+        for fields, logs in loaded.operations:
+            op = OperationRecord(**fields)
+            if not op.done:
+                op.done = True
+                op.end_time = op.end_time or op.create_time
+                op.error = {
+                    "code": RpcCode.ABORTED,
+                    "message": "operation aborted: the emulator stopped while it ran",
+                }
+            self._operations[op.name] = op
+            if logs is not None:
+                self._logs[op.id] = logs
 
     def _save_datasets(self) -> None:
-        if self._root is not None:
-            write_json(self._root / "datasets.json", self._datasets)
+        self._files.save_datasets(self._datasets)
 
     def _save_dataset_policies(self) -> None:
-        if self._root is not None:
-            write_json(self._root / "dataset_policies.json", self._dataset_policies)
+        self._files.save_dataset_policies(self._dataset_policies)
 
     def _save_stores(self) -> None:
-        if self._root is not None:
-            docs = {
-                n: {"resource": s.resource, "policy": s.policy} for n, s in self._stores.items()
-            }
-            write_json(self._root / "stores.json", docs)
+        docs = {n: {"resource": s.resource, "policy": s.policy} for n, s in self._stores.items()}
+        self._files.save_stores(docs)
 
     def _save_operation(self, op: OperationRecord, *, with_logs: bool = False) -> None:
-        if self._root is None:
-            return
-        write_json(self._root / "operations" / f"{op.id}.json", asdict(op))
-        if with_logs:
-            write_json(self._root / "operations" / f"{op.id}.logs.json", self._logs.get(op.id, []))
+        logs = self._logs.get(op.id, []) if with_logs else None
+        self._files.save_operation(op.id, asdict(op), logs)
 
     def close(self) -> None:
         """Close open index files (the state stays usable; they reopen on demand)."""
         with self._lock:
-            for data in self._stores.values():
-                data.close()
+            self._files.close()
 
     def reset(self) -> None:
         """Forget everything (and delete what was persisted)."""
         with self._lock:
             self._datasets.clear()
             self._dataset_policies.clear()
-            for data in self._stores.values():
-                data.close()
             self._stores.clear()
             self._operations.clear()
             self._logs.clear()
-            if self._root is not None and self._root.exists():
-                shutil.rmtree(self._root)
+            self._files.reset()
 
     # --- datasets ----------------------------------------------------------------------
 
@@ -375,9 +318,7 @@ class HealthcareState:
             for op_name in [o for o in self._operations if o.startswith(name + "/operations/")]:
                 op = self._operations.pop(op_name)
                 self._logs.pop(op.id, None)
-                if self._root is not None:
-                    for suffix in (".json", ".logs.json"):
-                        (self._root / "operations" / f"{op.id}{suffix}").unlink(missing_ok=True)
+                self._files.forget_operation(op.id)
             self._save_datasets()
             self._save_stores()
 
@@ -447,11 +388,8 @@ class HealthcareState:
             return copy.deepcopy(data.resource)
 
     def _drop_store(self, name: str) -> None:
-        dropped = self._stores.pop(name, None)
-        if dropped is not None:
-            dropped.close()
-        if self._root is not None:
-            shutil.rmtree(self._root / "stores" / file_key(name), ignore_errors=True)
+        self._stores.pop(name, None)
+        self._files.drop_store(name)
 
     def delete_store(self, name: str) -> None:
         """Delete a store and its instances.
@@ -548,17 +486,7 @@ class HealthcareState:
                 )
                 return AddResult.DUPLICATE if same else AddResult.CONFLICT
             target.keep(record)
-            if self._root is None:
-                target.blobs[record.sop_instance_uid] = data
-                return AddResult.ADDED
-            folder = self._root / "stores" / file_key(store)
-            if target.index is None:
-                folder.mkdir(parents=True, exist_ok=True)
-                target.index = (folder / "index.jsonl").open("a", encoding="utf-8")
-            (folder / f"{record.sop_instance_uid}.dcm").write_bytes(data)
-            # Blob first, then its index line: a crash never indexes a missing blob.
-            target.index.write(json.dumps(asdict(record)) + "\n")
-            target.index.flush()
+            self._files.put_instance(store, record, data)
             return AddResult.ADDED
 
     def list_instances(self, store: str) -> list[InstanceRecord]:
@@ -617,11 +545,7 @@ class HealthcareState:
             data = self._store(store)
             if sop_instance_uid not in data.instances:
                 raise NotFound(f"instance {sop_instance_uid} not found in {store}")
-            blob = data.blobs.get(sop_instance_uid)
-        if blob is not None:
-            return blob
-        assert self._root is not None
-        return (self._root / "stores" / file_key(store) / f"{sop_instance_uid}.dcm").read_bytes()
+        return self._files.read_instance(store, sop_instance_uid)
 
     def delete_instances(
         self, store: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
@@ -655,16 +579,7 @@ class HealthcareState:
             for rec in gone:
                 del target.instances[rec.sop_instance_uid]
                 target.search.remove(rec)
-                target.blobs.pop(rec.sop_instance_uid, None)
-            if self._root is not None:
-                folder = self._root / "stores" / file_key(store)
-                target.close()
-                lines = "".join(json.dumps(asdict(r)) + "\n" for r in target.instances.values())
-                tmp = folder / "index.jsonl.tmp"
-                tmp.write_text(lines, encoding="utf-8")
-                os.replace(tmp, folder / "index.jsonl")
-                for rec in gone:
-                    (folder / f"{rec.sop_instance_uid}.dcm").unlink(missing_ok=True)
+            self._files.delete_instances(store, gone, target.instances.values())
         return gone
 
     # --- operations --------------------------------------------------------------------
