@@ -57,6 +57,10 @@ OPERATION_OUTPUTS: tuple[str, ...] = tuple(
 
 Progress = Callable[[str], None]
 
+ADOPTED_MARK = "dicom_store"
+"""A required input every created transfer records; a state without it was adopted (read from
+an operation name by ``pulumi import``), whose request inputs come from the program."""
+
 _API_METHODS: dict[TransferKind, str] = {"import": "ImportDicomData", "export": "ExportDicomData"}
 """The last part of ``metadata.apiMethodName`` of each kind's operation (e.g.
 ``google.cloud.healthcare.v1.dicom.DicomService.ImportDicomData``, as the API reports it)."""
@@ -128,18 +132,27 @@ class TransferLifecycle:
 
     Args:
         kind: ``import`` or ``export``.
-        runtime: API clients, journal and schedules; None = :func:`default_runtime`.
+        runtime: API clients, journal and schedules, or a function building them on first
+            use (check and diff never need them); None = :func:`default_runtime`.
     """
 
-    def __init__(self, kind: TransferKind, runtime: TransferRuntime | None = None) -> None:
+    def __init__(
+        self,
+        kind: TransferKind,
+        runtime: TransferRuntime | Callable[[], TransferRuntime] | None = None,
+    ) -> None:
         self.kind: TransferKind = kind
         self.request_keys = request_keys(kind)
         self._runtime = runtime
 
     @property
     def runtime(self) -> TransferRuntime:
-        """The runtime given to the constructor, or the default one."""
-        return self._runtime if self._runtime is not None else default_runtime()
+        """The runtime given to the constructor (built now if a function), or the default."""
+        if self._runtime is None:
+            return default_runtime()
+        if callable(self._runtime):
+            return self._runtime()
+        return self._runtime
 
     def spec(self, props: Mapping[str, Any]) -> TransferSpec:
         """The validated request of ``props``.
@@ -171,11 +184,15 @@ class TransferLifecycle:
         ``image/png``, ``""`` for unset) changes nothing: re-running a transfer is costly. An
         unknown request input is a replace (it may change the request).
         """
-        replaces = tuple(key for key in self.request_keys if _changed(olds, news, key))
-        if replaces and self.same_request(olds, news, resource_name):
-            replaces = ()
+        changed = tuple(key for key in self.request_keys if _changed(olds, news, key))
+        if changed and self.same_request(olds, news, resource_name):
+            changed = ()
         updates = tuple(key for key in UPDATE_KEYS if _changed(olds, news, key))
-        return Change(replaces, updates)
+        if ADOPTED_MARK not in olds:
+            # Adopted with `pulumi import`: the operation does not carry its request, so the
+            # program's request inputs are taken as they are (recorded by an update).
+            return Change((), tuple(key for key in changed if key in news) + updates)
+        return Change(changed, updates)
 
     def same_request(
         self, olds: Mapping[str, Any], news: Mapping[str, Any], resource_name: str
@@ -275,14 +292,43 @@ class TransferLifecycle:
         return operation_outputs(parse_operation(operation))
 
     def update(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
-        """Keeps the operation's outputs and records the new waiting/connection inputs."""
+        """Keeps the operation's outputs and records the new inputs.
+
+        Only waiting/connection inputs differ in an ordinary update (request changes replace);
+        an adopted (imported) transfer also records the request inputs its program gives.
+        """
         outs = dict(olds)
-        for key in UPDATE_KEYS:
+        for key in self.request_keys + UPDATE_KEYS:
             if key in news:
                 outs[key] = news[key]
             else:
                 outs.pop(key, None)
         return outs
+
+    def rejudge(self, operation_name: str, props: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Judges the recorded operation again under ``props``' failure tolerance.
+
+        What a front end does with a transfer whose create failed on a finished operation
+        and was kept (the operation is its request's outcome: it is judged again, never
+        submitted again).
+
+        Returns:
+            The operation's outputs when it now counts as a success; None when the API forgot
+            it (the recorded outcome stands).
+
+        Raises:
+            OperationFailed: It still does not count as a success (``result`` holds it).
+        """
+        from dicom_transfer.healthcare.operations import apply_failure_policy
+
+        api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1")
+        try:
+            operation = api.get_operation(operation_name)
+        except NotFound:
+            return None
+        result = parse_operation(operation)
+        apply_failure_policy(result, wait_policy_from_props(props).max_failures)
+        return operation_outputs(result)
 
     def delete(self, operation_name: str, resource_name: str) -> str:
         """Forgets the transfer; calls no API and deletes nothing it moved.
