@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "MAX_FAILURES_UNLIMITED",
     "WaitPolicy",
+    "connection_problems",
     "export_problems",
     "export_spec_from_props",
     "import_problems",
@@ -424,6 +425,21 @@ def _check_connection(problems: Problems, props: Mapping[str, Any]) -> None:
         problems.add(
             field, account, "a service account email, e.g. name@project.iam.gserviceaccount.com"
         )
+
+
+def connection_problems(props: Mapping[str, Any]) -> list[InvalidSpec]:
+    """Every problem with the connection inputs (``endpoint``, ``storage_endpoint``,
+    ``impersonate_service_account``) of ``props``; unknown values skipped.
+
+    Args:
+        props: Provider props or provider configuration (snake_case names; others ignored).
+
+    Returns:
+        The problems; empty when the connection inputs are valid or unset.
+    """
+    problems = Problems(strict=False)
+    _check_connection(problems, props)
+    return problems.items
 
 
 def _check_wait(problems: Problems, props: Mapping[str, Any]) -> WaitPolicy:
