@@ -86,8 +86,9 @@ def render_readme(text: str) -> str:
         pattern = re.compile(
             rf"(<!-- inputs:{kind} -->\n).*?(<!-- /inputs:{kind} -->)", flags=re.DOTALL
         )
-        generated = table(kind)
-        text = pattern.sub(lambda match: match.group(1) + generated + match.group(2), text)
+        match = pattern.search(text)
+        if match is not None:
+            text = text[: match.end(1)] + table(kind) + text[match.start(2) :]
     return text
 
 
