@@ -80,6 +80,8 @@ def native_stack(
             "STORAGE_EMULATOR_HOST": emulator.storage_url,
             "DICOM_TRANSFER_STATE_DIR": str(root / "journal"),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            # Registers the engine's `--event-log FILE` flag (hidden otherwise).
+            "PULUMI_DEBUG_COMMANDS": "true",
         },
     )
     cli.run("stack", "init", stack)
