@@ -221,8 +221,9 @@ class ProcessSampler:
     """Polls the dynamic-provider processes of a command: peak RSS, CPU time, start time.
 
     Only descendants of the command are looked at (others may run providers meanwhile);
-    a provider is recognised by ``marker`` (default :data:`PROVIDER_MARKER`) in its command line. The processes
-    live for the whole command, so a 50 ms poll sees each one many times before it exits.
+    a provider is recognised by ``marker`` (default :data:`PROVIDER_MARKER`) in its command
+    line. The processes live for the whole command, so a 50 ms poll sees each one many times
+    before it exits.
     """
 
     def __init__(self, interval_s: float = 0.05, marker: str = PROVIDER_MARKER) -> None:
