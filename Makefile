@@ -29,7 +29,7 @@ TEST_LOWEST := tests/unit tests/providers tests/components tests/integration \
 # plugins the tests start (tools/pulumi_host/plugins) run the same interpreter as the tests.
 activate = VIRTUAL_ENV="$(CURDIR)/$(1)" PATH="$(CURDIR)/$(1)/bin:$$PATH"
 
-.PHONY: setup setup-lowest pulumi-cli gcloud demo test test-newest test-lowest lint typecheck \
+.PHONY: setup setup-lowest pulumi-cli pulumi-yaml gcloud demo test test-newest test-lowest lint typecheck \
   lock lock-upgrade bench clean
 
 # install-venv VENV LOCK: a virtualenv holding exactly LOCK (editable installs of our three
@@ -65,6 +65,11 @@ setup-lowest: $(LOWEST_VENV)/.installed pulumi-cli
 pulumi-cli:
 	@tools/pulumi_host/install-pulumi-cli.sh >/dev/null
 
+# Pulumi's YAML language host, built once beside the cached CLI: the e2e tests of the native
+# provider run a YAML program (examples/yaml).
+pulumi-yaml: pulumi-cli
+	@tools/pulumi_host/install-pulumi-yaml.sh >/dev/null
+
 # The emulator tests drive the real gcloud CLI against the emulator (tests/emulator,
 # tests/bench); it is a system tool, not a Python package.
 gcloud:
@@ -89,7 +94,7 @@ typecheck: $(VENV)/.installed
 
 # The newest leg needs the lowest venv too: the benchmark smoke test (tests/bench) runs P2 on
 # both ends of the SDK matrix.
-test-newest: setup setup-lowest gcloud
+test-newest: setup setup-lowest gcloud pulumi-yaml
 	$(call activate,$(VENV)) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-lowest: setup-lowest

@@ -26,6 +26,7 @@ __all__ = [
     "Output",
     "TransferKind",
     "camel_case",
+    "fields_of",
     "inputs_of",
     "outputs_of",
     "request_keys",
@@ -166,7 +167,7 @@ _BIGQUERY_DESTINATION = (
     Input(
         "change_data_capture",
         "boolean",
-        "Keep only the latest version of each instance; v1beta1 only, with `schema_json`.",
+        "Keep only the latest version of each instance; with `schema_json`.",
         api_field="bigqueryDestination.changeDataCaptureConfig",
         api_versions=("v1beta1",),
     ),
@@ -314,6 +315,12 @@ OUTPUTS: tuple[Output, ...] = (
 def inputs_of(kind: TransferKind) -> tuple[Input, ...]:
     """The resource inputs of an import or export, in signature order (no connection)."""
     return tuple(spec for spec in INPUTS if kind in spec.kinds)
+
+
+def fields_of(name: str) -> tuple[str, ...]:
+    """The field names of the object input ``name`` (e.g. ``gcs_destination``)."""
+    [spec] = [spec for spec in INPUTS if spec.name == name]
+    return tuple(field.name for field in spec.fields)
 
 
 def outputs_of(kind: TransferKind) -> tuple[Output, ...]:
