@@ -14,12 +14,24 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from dicom_stack import IMPORT_PATH, SeededEmulator
+from native_stack import NativeStack, native_stack
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 TYPESCRIPT_EXAMPLE = REPO / "examples" / "typescript"
 GO_EXAMPLE = REPO / "examples" / "go"
 NODE_MODULES = TYPESCRIPT_EXAMPLE / "node_modules"
+EXPORT_PATH = r"/dicomStores/[^/]+:export$"
+
+
+def transfer_posts(emulator: SeededEmulator) -> tuple[int, int]:
+    """(imports, exports) the emulator was asked to start: one POST is one operation."""
+    return (
+        len(emulator.requests("POST", IMPORT_PATH)),
+        len(emulator.requests("POST", EXPORT_PATH)),
+    )
 
 
 def require_tool(name: str) -> str:
@@ -44,32 +56,59 @@ def require_node_modules() -> Path:
 
 
 def copy_project(source: Path, target: Path, *, node_modules: bool = False) -> Path:
-    """Copy a project (without its ``node_modules``) to ``target``.
+    """Copy a project to ``target``, without its ``node_modules`` and stack files.
 
     Args:
         source: The project directory.
-        target: Where the copy goes (must not exist).
+        target: Where the copy goes (created, or merged into).
         node_modules: Link ``target/node_modules`` to the TypeScript example's installed one.
 
     Returns:
         ``target``.
     """
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("node_modules", "bin"))
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns("node_modules", "bin", "Pulumi.*.yaml", ".built"),
+        dirs_exist_ok=True,
+    )
     if node_modules:
         (target / "node_modules").symlink_to(require_node_modules(), target_is_directory=True)
     return target
 
 
 def go_module_copy(source: Path, target: Path) -> Path:
-    """Copy a Go program whose ``go.mod`` replaces the SDK by ``../../sdk/go``, keeping it built.
-
-    The replace path is rewritten to the checkout's ``sdk/go`` so the copy builds anywhere.
+    """Copy a Go program; a ``go.mod`` replace of the SDK by ``../../sdk/go`` (the examples')
+    is rewritten to the checkout's ``sdk/go`` so that the copy builds anywhere.
     """
     require_tool("go")
     copy_project(source, target)
     go_mod = target / "go.mod"
     go_mod.write_text(go_mod.read_text().replace("=> ../../sdk/go", f"=> {REPO / 'sdk' / 'go'}"))
     return target
+
+
+def local_stack_config(example: Path) -> dict[str, str]:
+    """The ``local`` stack's config of an example, keys without the project prefix."""
+    project = yaml.safe_load((example / "Pulumi.yaml").read_text())["name"]
+    config = yaml.safe_load((example / "Pulumi.local.yaml").read_text())["config"]
+    return {key.removeprefix(f"{project}:"): value for key, value in config.items()}
+
+
+def example_stack(
+    example: Path, root: Path, emulator: SeededEmulator, *, node_modules: bool = False
+) -> NativeStack:
+    """An example copied into ``root`` with a stack ``local`` on the native provider.
+
+    ``native_stack`` points the provider at the emulator; the test sets the config keys of the
+    example's ``Pulumi.local.yaml`` to the emulator's store and buckets.
+    """
+    stack = native_stack(root, emulator, program=(example / "Pulumi.yaml").read_text())
+    if (example / "go.mod").exists():
+        go_module_copy(example, stack.cli.project_dir)
+    else:
+        copy_project(example, stack.cli.project_dir, node_modules=node_modules)
+    return stack
 
 
 def run(
