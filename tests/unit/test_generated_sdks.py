@@ -14,8 +14,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LANGUAGES = ("nodejs", "python", "go")
-NOT_GENERATED = {"package-lock.json", "node_modules", "bin"}
-"""The Node.js SDK's build files, kept by sdkgen (see tools/sdkgen/main.go)."""
+
+
+def _generated(relative: Path) -> bool:
+    """Whether a file belongs to the generator (not a build file sdkgen keeps, see ``kept`` in
+    tools/sdkgen/main.go, nor Python's bytecode)."""
+    return not any(
+        part in {"package-lock.json", "node_modules", "bin", "__pycache__"}
+        or part.endswith(".egg-info")
+        for part in relative.parts
+    )
 
 
 def _sdkgen() -> Path:
@@ -31,9 +39,7 @@ def _files(root: Path) -> set[str]:
     return {
         str(path.relative_to(root))
         for path in root.rglob("*")
-        if path.is_file()
-        and not NOT_GENERATED & set(path.relative_to(root).parts)
-        and "__pycache__" not in path.parts
+        if path.is_file() and _generated(path.relative_to(root))
     }
 
 

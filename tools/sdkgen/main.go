@@ -6,8 +6,8 @@
 //
 //	sdkgen -schema schema.json -out sdk [-readmes tools/sdkgen/readme] [-lang nodejs,python,go]
 //
-// For each language it replaces OUT/LANG's files with the generator's (keeping the Node.js build's
-// package-lock.json, node_modules/ and bin/), then puts READMES/LANG.md
+// For each language it replaces OUT/LANG's files with the generator's (keeping build files, see
+// kept), then puts READMES/LANG.md
 // there as README.md (how to install the SDK and the plugin; the generators only copy the schema's
 // description). The go.mod of the Go SDK (which the generator writes only for "support pack"
 // schemas) is written here when missing: module path from the schema's go section, requiring the
@@ -170,9 +170,13 @@ func moduleVersion(module string) (string, error) {
 	return "", fmt.Errorf("%s is not among this binary's modules", module)
 }
 
-// kept are the entries of an SDK directory that are not generated and survive a regeneration: the
-// Node.js SDK's build (its committed package-lock.json, and node_modules/ and bin/, git-ignored).
-var kept = map[string]bool{"package-lock.json": true, "node_modules": true, "bin": true}
+// kept says which entries of an SDK directory are not generated and survive a regeneration: the
+// Node.js SDK's build (its committed package-lock.json, and node_modules/ and bin/, git-ignored)
+// and the Python SDK's editable install (*.egg-info, git-ignored).
+func kept(name string) bool {
+	return name == "package-lock.json" || name == "node_modules" || name == "bin" ||
+		strings.HasSuffix(name, ".egg-info")
+}
 
 // write replaces dir's generated files with exactly files (paths relative to dir, '/'-separated).
 func write(dir string, files map[string][]byte) error {
@@ -181,7 +185,7 @@ func write(dir string, files map[string][]byte) error {
 		return err
 	}
 	for _, entry := range entries {
-		if !kept[entry.Name()] {
+		if !kept(entry.Name()) {
 			if err := os.RemoveAll(filepath.Join(dir, entry.Name())); err != nil {
 				return err
 			}

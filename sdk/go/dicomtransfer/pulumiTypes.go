@@ -15,7 +15,7 @@ var _ = internal.GetEnvOrDefault
 
 // Export the DICOM metadata to BigQuery; give exactly one destination.
 type BigQueryDestination struct {
-	// Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+	// Keep only the latest version of each instance; with `schema_json`.
 	ChangeDataCapture *bool `pulumi:"changeDataCapture"`
 	// Deprecated: false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored when `write_disposition` is set.
 	Force *bool `pulumi:"force"`
@@ -44,7 +44,7 @@ type BigQueryDestinationInput interface {
 
 // Export the DICOM metadata to BigQuery; give exactly one destination.
 type BigQueryDestinationArgs struct {
-	// Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+	// Keep only the latest version of each instance; with `schema_json`.
 	ChangeDataCapture pulumi.BoolPtrInput `pulumi:"changeDataCapture"`
 	// Deprecated: false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored when `write_disposition` is set.
 	Force pulumi.BoolPtrInput `pulumi:"force"`
@@ -138,7 +138,7 @@ func (o BigQueryDestinationOutput) ToBigQueryDestinationPtrOutputWithContext(ctx
 	}).(BigQueryDestinationPtrOutput)
 }
 
-// Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+// Keep only the latest version of each instance; with `schema_json`.
 func (o BigQueryDestinationOutput) ChangeDataCapture() pulumi.BoolPtrOutput {
 	return o.ApplyT(func(v BigQueryDestination) *bool { return v.ChangeDataCapture }).(pulumi.BoolPtrOutput)
 }
@@ -197,7 +197,7 @@ func (o BigQueryDestinationPtrOutput) Elem() BigQueryDestinationOutput {
 	}).(BigQueryDestinationOutput)
 }
 
-// Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+// Keep only the latest version of each instance; with `schema_json`.
 func (o BigQueryDestinationPtrOutput) ChangeDataCapture() pulumi.BoolPtrOutput {
 	return o.ApplyT(func(v *BigQueryDestination) *bool {
 		if v == nil {

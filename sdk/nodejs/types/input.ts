@@ -10,7 +10,7 @@ import * as outputs from "../types/output";
  */
 export interface BigQueryDestinationArgs {
     /**
-     * Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+     * Keep only the latest version of each instance; with `schema_json`.
      */
     changeDataCapture?: pulumi.Input<boolean>;
     /**

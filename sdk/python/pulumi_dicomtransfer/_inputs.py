@@ -27,7 +27,7 @@ class BigQueryDestinationArgsDict(TypedDict):
     """
     change_data_capture: NotRequired[pulumi.Input[_builtins.bool]]
     """
-    Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+    Keep only the latest version of each instance; with `schema_json`.
     """
     force: NotRequired[pulumi.Input[_builtins.bool]]
     """
@@ -67,7 +67,7 @@ class BigQueryDestinationArgs:
         """
         Export the DICOM metadata to BigQuery; give exactly one destination.
 
-        :param pulumi.Input[_builtins.bool] change_data_capture: Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+        :param pulumi.Input[_builtins.bool] change_data_capture: Keep only the latest version of each instance; with `schema_json`.
         :param pulumi.Input[_builtins.bool] force: Deprecated: false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored when `write_disposition` is set.
         :param pulumi.Input[_builtins.bool] include_source_store: Add a column naming the source store.
         :param pulumi.Input[_builtins.bool] schema_flattened: One column per DICOM tag; not with `schema_json`.
@@ -94,7 +94,7 @@ class BigQueryDestinationArgs:
     @pulumi.getter(name="changeDataCapture")
     def change_data_capture(self) -> Optional[pulumi.Input[_builtins.bool]]:
         """
-        Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+        Keep only the latest version of each instance; with `schema_json`.
         """
         return pulumi.get(self, "change_data_capture")
 

@@ -62,7 +62,7 @@ class BigQueryDestination(dict):
         """
         Export the DICOM metadata to BigQuery; give exactly one destination.
 
-        :param _builtins.bool change_data_capture: Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+        :param _builtins.bool change_data_capture: Keep only the latest version of each instance; with `schema_json`.
         :param _builtins.bool force: Deprecated: false = WRITE_EMPTY, true = WRITE_TRUNCATE; ignored when `write_disposition` is set.
         :param _builtins.bool include_source_store: Add a column naming the source store.
         :param _builtins.bool schema_flattened: One column per DICOM tag; not with `schema_json`.
@@ -89,7 +89,7 @@ class BigQueryDestination(dict):
     @pulumi.getter(name="changeDataCapture")
     def change_data_capture(self) -> Optional[_builtins.bool]:
         """
-        Keep only the latest version of each instance; v1beta1 only, with `schema_json`.
+        Keep only the latest version of each instance; with `schema_json`.
         """
         return pulumi.get(self, "change_data_capture")
 
