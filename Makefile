@@ -32,7 +32,7 @@ TEST_LOWEST := tests/unit tests/providers tests/components tests/integration \
 activate = VIRTUAL_ENV="$(CURDIR)/$(1)" PATH="$(CURDIR)/$(1)/bin:$$PATH"
 
 .PHONY: setup setup-lowest pulumi-cli pulumi-yaml gcloud demo test test-newest test-lowest lint typecheck \
-  lock lock-upgrade bench clean sdkgen sdks sdk-deps
+  lock lock-upgrade bench clean sdkgen sdks sdk-nodejs sdk-deps
 
 # install-venv VENV LOCK: a virtualenv holding exactly LOCK (editable installs of our three
 # distributions included), checked with `pip check`.
@@ -87,6 +87,8 @@ sdkgen:
 
 sdks:
 	"$$(tools/sdkgen/build.sh)" -schema schema.json -out sdk -readmes tools/sdkgen/readme
+
+sdk-nodejs: sdk/nodejs/bin/package.json
 
 sdk/nodejs/bin/package.json: $(NODE_SDK_SOURCES)
 	@command -v npm >/dev/null || { echo "make: npm (Node.js 20+) is needed for the TypeScript SDK"; exit 1; }
