@@ -3,7 +3,7 @@
 Development tooling of the dicom-transfer repository (demo, tests, benchmarks); not part of the
 ``dicom-transfer`` library.
 
-``language``        the ``pulumi-language-{python,nodejs,go}`` plugins: a LanguageRuntime gRPC server.
+``language``        the ``pulumi-language-{python,nodejs,go}`` plugins: a LanguageRuntime server.
 ``runtimes``        what a language contributes (how its program starts) and the facts all get.
 ``python_runtime``  Python programs: ``run_program`` under the project's interpreter.
 ``interpreter``     which Python runs a project's program (``virtualenv`` option, VIRTUAL_ENV, ...).

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 from pulumi.runtime.proto import language_pb2
@@ -20,6 +19,7 @@ from pulumi.runtime.proto import language_pb2
 from dicom_transfer_pulumi_host.runtimes import (
     Launch,
     LaunchError,
+    ToolRuntime,
     go_environment,
     program_directory,
     root_directory,
@@ -27,17 +27,11 @@ from dicom_transfer_pulumi_host.runtimes import (
 )
 
 
-def _go(environ: Mapping[str, str]) -> str:
-    go = shutil.which("go", path=environ.get("PATH"))
-    if go is None:
-        raise LaunchError("`go` is not on PATH; install Go (1.25 or newer)")
-    return go
-
-
-def build_program(program_dir: Path, output: Path, environ: Mapping[str, str]) -> None:
+def build_program(go: str, program_dir: Path, output: Path, environ: Mapping[str, str]) -> None:
     """``go build -o OUTPUT .`` in the program's directory.
 
     Args:
+        go: The ``go`` executable.
         program_dir: Directory of the program's ``main`` package.
         output: The executable to write.
         environ: The build's environment.
@@ -46,7 +40,7 @@ def build_program(program_dir: Path, output: Path, environ: Mapping[str, str]) -
         LaunchError: The build failed (its errors were shown on stderr).
     """
     build = subprocess.run(
-        [_go(environ), "build", "-o", str(output), "."],
+        [go, "build", "-o", str(output), "."],
         cwd=program_dir,
         env=dict(environ),
         check=False,
@@ -57,14 +51,14 @@ def build_program(program_dir: Path, output: Path, environ: Mapping[str, str]) -
         )
 
 
-class GoRuntime:
+class GoRuntime(ToolRuntime):
     """Builds and runs Go programs."""
 
     name = "go"
-
-    def plugin_version(self) -> str:
-        """This host's own version (the SDK's version is the program module's affair)."""
-        return metadata.version("dicom-transfer-pulumi-host")
+    tool = "go"
+    install_hint = "Go (1.25 or newer)"
+    version_argv = ("env", "GOVERSION")
+    version_prefix = "go"
 
     def launch(
         self, request: language_pb2.RunRequest, engine_address: str, environ: Mapping[str, str]
@@ -83,24 +77,10 @@ class GoRuntime:
             scratch = Path(tempfile.mkdtemp(prefix="pulumi-go-program-"))
             executable = scratch / "program"
             try:
-                build_program(program_dir, executable, environ)
+                build_program(self.executable(environ), program_dir, executable, environ)
             except LaunchError:
                 shutil.rmtree(scratch, ignore_errors=True)
                 raise
         cwd = Path(request.pwd) if request.pwd else program_dir
         env = {**environ, **go_environment(request, engine_address)}
         return Launch([str(executable), *request.args], cwd, env, scratch=scratch)
-
-    def about(self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]) -> tuple[str, str]:
-        """``go`` and its version."""
-        go = _go(environ)
-        version = subprocess.run(
-            [go, "env", "GOVERSION"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        return go, version.removeprefix("go")
-
-    def dependencies(
-        self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]
-    ) -> list[tuple[str, str]]:
-        """None listed (``go list -m all`` in the program's module shows them)."""
-        return []

@@ -9,10 +9,7 @@ itself (``npm ci``); this host installs nothing.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 from pulumi.runtime.proto import language_pb2
@@ -20,6 +17,7 @@ from pulumi.runtime.proto import language_pb2
 from dicom_transfer_pulumi_host.runtimes import (
     Launch,
     LaunchError,
+    ToolRuntime,
     config_environment,
     program_directory,
     run_flags,
@@ -50,21 +48,13 @@ def find_runner(program_dir: Path) -> Path:
     )
 
 
-def _node(environ: Mapping[str, str]) -> str:
-    node = shutil.which("node", path=environ.get("PATH"))
-    if node is None:
-        raise LaunchError("`node` is not on PATH; install Node.js (20 or newer)")
-    return node
-
-
-class NodejsRuntime:
+class NodejsRuntime(ToolRuntime):
     """Runs Node.js (JavaScript or TypeScript) programs with the project's ``@pulumi/pulumi``."""
 
     name = "nodejs"
-
-    def plugin_version(self) -> str:
-        """This host's own version (the SDK's version is the project's affair)."""
-        return metadata.version("dicom-transfer-pulumi-host")
+    tool = "node"
+    install_hint = "Node.js (20 or newer)"
+    version_prefix = "v"
 
     def launch(
         self, request: language_pb2.RunRequest, engine_address: str, environ: Mapping[str, str]
@@ -76,7 +66,7 @@ class NodejsRuntime:
         entry = request.info.entry_point or request.program or "."
         cwd = Path(request.pwd) if request.pwd else program_dir
         argv = [
-            _node(environ),
+            self.executable(environ),
             str(runner),
             *run_flags(request, engine_address),
             "--pwd",
@@ -89,17 +79,3 @@ class NodejsRuntime:
         if isinstance(options.get("tsconfig"), str):
             env["PULUMI_NODEJS_TSCONFIG_PATH"] = options["tsconfig"]
         return Launch(argv, cwd, env)
-
-    def about(self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]) -> tuple[str, str]:
-        """``node`` and its version."""
-        node = _node(environ)
-        version = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        return node, version.removeprefix("v")
-
-    def dependencies(
-        self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]
-    ) -> list[tuple[str, str]]:
-        """None listed (``npm ls`` in the project shows them)."""
-        return []

@@ -19,6 +19,7 @@ from dicom_transfer_pulumi_host.interpreter import (
 from dicom_transfer_pulumi_host.runtimes import (
     Launch,
     LaunchError,
+    command_output,
     config_environment,
     program_directory,
     run_flags,
@@ -107,14 +108,10 @@ class PythonRuntime:
 
     def about(self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]) -> tuple[str, str]:
         """The program's interpreter and its Python version."""
-        interpreter = _interpreter(info, environ)
-        version = subprocess.run(
-            [str(interpreter.python), "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        return str(interpreter.python), version
+        python = str(_interpreter(info, environ).python)
+        return python, command_output(
+            [python, "-c", "import platform; print(platform.python_version())"]
+        )
 
     def dependencies(
         self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]

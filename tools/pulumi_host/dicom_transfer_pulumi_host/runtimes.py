@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,6 +81,51 @@ class ProgramRuntime(Protocol):
             LaunchError: They cannot be listed.
         """
         ...
+
+
+def command_output(argv: Sequence[str]) -> str:
+    """The stripped stdout of a short command (a version query), whatever its exit status."""
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout.strip()
+
+
+class ToolRuntime:
+    """Base of the runtimes whose programs start with one toolchain executable on PATH.
+
+    Subclasses set ``name``, ``tool`` (the executable), ``install_hint``, ``version_argv``
+    (arguments printing its version, after ``version_prefix``) and implement ``launch``.
+    """
+
+    name = ""
+    tool = ""
+    install_hint = ""
+    version_argv: tuple[str, ...] = ("--version",)
+    version_prefix = ""
+
+    def executable(self, environ: Mapping[str, str]) -> str:
+        """The tool on the host's PATH.
+
+        Raises:
+            LaunchError: It is not there; the message says what to install.
+        """
+        found = shutil.which(self.tool, path=environ.get("PATH"))
+        if found is None:
+            raise LaunchError(f"`{self.tool}` is not on PATH; install {self.install_hint}")
+        return found
+
+    def plugin_version(self) -> str:
+        """This host's own version (the SDK's version is the project's affair)."""
+        return metadata.version("dicom-transfer-pulumi-host")
+
+    def about(self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]) -> tuple[str, str]:
+        """The tool and its version."""
+        tool = self.executable(environ)
+        return tool, command_output([tool, *self.version_argv]).removeprefix(self.version_prefix)
+
+    def dependencies(
+        self, info: language_pb2.ProgramInfo, environ: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """None listed (the project's own tool lists them: ``npm ls``, ``go list -m all``)."""
+        return []
 
 
 def runtime_options(info: language_pb2.ProgramInfo) -> dict[str, Any]:
