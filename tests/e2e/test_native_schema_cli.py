@@ -1,4 +1,4 @@
-"""The plugin's schema through the real CLI: ``pulumi package get-schema``, ``pulumi schema check``."""
+"""The plugin's schema through the real CLI: `pulumi package get-schema`, `pulumi schema check`."""
 
 from __future__ import annotations
 
