@@ -21,11 +21,12 @@ UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 LINT_PATHS := components tests examples benchmarks scripts tools __main__.py
 # The lowest SDK runs the tiers that exercise the SDK (resources, providers, the provider
-# process) and two real-engine tests: more than four transfers served by one provider process,
-# and a program on the generated Python SDK (sdk/python) through the native provider.
+# process) and real-engine tests: more than four transfers served by one provider process, a
+# program on the native provider (whose interface, pulumi.provider.experimental, is the SDK's),
+# and one on the generated Python SDK (sdk/python).
 TEST_LOWEST := tests/unit tests/providers tests/components tests/integration \
   tests/e2e/test_dicom_concurrency_e2e.py::test_sixteen_imports_take_about_as_long_as_one \
-  tests/e2e/test_sdk_python_e2e.py
+  tests/e2e/test_native_python_e2e.py tests/e2e/test_sdk_python_e2e.py
 
 # activate VENV: the environment of a command as if VENV were activated, so that the Pulumi
 # plugins the tests start (tools/pulumi_host/plugins) run the same interpreter as the tests.

@@ -20,18 +20,18 @@ load = pulumi.CustomResource(
     "load",
     {"dicomStore": config.require("store"), "gcsUri": config.require("source"), **outputs},
 )
-png = pulumi.CustomResource(
+copy = pulumi.CustomResource(
     "dicomtransfer:index:DicomExport",
-    "png",
+    "copy",
     {
         "dicomStore": config.require("store"),
-        "gcsDestination": {"uriPrefix": config.require("prefix"), "mimeType": "image/png"},
+        "gcsDestination": {"uriPrefix": config.require("prefix")},
         **outputs,
     },
     opts=pulumi.ResourceOptions(depends_on=[load]),
 )
 pulumi.export("imported", load.successCount)
-pulumi.export("exported", png.successCount)
+pulumi.export("exported", copy.successCount)
 """
 
 
@@ -45,14 +45,14 @@ def test_a_python_program_imports_and_exports_through_the_provider(
     stack.configure(
         store=emulator.store_name,
         source=emulator.source_uri,
-        prefix=f"gs://{PLAN.export_bucket}/py-png",
+        prefix=f"gs://{PLAN.export_bucket}/py",
     )
     stack.cli.run("up", "--yes")
     outputs = stack.cli.stack_outputs()
     assert outputs == {"imported": len(emulator.corpus), "exported": len(emulator.corpus)}
     [load] = stack.resources(IMPORT_TYPE)
-    [png] = stack.resources(EXPORT_TYPE)
+    [copy] = stack.resources(EXPORT_TYPE)
     assert load["id"].startswith(emulator.dataset_name + "/operations/")
-    assert png["outputs"]["gcsDestination"]["mimeType"] == "image/png"
+    assert copy["outputs"]["gcsDestination"]["uriPrefix"] == f"gs://{PLAN.export_bucket}/py"
     assert not stack.resources("pulumi-python:dynamic:Resource")
     stack.cli.run("destroy", "--yes")

@@ -45,17 +45,23 @@ def recorded(props: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class CheckCase:
-    """Inputs (the kind's defaults updated by ``change``) and the fields check must name."""
+class Case:
+    """Inputs of one kind: its defaults updated by ``change``."""
 
     id: str
     kind: TransferKind
     change: dict[str, Any]
-    failing: set[str]
 
     @property
     def props(self) -> dict[str, Any]:
         return {**DEFAULTS[self.kind], **self.change}
+
+
+@dataclass(frozen=True)
+class CheckCase(Case):
+    """Inputs and the fields check must name."""
+
+    failing: set[str] = field(default_factory=set)
 
 
 CHECK_CASES = (
@@ -84,23 +90,16 @@ CHECK_CASES = (
 
 
 @dataclass(frozen=True)
-class DiffCase:
-    """A change of a created transfer's inputs and what diff must say of it."""
+class DiffCase(Case):
+    """A change of a created transfer's inputs (``props``) and what diff must say of it."""
 
-    id: str
-    kind: TransferKind
-    change: dict[str, Any]
-    replaces: list[str]
+    replaces: list[str] = field(default_factory=list)
     changed: bool = True
     old_change: dict[str, Any] = field(default_factory=dict)
 
     @property
     def olds(self) -> dict[str, Any]:
         return recorded({**DEFAULTS[self.kind], **self.old_change})
-
-    @property
-    def news(self) -> dict[str, Any]:
-        return {**DEFAULTS[self.kind], **self.change}
 
 
 DIFF_CASES = (

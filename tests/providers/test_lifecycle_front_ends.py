@@ -56,12 +56,12 @@ def test_native_check_reasons_name_the_camel_case_property() -> None:
 @pytest.mark.parametrize("case", DIFF_CASES, ids=lambda case: case.id)
 def test_diff_decides_the_same_in_both_front_ends(case: DiffCase) -> None:
     dynamic = DYNAMIC[case.kind]().diff(
-        OPERATION, {**case.olds, "resource_name": "t"}, {**case.news, "resource_name": "t"}
+        OPERATION, {**case.olds, "resource_name": "t"}, {**case.props, "resource_name": "t"}
     )
     assert (dynamic.changes, dynamic.replaces) == (case.changed, case.replaces)
 
     request = DiffRequest(
-        urn(case.kind), OPERATION, from_props(case.olds), from_props(case.news), []
+        urn(case.kind), OPERATION, from_props(case.olds), from_props(case.props), []
     )
     native = asyncio.run(DicomTransferProvider().diff(request))
     assert native.changes is case.changed

@@ -7,16 +7,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
+from dicom_transfer import resources
 from dicom_transfer.lifecycle import TransferLifecycle
 from dicom_transfer.pipeline import ExportStep, ImportStep
-from dicom_transfer.resources import (
-    BigQueryDestinationArgs,
-    DicomExport,
-    DicomExportArgs,
-    DicomImport,
-    DicomImportArgs,
-    GcsDestinationArgs,
-)
 from dicom_transfer.specs.inputs import (
     CONFIG_INPUTS,
     UPDATE_KEYS,
@@ -29,8 +22,11 @@ from dicom_transfer.specs.inputs import (
 from dicom_transfer.specs.reference import render_readme
 
 ROOT = Path(__file__).resolve().parents[2]
-RESOURCES = {"import": DicomImport, "export": DicomExport}
-ARGS = {"import": (DicomImportArgs, ImportStep), "export": (DicomExportArgs, ExportStep)}
+RESOURCES = {"import": resources.DicomImport, "export": resources.DicomExport}
+ARGS = {
+    "import": (resources.DicomImportArgs, ImportStep),
+    "export": (resources.DicomExportArgs, ExportStep),
+}
 
 
 def _table_default(spec: Input) -> object:
@@ -74,8 +70,10 @@ def test_args_dataclasses_and_pipeline_steps_are_the_table(kind: TransferKind) -
 
 
 def test_object_inputs_are_the_table() -> None:
-    assert tuple(GcsDestinationArgs.__annotations__) == fields_of("gcs_destination")
-    assert tuple(BigQueryDestinationArgs.__annotations__) == fields_of("bigquery_destination")
+    assert tuple(resources.GcsDestinationArgs.__annotations__) == fields_of("gcs_destination")
+    assert tuple(resources.BigQueryDestinationArgs.__annotations__) == fields_of(
+        "bigquery_destination"
+    )
 
 
 def test_key_lists_come_from_the_table() -> None:

@@ -13,7 +13,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 __all__ = ["EngineLog"]

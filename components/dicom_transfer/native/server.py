@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 from pulumi.provider.experimental.property_value import PropertyValue
 from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc, status_pb2
