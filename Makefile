@@ -78,7 +78,8 @@ pulumi-yaml: pulumi-cli
 # fails when they differ from a fresh `make sdks`. `sdk-deps` installs what the TypeScript and Go
 # tests need: the Node.js SDK built with tsc (sdk/nodejs/bin, from its package-lock.json), the
 # TypeScript example's node_modules (npm ci from its lock file, the SDK included) and the Go
-# example's modules (Go module proxy), built once to fill Go's build cache.
+# example's modules (Go module proxy), built once to fill Go's build cache (-trimpath, as our Go
+# language host builds programs and as the CLI was built, whose cached packages it reuses).
 NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 NODE_SDK_SOURCES := $(wildcard sdk/nodejs/*.ts sdk/nodejs/*/*.ts) sdk/nodejs/package.json \
   sdk/nodejs/package-lock.json sdk/nodejs/tsconfig.json sdk/nodejs/README.md
@@ -103,8 +104,8 @@ examples/typescript/node_modules/.installed: examples/typescript/package-lock.js
 
 examples/go/.built: examples/go/go.mod examples/go/go.sum examples/go/main.go $(wildcard sdk/go/*/*.go)
 	@command -v go >/dev/null || { echo "make: Go 1.25+ is needed for the Go SDK"; exit 1; }
-	cd examples/go && go build -o /dev/null .
-	cd tests/e2e/programs/hello-go && go build -o /dev/null .
+	cd examples/go && go build -trimpath -o /dev/null .
+	cd tests/e2e/programs/hello-go && go build -trimpath -o /dev/null .
 	touch $@
 
 sdk-deps: sdkgen examples/typescript/node_modules/.installed examples/go/.built

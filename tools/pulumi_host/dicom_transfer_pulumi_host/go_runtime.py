@@ -28,7 +28,10 @@ from dicom_transfer_pulumi_host.runtimes import (
 
 
 def build_program(go: str, program_dir: Path, output: Path, environ: Mapping[str, str]) -> None:
-    """``go build -o OUTPUT .`` in the program's directory.
+    """``go build -trimpath -o OUTPUT .`` in the program's directory.
+
+    ``-trimpath`` as in the CLI's build (tools/pulumi_host/install-pulumi-cli.sh): the packages
+    both use (the Go SDK, gRPC, ...) come from Go's build cache instead of compiling again.
 
     Args:
         go: The ``go`` executable.
@@ -40,7 +43,7 @@ def build_program(go: str, program_dir: Path, output: Path, environ: Mapping[str
         LaunchError: The build failed (its errors were shown on stderr).
     """
     build = subprocess.run(
-        [go, "build", "-o", str(output), "."],
+        [go, "build", "-trimpath", "-o", str(output), "."],
         cwd=program_dir,
         env=dict(environ),
         check=False,
