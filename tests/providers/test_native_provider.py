@@ -17,6 +17,7 @@ from dicom_transfer.native.provider import (
     DicomTransferProvider,
     InitializationFailure,
     ProviderFailure,
+    TransferCancelled,
 )
 from dicom_transfer.native.schema import render_schema
 from dicom_transfer.native.values import from_props, to_props
@@ -162,3 +163,12 @@ def test_unknown_resource_type_fails_cleanly() -> None:
 def test_pool_holds_sixty_four_waiting_transfers() -> None:
     assert TRANSFER_WORKERS == 64
     assert DicomTransferProvider()._pool._max_workers >= TRANSFER_WORKERS
+
+
+def test_cancel_stops_waits_at_their_next_sleep_and_says_the_next_up_resumes() -> None:
+    provider = DicomTransferProvider()
+    # The production runtime sleeps through the provider, so a cancel reaches every wait.
+    assert provider._runtime.sleep == provider._sleep
+    asyncio.run(provider.cancel())
+    with pytest.raises(TransferCancelled, match="next `pulumi up` resumes it"):
+        provider._sleep(3600.0)

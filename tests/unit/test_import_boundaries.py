@@ -1,7 +1,8 @@
 """The import contracts of ``.importlinter`` hold (checked by import-linter's ``lint-imports``).
 
 The contracts keep the three distributions apart (library, emulator, Pulumi host) and the
-library's Healthcare layer below Pulumi. A second test proves the check can fail: the same
+library's Healthcare layer below Pulumi, and the lifecycle and specs free of any Pulumi front
+end. A second test proves the check can fail: the same
 tool, on a copy of the configuration with two contracts known to be broken, reports them.
 """
 
@@ -21,6 +22,7 @@ CONTRACTS = (
     "library-stands-alone",
     "pulumi-host-stands-alone",
     "healthcare-below-pulumi",
+    "lifecycle-without-front-ends",
 )
 
 

@@ -22,6 +22,13 @@ _DELIVERY_SECONDS = 5.0
 """How long a worker thread waits for a line to reach the engine (keeps lines in order)."""
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class EngineLog:
     """Sends info lines to the engine, or to stderr when there is no engine (tests).
 
@@ -60,10 +67,17 @@ class EngineLog:
         """
         self._connect()
         loop = self._loop
+        tasks: set[asyncio.Task[None]] = set()  # strong references until each line is sent
 
         def emit(line: str) -> None:
             if loop is None:
                 print(line, file=sys.stderr, flush=True)
+                return
+            if _running_loop() is loop:
+                # On the loop itself: waiting for the line would block the loop that sends it.
+                task = loop.create_task(self.info(urn, line, ephemeral=True))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 return
             future = asyncio.run_coroutine_threadsafe(self.info(urn, line, ephemeral=True), loop)
             try:
