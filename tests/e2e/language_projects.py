@@ -96,18 +96,28 @@ def local_stack_config(example: Path) -> dict[str, str]:
 
 
 def example_stack(
-    example: Path, root: Path, emulator: SeededEmulator, *, node_modules: bool = False
+    example: Path,
+    root: Path,
+    emulator: SeededEmulator,
+    config: dict[str, str],
+    *,
+    node_modules: bool = False,
 ) -> NativeStack:
-    """An example copied into ``root`` with a stack ``local`` on the native provider.
+    """An example copied into ``root`` with a stack ``local`` on the native provider, configured.
 
-    ``native_stack`` points the provider at the emulator; the test sets the config keys of the
-    example's ``Pulumi.local.yaml`` to the emulator's store and buckets.
+    ``native_stack`` points the provider at the emulator; ``config`` gives the emulator's store
+    and buckets for exactly the keys of the example's ``Pulumi.local.yaml`` (checked, so the
+    committed stack file and the test cannot drift apart).
     """
+    assert set(config) == set(local_stack_config(example)), (
+        f"{example.name}/Pulumi.local.yaml sets other keys than the test configures"
+    )
     stack = native_stack(root, emulator, program=(example / "Pulumi.yaml").read_text())
     if (example / "go.mod").exists():
         go_module_copy(example, stack.cli.project_dir)
     else:
         copy_project(example, stack.cli.project_dir, node_modules=node_modules)
+    stack.configure(**config)
     return stack
 
 

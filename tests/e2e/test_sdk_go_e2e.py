@@ -13,7 +13,6 @@ from dicom_stack import PLAN, SeededEmulator
 from language_projects import (
     GO_EXAMPLE,
     example_stack,
-    local_stack_config,
     require_tool,
     run,
     transfer_posts,
@@ -33,14 +32,12 @@ def test_the_sdk_and_the_example_build_and_vet() -> None:
 
 
 def test_up_and_destroy(tmp_path: Path, emulator: SeededEmulator) -> None:
-    stack = example_stack(GO_EXAMPLE, tmp_path / "go", emulator)
     config = {
         "dicomStore": emulator.store_name,
         "gcsUri": emulator.source_uri,
         "exportUriPrefix": f"gs://{PLAN.export_bucket}/go",
     }
-    assert set(local_stack_config(GO_EXAMPLE)) == set(config)
-    stack.configure(**config)
+    stack = example_stack(GO_EXAMPLE, tmp_path / "go", emulator, config)
     instances = len(emulator.corpus)
 
     stack.cli.run("up", "--yes")

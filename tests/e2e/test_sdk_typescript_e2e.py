@@ -14,7 +14,6 @@ from language_projects import (
     TYPESCRIPT_EXAMPLE,
     copy_project,
     example_stack,
-    local_stack_config,
     require_node_modules,
     run,
     transfer_posts,
@@ -46,15 +45,13 @@ def test_a_misspelled_property_fails_the_type_check(tmp_path: Path) -> None:
 
 
 def test_up_noop_refresh_destroy(tmp_path: Path, emulator: SeededEmulator) -> None:
-    stack = example_stack(TYPESCRIPT_EXAMPLE, tmp_path / "ts", emulator, node_modules=True)
     config = {
         "dicomStore": emulator.store_name,
         "gcsUri": emulator.source_uri,
         "pngUriPrefix": f"gs://{PLAN.export_bucket}/ts-png",
         "bigqueryTableUri": f"bq://{PLAN.project}.meta.ts_instances",
     }
-    assert set(local_stack_config(TYPESCRIPT_EXAMPLE)) == set(config)
-    stack.configure(**config)
+    stack = example_stack(TYPESCRIPT_EXAMPLE, tmp_path / "ts", emulator, config, node_modules=True)
     instances = len(emulator.corpus)
 
     stack.cli.run("up", "--yes")
