@@ -6,12 +6,15 @@ appears here. The dynamic providers (:mod:`dicom_transfer.providers`) and the na
 (:mod:`dicom_transfer.native.provider`) are thin adapters over :class:`TransferLifecycle`.
 
 Rules:
-    check   validates every input (bad input fails at preview; unknowns pass).
+    check   validates every input (bad input fails at preview; unknowns pass) and refuses a
+            retired or misspelled target variable, naming the one to set.
     diff    request-affecting inputs and ``triggers`` replace; waiting/connection inputs update
             in place; another spelling of the same request changes nothing.
     create  submits exactly once (or resumes an interrupted submit), waits, judges.
-    read    re-reads the operation; an expired operation keeps the recorded outputs.
-    update  records the new waiting/connection inputs; nothing is resubmitted.
+    read    re-reads the operation; an expired operation keeps the recorded outputs; a
+            retired or misspelled target variable fails it before any call.
+    update  records the new waiting/connection inputs and the resource's name; nothing is
+            resubmitted.
     delete  never removes medical data; it says so.
 """
 
@@ -23,9 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dicom_transfer.errors import InvalidSpec, NotFound
+from dicom_transfer.errors import InvalidSpec, NotFound, RetargetingVariable
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.variables import target_variable_problems
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.inputs import OUTPUTS, UPDATE_KEYS, TransferKind, request_keys
 from dicom_transfer.specs.problems import UNKNOWN
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OPERATION_OUTPUTS",
     "Change",
+    "Problem",
     "TransferLifecycle",
     "default_runtime",
     "operation_outputs",
@@ -56,6 +61,8 @@ OPERATION_OUTPUTS: tuple[str, ...] = tuple(
 """The outputs every transfer resource has (``operation_name``, the counters, times, logs)."""
 
 Progress = Callable[[str], None]
+Problem = InvalidSpec | RetargetingVariable
+"""What check reports: a bad input (naming its field), or a variable (field ``""``)."""
 
 ADOPTED_MARK = "dicom_store"
 """A required input every created transfer records; a state without it was adopted (read from
@@ -164,17 +171,22 @@ class TransferLifecycle:
             return import_spec_from_props(props)
         return export_spec_from_props(props)
 
-    def check(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
-        """Every problem with ``props`` (unknown values pass), and with the journal setting.
+    def check(self, props: Mapping[str, Any]) -> list[Problem]:
+        """Every problem with ``props`` (unknown values pass), the journal setting and the
+        target variables.
 
         Returns:
-            The problems, each naming its snake_case field; empty when ``props`` are valid.
+            The problems, each naming its snake_case field (``""`` for a variable: a retired
+            or misspelled one would send calls elsewhere without a word); empty when all is
+            well.
         """
-        problems = import_problems(props) if self.kind == "import" else export_problems(props)
+        problems: list[Problem] = []
+        problems += import_problems(props) if self.kind == "import" else export_problems(props)
         try:
             journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
         except InvalidSpec as problem:
             problems.append(problem)
+        problems += [RetargetingVariable(text) for text in target_variable_problems()]
         return problems
 
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any], resource_name: str) -> Change:
@@ -261,12 +273,15 @@ class TransferLifecycle:
             outs["filter_uri"] = spec.filter_uri
         return outs
 
-    def read(self, operation_name: str, props: Mapping[str, Any]) -> dict[str, Any] | None:
+    def read(
+        self, operation_name: str, props: Mapping[str, Any], progress: Progress | None = None
+    ) -> dict[str, Any] | None:
         """Re-reads the operation.
 
         Args:
             operation_name: The resource's ID.
             props: The recorded inputs (connection and ``api_version`` are used).
+            progress: Hears of an unreachable endpoint while the read is retried.
 
         Returns:
             The operation's outputs (:data:`OPERATION_OUTPUTS`), or None once the API forgot
@@ -274,10 +289,15 @@ class TransferLifecycle:
             is still what happened, so the caller keeps the recorded outputs).
 
         Raises:
+            RetargetingVariable: A retired or misspelled target variable is set (``pulumi
+                refresh`` runs no check, so read refuses before calling anywhere).
             InvalidSpec: The operation is not one of this kind (an export read as an import).
             DicomTransferError: An API error other than NOT_FOUND.
         """
-        api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1")
+        retargeting = target_variable_problems()
+        if retargeting:
+            raise RetargetingVariable(". ".join(retargeting))
+        api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1", progress)
         try:
             operation = api.get_operation(operation_name)
         except NotFound:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Registered:
     parent: str
     dependencies: list[str]
     provider: str
+    request: Any = None
+    """The raw ``RegisterResourceRequest`` (resource options: ``protect``, ``aliases``, …)."""
 
 
 @dataclass
@@ -92,6 +95,7 @@ class _RecordingMonitor(MockMonitor):
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     provider=request.provider,
+                    request=request,
                 )
             )
         return response
@@ -113,6 +117,12 @@ def run_under_mocks(
     config: Mapping[str, Any] | None = None,
 ) -> Stack:
     """Runs ``program`` (a callable or a ``__main__.py`` path) and returns its registrations."""
+    # Pulumi's mocks take the thread's current event loop; an earlier asyncio.run() in this
+    # process (the native provider's tests) leaves the main thread with none.
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     stack = Stack()
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(

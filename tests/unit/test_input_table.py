@@ -96,4 +96,5 @@ def test_key_lists_come_from_the_table() -> None:
         "endpoint",
         "storage_endpoint",
         "impersonate_service_account",
+        "resource_name",  # an aliased rename records the new name in place
     }

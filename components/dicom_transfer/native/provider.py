@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,9 +50,9 @@ from pulumi.provider.experimental.provider import (
     UpdateResponse,
 )
 
-from dicom_transfer.errors import DicomTransferError, InvalidSpec, OperationTimedOut
+from dicom_transfer.errors import DicomTransferError, OperationTimedOut
 from dicom_transfer.healthcare.results import OperationResult
-from dicom_transfer.lifecycle import TransferLifecycle
+from dicom_transfer.lifecycle import Problem, TransferLifecycle
 from dicom_transfer.native.engine_log import EngineLog
 from dicom_transfer.native.schema import RESOURCE_TOKENS, render_schema
 from dicom_transfer.native.values import camel_text, from_props, to_props
@@ -315,6 +315,6 @@ def _summary(kind: TransferKind, name: str, outs: Mapping[str, Any]) -> str:
     )
 
 
-def check_failures(problems: list[InvalidSpec]) -> list[CheckFailure]:
-    """Check failures naming the camelCase property of each problem."""
+def check_failures(problems: Sequence[Problem]) -> list[CheckFailure]:
+    """Check failures naming the camelCase property of each problem (``""``: a variable)."""
     return [CheckFailure(camel_text(p.field), camel_text(str(p))) for p in problems]

@@ -4,9 +4,10 @@ Every input of ``DicomImport`` and ``DicomExport`` is declared here once: its sn
 (the Python resources' keyword and the dynamic provider's prop), the API field it sets, its
 type, a description, its default, whether changing it replaces the transfer (re-runs it) or
 updates it in place, and the API versions that have it. From this table come the providers'
-key lists (:func:`request_keys`, :data:`UPDATE_KEYS`), the native provider's schema
-(``dicom_transfer.native.schema``; properties are the camelCase names) and the README's
-reference tables; tests hold the Python signatures (resources, pipeline steps) against it.
+key lists (:func:`request_keys`, :data:`UPDATE_KEYS`, which holds :data:`RESOURCE_NAME` too),
+the native provider's schema (``dicom_transfer.native.schema``; properties are the camelCase
+names) and the README's reference tables; tests hold the Python signatures (resources,
+pipeline steps) against it.
 
 Pure: no I/O, no Pulumi import.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "CONFIG_INPUTS",
     "INPUTS",
     "OUTPUTS",
+    "RESOURCE_NAME",
     "UPDATE_KEYS",
     "Input",
     "Output",
@@ -291,6 +293,19 @@ CONFIG_INPUTS: tuple[Input, ...] = (
 )
 """Where and as whom to talk: inputs of the dynamic resources, the native provider's config."""
 
+RESOURCE_NAME = Input(
+    "resource_name",
+    "string",
+    "The Python resource's name, recorded in its state: after a rename with an alias (or an "
+    "adoption into a `DicomPipeline`) the state records the new name in place. Part of the "
+    "journal's fingerprint only at create time (two identical transfers of one stack are two "
+    "requests); diff compares the requests under one name, so a rename alone never re-runs "
+    "a transfer.",
+    change="update",
+)
+"""A prop of the dynamic resources that no user sets (the resource's name). Not a schema
+property: a native resource's name is its URN's, which the engine renames with aliases."""
+
 OUTPUTS: tuple[Output, ...] = (
     Output("operation_name", "string", "Full name of the long-running operation (the ID)."),
     Output(
@@ -334,10 +349,10 @@ def request_keys(kind: TransferKind) -> tuple[str, ...]:
 
 
 def _update_keys() -> Iterator[str]:
-    for spec in INPUTS + CONFIG_INPUTS:
+    for spec in (*INPUTS, *CONFIG_INPUTS, RESOURCE_NAME):
         if spec.change == "update":
             yield spec.name
 
 
 UPDATE_KEYS: tuple[str, ...] = tuple(_update_keys())
-"""Inputs that update in place (waiting and connection): never a resubmit."""
+"""Inputs that update in place (waiting, connection, the resource's name): never a resubmit."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dicom_transfer.specs.inputs import (
     CONFIG_INPUTS,
+    RESOURCE_NAME,
     Input,
     TransferKind,
     camel_case,
@@ -49,11 +50,15 @@ def _api(spec: Input) -> str:
     return "the URL path" if spec.name in _URL_PATH_INPUTS else "—"
 
 
+def _change(spec: Input) -> str:
+    return "replace (re-run)" if spec.change == "replace" else "update in place"
+
+
 def _row(spec: Input, parent: Input | None = None) -> str:
     python = spec.name if parent is None else f"{parent.name}.{spec.name}"
     schema = ".".join(camel_case(part) for part in python.split("."))
     versions = "" if len(spec.api_versions) > 1 else f" ({', '.join(spec.api_versions)} only)"
-    change = "replace (re-run)" if (parent or spec).change == "replace" else "update in place"
+    change = _change(parent or spec)
     return (
         f"| `{python}` — {spec.description}{versions} | `{schema}` | {_api(spec)} "
         f"| {_default(spec, parent)} | {change} |\n"
@@ -74,7 +79,9 @@ def table(kind: TransferKind) -> str:
         _HEADER
         + "".join(rows)
         + "\nThe last three rows are inputs of the Python resources; the native provider takes "
-        "them as its configuration (`dicomtransfer:endpoint`, …).\n\n"
+        "them as its configuration (`dicomtransfer:endpoint`, …). The Python resources also "
+        f"record their name as `{RESOURCE_NAME.name}` (no one sets it; "
+        f"{_change(RESOURCE_NAME)}: an aliased rename re-runs nothing).\n\n"
         f"Outputs: {outputs} — the operation name is also the resource ID — plus the inputs.\n"
     )
 
