@@ -172,20 +172,20 @@ class TransferLifecycle:
         return export_spec_from_props(props)
 
     def check(self, props: Mapping[str, Any]) -> list[Problem]:
-        """Every problem with ``props`` (unknown values pass), the journal setting and the
-        target variables.
+        """Every problem with ``props`` (unknown values pass), and the target variables.
 
         Returns:
             The problems, each naming its snake_case field (``""`` for a variable: a retired
             or misspelled one would send calls elsewhere without a word); empty when all is
             well.
+
+        Raises:
+            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is malformed (a setting of the machine,
+                not an input).
         """
+        journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
         problems: list[Problem] = []
         problems += import_problems(props) if self.kind == "import" else export_problems(props)
-        try:
-            journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        except InvalidSpec as problem:
-            problems.append(problem)
         problems += [RetargetingVariable(text) for text in target_variable_problems()]
         return problems
 
