@@ -325,12 +325,27 @@ class TransferLifecycle:
                 outs.pop(key, None)
         return outs
 
-    def rejudge(self, operation_name: str, props: Mapping[str, Any]) -> dict[str, Any] | None:
+    def rejudge(
+        self,
+        operation_name: str,
+        props: Mapping[str, Any],
+        resource_name: str,
+        progress: Progress | None = None,
+    ) -> dict[str, Any] | None:
         """Judges the recorded operation again under ``props``' failure tolerance.
 
         What a front end does with a transfer whose create failed on a finished operation
         and was kept (the operation is its request's outcome: it is judged again, never
-        submitted again).
+        submitted again). The journal follows the same rule as create's
+        (:func:`~dicom_transfer.healthcare.transfer.judge_finished`): accepted, the request's
+        record goes; still failing after data moved, the record keeps the operation as the
+        request's outcome, so a later create of the same request submits nothing either.
+
+        Args:
+            operation_name: The resource's ID.
+            props: The inputs to judge by (``max_failures``; the request and connection).
+            resource_name: The resource's name (part of the request's journal identity).
+            progress: Receives one-line progress messages.
 
         Returns:
             The operation's outputs when it now counts as a success; None when the API forgot
@@ -339,16 +354,22 @@ class TransferLifecycle:
         Raises:
             OperationFailed: It still does not count as a success (``result`` holds it).
         """
-        from dicom_transfer.healthcare.operations import apply_failure_policy
-
-        api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1")
+        spec = self.spec(props)
+        config = api_config(props)
+        api = self.runtime.healthcare(config, spec.api_version, progress)
         try:
             operation = api.get_operation(operation_name)
         except NotFound:
             return None
-        result = parse_operation(operation)
-        apply_failure_policy(result, wait_policy_from_props(props).max_failures)
-        return operation_outputs(result)
+        accepted = self.runtime.judge(
+            config,
+            spec,
+            request_fingerprint(spec, props.get("triggers"), resource_name),
+            wait_policy_from_props(props),
+            parse_operation(operation),
+            progress,
+        )
+        return operation_outputs(accepted)
 
     def delete(self, operation_name: str, resource_name: str) -> str:
         """Forgets the transfer; calls no API and deletes nothing it moved.

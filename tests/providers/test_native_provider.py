@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,23 @@ def _script(http: ScriptedHttp, *responses: tuple[dict[str, str], str]) -> None:
 
 def _create(provider: DicomTransferProvider, props: dict[str, Any], timeout: float = 0.0) -> Any:
     return asyncio.run(provider.create(CreateRequest(URN, from_props(props), timeout, False)))
+
+
+def _update(provider: DicomTransferProvider, olds: Any, props: dict[str, Any]) -> Any:
+    request = UpdateRequest(URN, OPERATION, olds, from_props(props), 0.0, [], False)
+    return asyncio.run(provider.update(request))
+
+
+FAILED = operation(done=True, success=98, failure=2, error_code=3)
+"""A finished import that moved data and failed 2 instances (over ``max_failures`` 0)."""
+
+
+def _failed_create(http: ScriptedHttp, provider: DicomTransferProvider) -> InitializationFailure:
+    """Scripts a submit that finishes as :data:`FAILED`; returns the create's failure."""
+    _script(http, reply(200, operation(done=False)), reply(200, FAILED))
+    with pytest.raises(InitializationFailure) as caught:
+        _create(provider, IMPORT)
+    return caught.value
 
 
 def test_preview_create_returns_unknown_outputs_and_calls_nothing(
@@ -90,12 +108,8 @@ def test_engine_timeout_shorter_than_timeout_seconds_wins_and_the_next_create_re
 def test_failed_create_on_a_finished_operation_is_partial_state_and_update_rejudges_it(
     http: ScriptedHttp, runtime: TransferRuntime
 ) -> None:
-    failed = operation(done=True, success=98, failure=2, error_code=3)
-    _script(http, reply(200, operation(done=False)), reply(200, failed))
     provider = DicomTransferProvider(runtime=runtime)
-    with pytest.raises(InitializationFailure) as caught:
-        _create(provider, IMPORT)
-    failure = caught.value
+    failure = _failed_create(http, provider)
     assert failure.resource_id == OPERATION
     state = to_props(failure.properties)
     assert (state["success_count"], state["failure_count"]) == (98.0, 2.0)
@@ -103,18 +117,15 @@ def test_failed_create_on_a_finished_operation_is_partial_state_and_update_rejud
 
     # The next up: the engine updates the resource that failed to initialise. A tolerance that
     # now accepts the outcome makes it a success; nothing is submitted again.
-    _script(http, reply(200, failed))
-    news = from_props({**IMPORT, "max_failures": 2.0})
-    request = UpdateRequest(URN, OPERATION, failure.properties, news, 0.0, [], False)
-    response = asyncio.run(provider.update(request))
+    _script(http, reply(200, FAILED))
+    response = _update(provider, failure.properties, {**IMPORT, "max_failures": 2.0})
     assert response.properties["maxFailures"].value == 2.0
     assert response.properties["failureCount"].value == 2.0
     assert len(http.calls("POST", ":import")) == 1
 
-    _script(http, reply(200, failed))
-    strict = UpdateRequest(URN, OPERATION, failure.properties, from_props(IMPORT), 0.0, [], False)
+    _script(http, reply(200, FAILED))
     with pytest.raises(ProviderFailure, match="failure=2"):
-        asyncio.run(provider.update(strict))
+        _update(provider, failure.properties, IMPORT)
     assert len(http.calls("POST", ":import")) == 1
 
 
@@ -181,3 +192,80 @@ def test_a_malformed_journal_setting_fails_check_in_one_message(
     request = CheckRequest(URN, {}, from_props(IMPORT), b"")
     with pytest.raises(ProviderFailure, match="DICOM_TRANSFER_JOURNAL: got 's3://bucket/journal'"):
         asyncio.run(DicomTransferProvider().check(request))
+
+
+def test_check_and_read_refuse_a_retired_target_variable_naming_the_one_to_set(
+    http: ScriptedHttp, runtime: TransferRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lifecycle's rule, so the native front end refuses it too: preview at check, and
+    # `pulumi refresh` (no check) at read, before any call.
+    monkeypatch.setenv("DICOM_TRANSFER_HEALTHCARE_ENDPOINT", "http://127.0.0.1:8080")
+    monkeypatch.delenv("HEALTHCARE_EMULATOR_HOST", raising=False)
+    provider = DicomTransferProvider(runtime=runtime)
+    response = asyncio.run(provider.check(CheckRequest(URN, {}, from_props(IMPORT), b"")))
+    [failure] = response.failures or []
+    assert failure.property == ""  # about the environment, not a property
+    assert "DICOM_TRANSFER_HEALTHCARE_ENDPOINT='http://127.0.0.1:8080'" in failure.reason
+    assert "Set HEALTHCARE_EMULATOR_HOST" in failure.reason
+
+    read = ReadRequest(URN, OPERATION, from_props(recorded(IMPORT)), from_props(IMPORT))
+    with pytest.raises(ProviderFailure) as caught:
+        asyncio.run(provider.read(read))
+    message = str(caught.value)
+    assert message.startswith("dicom import load: DICOM_TRANSFER_HEALTHCARE_ENDPOINT=")
+    assert "Set HEALTHCARE_EMULATOR_HOST" in message and "\n" not in message
+    assert http.request_sequence == []
+
+
+def test_a_failed_request_is_submitted_once_whether_state_or_journal_judges_it_again(
+    http: ScriptedHttp, runtime: TransferRuntime, journal_dir: Path
+) -> None:
+    # The native provider keeps the failed operation as partial state (update re-judges it);
+    # the journal keeps it as the request's outcome (a create re-judges it). Both paths judge
+    # the one operation and agree on the journal; neither submits again.
+    provider = DicomTransferProvider(runtime=runtime)
+    failure = _failed_create(http, provider)
+    partial = failure.properties
+    assert "change the resource's `triggers`" in str(failure)
+    assert len(list(journal_dir.glob("*.json"))) == 1, "the journal keeps the outcome"
+
+    # The same request created again (its partial state lost): the journal's outcome is
+    # judged, with no request at all.
+    calls = len(http.request_sequence)
+    with pytest.raises(InitializationFailure, match="failure=2"):
+        _create(provider, IMPORT)
+    assert len(http.request_sequence) == calls
+
+    # The next up updates the partial state under the same tolerance: still failing, and the
+    # journal still holds the outcome, with the same advice.
+    _script(http, reply(200, FAILED))
+    with pytest.raises(ProviderFailure, match="change the resource's `triggers`"):
+        _update(provider, partial, IMPORT)
+    assert len(list(journal_dir.glob("*.json"))) == 1
+
+    # Raised tolerance: accepted; the request's journal record goes, as a create's would.
+    _script(http, reply(200, FAILED))
+    response = _update(provider, partial, {**IMPORT, "max_failures": 2.0})
+    assert response.properties["failureCount"].value == 2.0
+    assert list(journal_dir.glob("*.json")) == []
+    assert len(http.calls("POST")) == 1, "one submit in all"
+
+
+def test_update_leaves_a_journal_record_of_another_operation_alone(
+    http: ScriptedHttp, runtime: TransferRuntime, journal_dir: Path
+) -> None:
+    # A record of this request naming another operation belongs to a create that resumes it.
+    other = OPERATION.replace("1234567890", "999")
+    _script(http, *[reply(200, operation(done=False, name=other))] * 30)
+    provider = DicomTransferProvider(runtime=runtime)
+    with pytest.raises(ProviderFailure, match="resumes"):
+        _create(provider, IMPORT, timeout=20.0)
+    http._iterable.clear()
+    [record] = journal_dir.glob("*.json")
+    before = record.read_text()
+
+    _script(http, reply(200, FAILED))
+    response = _update(provider, from_props(recorded(IMPORT)), {**IMPORT, "max_failures": 2.0})
+    assert response.properties["failureCount"].value == 2.0
+    assert record.read_text() == before
+    assert len(http.calls("POST")) == 1

@@ -4,17 +4,19 @@ An engine ``Log`` call with the resource's URN shows in that resource's row; wit
 ``ephemeral=True`` it shows in the Info column while the resource runs and is dropped from the
 final diagnostics (measured with pulumi 3.274, see the reference notes). The gRPC channel to
 the engine is created inside the running event loop (an asyncio channel must be); worker
-threads hand their lines to that loop.
+threads hand their lines to that loop. Without an engine (tests, a plugin run by hand) lines go
+to stderr whole (:func:`~dicom_transfer.output.write_line`), as the dynamic providers' do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 
 import grpc  # type: ignore[import-untyped]
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
+
+from dicom_transfer.output import write_line
 
 __all__ = ["EngineLog"]
 
@@ -53,7 +55,7 @@ class EngineLog:
         """Shows ``message`` on the row of ``urn`` (a status line when ``ephemeral``)."""
         stub = self._connect()
         if stub is None:
-            print(message, file=sys.stderr, flush=True)
+            write_line(message)
             return
         request = engine_pb2.LogRequest(
             severity=engine_pb2.INFO, message=message, urn=urn, ephemeral=ephemeral
@@ -71,7 +73,7 @@ class EngineLog:
 
         def emit(line: str) -> None:
             if loop is None:
-                print(line, file=sys.stderr, flush=True)
+                write_line(line)
                 return
             if _running_loop() is loop:
                 # On the loop itself: waiting for the line would block the loop that sends it.

@@ -265,7 +265,12 @@ class DicomTransferProvider(Provider):
         """Re-reads the operation (also for ``pulumi import``: no state yet)."""
         lifecycle = self._lifecycle(request.type)
         props = to_props(request.properties)
-        read = functools.partial(lifecycle.read, request.resource_id, self._with_config(props))
+        read = functools.partial(
+            lifecycle.read,
+            request.resource_id,
+            self._with_config(props),
+            self._log.progress(request.urn),
+        )
         try:
             outs = await self._in_pool(read)
         except DicomTransferError as error:
@@ -281,7 +286,11 @@ class DicomTransferProvider(Provider):
         outs = lifecycle.update(to_props(request.olds), to_props(request.news))
         if not request.preview:
             rejudge = functools.partial(
-                lifecycle.rejudge, request.resource_id, self._with_config(outs)
+                lifecycle.rejudge,
+                request.resource_id,
+                self._with_config(outs),
+                request.name,
+                self._log.progress(request.urn),
             )
             try:
                 judged = await self._in_pool(rejudge)
