@@ -71,6 +71,21 @@ def test_preview_with_a_bad_gcs_uri_fails_naming_the_property_without_an_api_cal
     assert example.emulator.requests() == []
 
 
+def test_a_retired_endpoint_variable_fails_preview_naming_its_replacement(
+    example: NativeStack,
+) -> None:
+    # The lifecycle's check: the native provider refuses it as the dynamic one does.
+    url = example.emulator.healthcare_url
+    example.cli.extra_env = {**example.cli.extra_env, "DICOM_TRANSFER_HEALTHCARE_ENDPOINT": url}
+    preview = example.cli.run("preview", check=False)
+    output = preview.stdout + preview.stderr
+    assert preview.returncode != 0
+    assert f"DICOM_TRANSFER_HEALTHCARE_ENDPOINT={url!r} is set but no longer read" in output
+    assert "Set HEALTHCARE_EMULATOR_HOST for a local emulator" in output, output
+    assert "Traceback" not in output
+    assert example.emulator.requests() == []
+
+
 def test_up_noop_update_replace_refresh_destroy(example: NativeStack, tmp_path: Path) -> None:
     emulator = example.emulator
     events = tmp_path / "events.jsonl"

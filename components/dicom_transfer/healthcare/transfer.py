@@ -1,6 +1,6 @@
 """Submit an import/export at most once, resume it after an interruption, wait for it.
 
-:func:`run_transfer` is what a dynamic provider's ``create`` calls:
+:func:`run_transfer` is what a provider's ``create`` calls (dynamic and native alike):
 
 1. **Journal first.** If the journal has a record for the request's fingerprint:
    * with a finished operation as its outcome (an earlier create failed on it after data
@@ -24,6 +24,10 @@
    says so, how to run again (``triggers``) and, for a ``WRITE_APPEND`` BigQuery export, that
    the successful rows are already in the table. On timeout the record stays, so the next run
    resumes.
+
+:func:`judge_finished` is step 3 alone, for a finished operation a front end kept in its own
+state (the native provider's partial state, judged again by its ``update``): the journal ends
+as a create's judgement would leave it.
 
 :func:`stage_filter_file` writes an inline filter list to its content-addressed object.
 """
