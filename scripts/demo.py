@@ -18,26 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from dicom_transfer_emulator.launch import EmulatorProcess
-from dicom_transfer_emulator.seed import SeedPlan, seed
+from dicom_transfer_emulator.seed import DEMO_PLAN, seed
 from dicom_transfer_pulumi_host.environment import checkout_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "local"
-PLAN = SeedPlan(
-    project="demo-project",
-    location="us-central1",
-    dataset="imaging",
-    store="archive",
-    source_bucket="demo-dicom-source",
-    source_prefix="corpus",
-    export_bucket="demo-dicom-export",
-)
+PLAN = DEMO_PLAN
 
 
 def pulumi_environment() -> dict[str, str]:
     """The offline Pulumi environment (CLI on PATH, file backend, passphrase, no downloads)."""
     try:
-        return checkout_environment(ROOT)
+        return checkout_environment(ROOT, state_dir=ROOT / ".pulumi-state")
     except RuntimeError as error:
         raise SystemExit(f"demo: {error}") from None
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dicom_transfer.errors import (
         ApiError,
         AuthenticationFailed,
+        CredentialsNotFound,
         DicomTransferError,
         InvalidSpec,
         JournalConflict,
@@ -42,6 +43,7 @@ _HOMES = {
     "ServiceAgentGrants": "access",
     "ApiError": "errors",
     "AuthenticationFailed": "errors",
+    "CredentialsNotFound": "errors",
     "DicomTransferError": "errors",
     "InvalidSpec": "errors",
     "JournalConflict": "errors",
@@ -67,6 +69,7 @@ __all__ = [
     "ApiError",
     "AuthenticationFailed",
     "BigQueryDestinationArgs",
+    "CredentialsNotFound",
     "DicomExport",
     "DicomExportArgs",
     "DicomExportProvider",

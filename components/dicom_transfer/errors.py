@@ -5,11 +5,14 @@ Every error says what happened and what the user can do about it::
     DicomTransferError
       InvalidSpec            (field, value, allowed form)
       ApiError               (http_status, status, message)
-        AuthenticationFailed 401 / UNAUTHENTICATED, or no usable credentials (endpoint, source)
+        AuthenticationFailed a server's 401 / UNAUTHENTICATED, or credentials that could not
+                             be refreshed (endpoint, source); "HTTP 401" only from a server
+          CredentialsNotFound  no credentials were found: nothing was sent
         PermissionDenied     403 / PERMISSION_DENIED (hint names the likely missing role)
         NotFound             404 / NOT_FOUND
         Transient            429, 5xx, connection reset/refused, socket timeout
-      OperationFailed        (operation name, code, message, counters, sample errors, logs URL)
+      OperationFailed        (operation name, code, message, counters, sample errors, logs URL,
+                              what to do next; ``result`` is the finished operation)
       OperationTimedOut      (operation name, elapsed seconds, how to resume)
       JournalConflict        (fingerprint, journal file, how to clear it)
 
@@ -27,6 +30,7 @@ from dicom_transfer.healthcare.results import OperationResult
 __all__ = [
     "ApiError",
     "AuthenticationFailed",
+    "CredentialsNotFound",
     "DicomTransferError",
     "InvalidSpec",
     "JournalConflict",
@@ -96,28 +100,44 @@ class ApiError(DicomTransferError):
 
 
 class AuthenticationFailed(ApiError):
-    """Credentials could not be found or refreshed, or the endpoint rejected them (HTTP 401).
+    """Credentials could not be refreshed, or the endpoint rejected them (HTTP 401).
 
     Attributes:
-        endpoint: The endpoint called (URL, or "Google's public endpoint").
+        endpoint: The endpoint called, and where it came from (``URL (from ORIGIN)``).
         source: Where the credentials came from: an ADC file path, the metadata server,
             impersonation; never a secret.
         reason: What google-auth or the server said (first line, no token).
+        http_status: 401 when the endpoint answered so; 0 when no answer came from it
+            (refreshing the token failed before the request).
     """
 
-    def __init__(self, endpoint: str, source: str, reason: str, hint: str = "") -> None:
+    def __init__(
+        self, endpoint: str, source: str, reason: str, hint: str = "", http_status: int = 401
+    ) -> None:
         self.endpoint = endpoint
         self.source = source
         self.reason = reason
         super().__init__(
-            401,
+            http_status,
             "UNAUTHENTICATED",
             f"calling {endpoint} with credentials from {source} failed: {reason}",
             hint,
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.endpoint, self.source, self.reason, self.hint))
+        args = (self.endpoint, self.source, self.reason, self.hint, self.http_status)
+        return (type(self), args)
+
+
+class CredentialsNotFound(AuthenticationFailed):
+    """No credentials were found (no ADC file, no metadata server): no request was sent."""
+
+    def __init__(
+        self, endpoint: str, source: str, reason: str, hint: str = "", http_status: int = 0
+    ) -> None:
+        super().__init__(endpoint, source, reason, hint, http_status)
+        text = f"No credentials found for calls to {endpoint}: {reason}"
+        self.args = (f"{text}. {hint}" if hint else text,)
 
 
 class PermissionDenied(ApiError):
@@ -190,8 +210,11 @@ class OperationFailed(DicomTransferError):
             1 = cancelled, 13 = internal, ...); 0 when the operation itself succeeded but
             ``failure_count`` exceeded ``max_failures``.
         message: The operation's error message.
-        result: The parsed operation (counters, times, sample errors).
+        result: The parsed operation (counters, times, sample errors): a front end that can
+            keep partial state (the native provider) returns it as the resource's outputs.
         logs_url: Cloud Logging URL with the per-instance errors, or None.
+        hint: What the user can do next (e.g. that the operation stays the request's outcome
+            and how to run the transfer again); empty when there is nothing specific to say.
     """
 
     def __init__(
@@ -201,12 +224,14 @@ class OperationFailed(DicomTransferError):
         message: str,
         result: OperationResult,
         logs_url: str | None,
+        hint: str = "",
     ) -> None:
         self.operation_name = operation_name
         self.code = code
         self.message = message
         self.result = result
         self.logs_url = logs_url
+        self.hint = hint
         parts = [
             f"operation {operation_name} failed (code {code}): {message}",
             f"counters: success={result.success_count} failure={result.failure_count}"
@@ -215,12 +240,20 @@ class OperationFailed(DicomTransferError):
         if result.sample_errors:
             parts.append("sample errors: " + "; ".join(result.sample_errors))
         parts.append(f"logs: {logs_url}" if logs_url else "logs: (no logs URL reported)")
+        if hint:
+            parts.append(hint)
         super().__init__(". ".join(parts))
+
+    def with_hint(self, hint: str) -> OperationFailed:
+        """The same failure with ``hint`` (what to do next) in its message."""
+        return type(self)(
+            self.operation_name, self.code, self.message, self.result, self.logs_url, hint
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             type(self),
-            (self.operation_name, self.code, self.message, self.result, self.logs_url),
+            (self.operation_name, self.code, self.message, self.result, self.logs_url, self.hint),
         )
 
 
@@ -252,7 +285,8 @@ class OperationTimedOut(DicomTransferError):
 
 
 class JournalConflict(DicomTransferError):
-    """A submit was interrupted and the resulting operation cannot be identified safely.
+    """A journal record names no operation (a submit was interrupted, or the record cannot be
+    read) and the operation it stands for cannot be identified safely.
 
     Attributes:
         fingerprint: Fingerprint of the request.
@@ -265,8 +299,9 @@ class JournalConflict(DicomTransferError):
         self.path = path
         self.detail = detail
         super().__init__(
-            f"an earlier submit of this request was interrupted before its operation name was "
-            f"recorded, and {detail}. To avoid starting a duplicate operation nothing was "
+            f"an earlier run of this request left a journal record without its operation's "
+            f"name (a submit interrupted before its answer, or a record that cannot be read), "
+            f"and {detail}. To avoid starting a duplicate operation nothing was "
             f"submitted. Check the dataset's operations (gcloud healthcare operations list), "
             f"then delete the journal entry {path} to submit again"
         )

@@ -23,12 +23,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dicom_transfer.errors import InvalidSpec, NotFound
+from dicom_transfer.errors import DicomTransferError, InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
+from dicom_transfer.healthcare.variables import mixed_target_problem, target_variable_problems
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.inputs import OUTPUTS, UPDATE_KEYS, TransferKind, request_keys
-from dicom_transfer.specs.problems import UNKNOWN
+from dicom_transfer.specs.problems import UNKNOWN, unset_string
 from dicom_transfer.specs.props import (
     export_problems,
     export_spec_from_props,
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
     from dicom_transfer.healthcare.runtime import TransferRuntime
 
 __all__ = [
+    "NAME_KEYS",
     "OPERATION_OUTPUTS",
     "Change",
+    "Problem",
     "TransferLifecycle",
     "default_runtime",
     "operation_outputs",
@@ -56,6 +59,16 @@ OPERATION_OUTPUTS: tuple[str, ...] = tuple(
 """The outputs every transfer resource has (``operation_name``, the counters, times, logs)."""
 
 Progress = Callable[[str], None]
+
+NAME_KEYS = ("resource_name",)
+"""The resource's name (a dynamic resource's prop): after a rename with an alias (or an
+adoption into a pipeline) the state records the new name in place. It is part of the journal's
+fingerprint only at create time (two identical transfers of one stack are two requests); diff
+compares the requests under one name, so a rename alone never re-runs a transfer."""
+IN_PLACE_KEYS = UPDATE_KEYS + NAME_KEYS
+"""Every input that changes in place."""
+ENDPOINT_KEYS = ("endpoint", "storage_endpoint")
+"""Inputs that say where calls go."""
 
 ADOPTED_MARK = "dicom_store"
 """A required input every created transfer records; a state without it was adopted (read from
@@ -102,6 +115,20 @@ def api_config(props: Mapping[str, Any]) -> ApiConfig:
         storage_endpoint=props.get("storage_endpoint") or None,
         impersonate_service_account=props.get("impersonate_service_account") or None,
     )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason check refuses the inputs.
+
+    Attributes:
+        field: The snake_case property path (empty for a setting of the machine, such as an
+            environment variable).
+        reason: The message: what was given, what is allowed, what to do.
+    """
+
+    field: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -164,18 +191,28 @@ class TransferLifecycle:
             return import_spec_from_props(props)
         return export_spec_from_props(props)
 
-    def check(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
-        """Every problem with ``props`` (unknown values pass).
+    def check(self, props: Mapping[str, Any]) -> list[Problem]:
+        """Every problem with ``props`` (unknown values pass), and with the machine's settings
+        that would send calls elsewhere without a word (retired or misspelled target
+        variables; a filter file staged across an emulator boundary).
 
         Returns:
-            The problems, each naming its snake_case field; empty when ``props`` are valid.
+            The problems; empty when ``props`` are valid.
 
         Raises:
-            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is malformed (a setting of the machine,
-                not an input).
+            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is malformed.
         """
         journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        return import_problems(props) if self.kind == "import" else export_problems(props)
+        invalid = import_problems(props) if self.kind == "import" else export_problems(props)
+        problems = [Problem(p.field, str(p)) for p in invalid]
+        problems += [Problem("", problem) for problem in target_variable_problems()]
+        mixed = mixed_target_problem(
+            stages_filter=self.kind == "export" and props.get("filter_resource_paths") is not None,
+            endpoint_inputs=any(not unset_string(props.get(key)) for key in ENDPOINT_KEYS),
+        )
+        if mixed is not None:
+            problems.append(Problem("filter_resource_paths", mixed))
+        return problems
 
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any], resource_name: str) -> Change:
         """Replaces on request changes; updates in place on waiting/connection changes.
@@ -187,7 +224,7 @@ class TransferLifecycle:
         changed = tuple(key for key in self.request_keys if _changed(olds, news, key))
         if changed and self.same_request(olds, news, resource_name):
             changed = ()
-        updates = tuple(key for key in UPDATE_KEYS if _changed(olds, news, key))
+        updates = tuple(key for key in IN_PLACE_KEYS if _changed(olds, news, key))
         if ADOPTED_MARK not in olds:
             # Adopted with `pulumi import`: the operation does not carry its request, so the
             # program's request inputs are taken as they are (recorded by an update).
@@ -261,12 +298,15 @@ class TransferLifecycle:
             outs["filter_uri"] = spec.filter_uri
         return outs
 
-    def read(self, operation_name: str, props: Mapping[str, Any]) -> dict[str, Any] | None:
+    def read(
+        self, operation_name: str, props: Mapping[str, Any], progress: Progress | None = None
+    ) -> dict[str, Any] | None:
         """Re-reads the operation.
 
         Args:
             operation_name: The resource's ID.
             props: The recorded inputs (connection and ``api_version`` are used).
+            progress: Hears of an unreachable endpoint.
 
         Returns:
             The operation's outputs (:data:`OPERATION_OUTPUTS`), or None once the API forgot
@@ -274,10 +314,15 @@ class TransferLifecycle:
             is still what happened, so the caller keeps the recorded outputs).
 
         Raises:
+            DicomTransferError: A retired or misspelled target variable is set (``pulumi
+                refresh`` runs no check, so read refuses before calling anywhere).
             InvalidSpec: The operation is not one of this kind (an export read as an import).
-            DicomTransferError: An API error other than NOT_FOUND.
+            ApiError: An API error other than NOT_FOUND.
         """
-        api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1")
+        retargeting = target_variable_problems()
+        if retargeting:
+            raise DicomTransferError(". ".join(retargeting))
+        api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1", progress)
         try:
             operation = api.get_operation(operation_name)
         except NotFound:
@@ -298,7 +343,7 @@ class TransferLifecycle:
         an adopted (imported) transfer also records the request inputs its program gives.
         """
         outs = dict(olds)
-        for key in self.request_keys + UPDATE_KEYS:
+        for key in self.request_keys + IN_PLACE_KEYS:
             if key in news:
                 outs[key] = news[key]
             else:

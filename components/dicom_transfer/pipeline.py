@@ -19,7 +19,11 @@ from dicom_transfer.specs.gcs import UriKind, parse_gcs_uri
 from dicom_transfer.specs.problems import unset_string
 from dicom_transfer.specs.requests import TABLE_FORM, TABLE_RE, DicomStorePath
 
-__all__ = ["DicomPipeline", "ExportStep", "ImportStep"]
+__all__ = ["DicomPipeline", "ExportStep", "ImportStep", "step_options"]
+
+
+_STEP_FIELDS = frozenset({"name", "opts"})
+"""Fields of a step that are no input of its transfer."""
 
 
 @dataclass
@@ -29,9 +33,11 @@ class ImportStep(DicomImportArgs):
     The other fields are :class:`~dicom_transfer.resources.DicomImportArgs` (keywords).
     """
 
-    not_inputs: ClassVar[frozenset[str]] = frozenset({"name"})
+    not_inputs: ClassVar[frozenset[str]] = _STEP_FIELDS
     name: str
     """Short name of the step."""
+    opts: pulumi.ResourceOptions | None = field(default=None, kw_only=True)
+    """Resource options of the step's transfer (see :func:`step_options`)."""
 
 
 @dataclass
@@ -41,9 +47,47 @@ class ExportStep(DicomExportArgs):
     The other fields are :class:`~dicom_transfer.resources.DicomExportArgs` (keywords).
     """
 
-    not_inputs: ClassVar[frozenset[str]] = frozenset({"name"})
+    not_inputs: ClassVar[frozenset[str]] = _STEP_FIELDS
     name: str
     """Short name of the step."""
+    opts: pulumi.ResourceOptions | None = field(default=None, kw_only=True)
+    """Resource options of the step's transfer (see :func:`step_options`)."""
+
+
+def step_options(
+    step: ImportStep | ExportStep,
+    field_path: str,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> pulumi.ResourceOptions:
+    """The options of a step's transfer: the step's own ``opts`` plus the pipeline's.
+
+    A step's ``opts`` carry what belongs to one transfer: ``aliases`` (adopt a transfer that
+    was declared at the top level or under another name, e.g. ``[pulumi.Alias(name="load",
+    parent=pulumi.ROOT_STACK_RESOURCE)]`` for a top-level ``DicomImport("load")``: Pulumi's
+    resource aliases), ``protect``, ``retain_on_delete``, ``ignore_changes``,
+    ``replace_on_changes`` and the rest. The pipeline sets ``parent`` to itself and adds its
+    ``depends_on`` to the step's (``pulumi.ResourceOptions.merge``: lists are joined).
+
+    Args:
+        step: The step.
+        field_path: Where the step was given, for messages (``imports[0]``).
+        parent: The pipeline.
+        depends_on: What every transfer of the pipeline waits for.
+
+    Raises:
+        ValueError: The step's ``opts`` set ``parent`` (a step's transfer is the pipeline's
+            child; use ``aliases`` to adopt a transfer parented elsewhere).
+    """
+    own = step.opts or pulumi.ResourceOptions()
+    if own.parent is not None:
+        raise ValueError(
+            f"{field_path}.opts.parent: got {own.parent!r}; expected none: the transfer of "
+            f"step {step.name!r} is the pipeline's child. To adopt a transfer declared with "
+            "another parent, give aliases=[pulumi.Alias(name=OLD_NAME, parent=OLD_PARENT)]"
+        )
+    pipeline = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
+    return pulumi.ResourceOptions.merge(own, pipeline)
 
 
 @dataclass
@@ -211,8 +255,9 @@ class DicomPipeline(pulumi.ComponentResource):
             resource_name: The component's name; children are ``{name}-{step}``.
             project: The DICOM store's project ID.
             dicom_store: The store's full name (or a pulumi-gcp ``DicomStore.id``).
-            imports: Import steps, run before any export.
-            exports: Export steps.
+            imports: Import steps, run before any export (each with its own resource
+                options in ``opts``, see :func:`step_options`).
+            exports: Export steps, likewise.
             manage_grants: Grant the service agent what the steps need (pulumi-gcp). Turn
                 off when the grants are managed elsewhere (or offline, against the emulator).
             api_version: ``v1`` or ``v1beta1`` for every transfer.
@@ -221,6 +266,10 @@ class DicomPipeline(pulumi.ComponentResource):
             storage_endpoint: Cloud Storage endpoint for every transfer, likewise.
             impersonate_service_account: Service account every transfer impersonates.
             opts: Options for the component.
+
+        Raises:
+            ValueError: Step names repeat, or a step's ``opts`` set ``parent``.
+            InvalidSpec: A malformed literal URI or table of a step (naming the input).
         """
         super().__init__("dicom-transfer:index:DicomPipeline", resource_name, None, opts)
         names = [step.name for step in imports] + [step.name for step in exports]
@@ -256,20 +305,20 @@ class DicomPipeline(pulumi.ComponentResource):
             step.name: DicomImport(
                 f"{resource_name}-{step.name}",
                 **step.inputs(),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                opts=step_options(step, f"imports[{index}]", self, after),
                 **common,
             )
-            for step in imports
+            for index, step in enumerate(imports)
         }
         export_after = [*after, *self.imports.values()]
         self.exports = {
             step.name: DicomExport(
                 f"{resource_name}-{step.name}",
                 **step.inputs(),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=export_after),
+                opts=step_options(step, f"exports[{index}]", self, export_after),
                 **common,
             )
-            for step in exports
+            for index, step in enumerate(exports)
         }
         self.register_outputs(
             {

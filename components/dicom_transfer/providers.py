@@ -7,14 +7,13 @@ given to the constructor (the default one when none is given, which is what Pulu
 
 Every rule (check, diff, create, read, update, delete) is :mod:`dicom_transfer.lifecycle`'s;
 this module only turns its plain values into ``pulumi.dynamic`` results. The resource's name
-travels as the ``resource_name`` prop; progress and delete's message go to stderr, which the
-engine shows as info messages.
+travels as the ``resource_name`` prop (an aliased rename updates it in place); progress and
+delete's message go to stderr as whole lines (:mod:`dicom_transfer.output`), which the engine
+shows as info messages; a failure's report starts with its complete message.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
@@ -28,6 +27,7 @@ from pulumi.dynamic import (
 )
 
 from dicom_transfer.lifecycle import OPERATION_OUTPUTS, TransferLifecycle, operation_outputs
+from dicom_transfer.output import line_writer, reports_message_first, write_line
 from dicom_transfer.specs.inputs import TransferKind
 from dicom_transfer.worker_pool import widen_worker_pool
 
@@ -35,15 +35,6 @@ if TYPE_CHECKING:
     from dicom_transfer.healthcare.runtime import TransferRuntime
 
 __all__ = ["OPERATION_OUTPUTS", "DicomExportProvider", "DicomImportProvider", "operation_outputs"]
-
-
-def _stderr_progress(label: str) -> Callable[[str], None]:
-    """A progress sink: the engine shows a dynamic provider's stderr lines as info messages."""
-
-    def emit(line: str) -> None:
-        print(f"{label}: {line}", file=sys.stderr, flush=True)
-
-    return emit
 
 
 def _name(props: dict[str, Any], default: str = "") -> str:
@@ -70,11 +61,12 @@ class _TransferProvider(ResourceProvider):
         """The lifecycle this provider adapts (with the runtime given to the constructor)."""
         return TransferLifecycle(self.kind, self.__dict__.get("_runtime"))
 
+    @reports_message_first
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
         problems = self.lifecycle.check(news)
-        return CheckResult(news, [CheckFailure(p.field, str(p)) for p in problems])
+        return CheckResult(news, [CheckFailure(p.field, p.reason) for p in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Replaces on request changes; updates in place on waiting/connection changes."""
@@ -85,25 +77,28 @@ class _TransferProvider(ResourceProvider):
             delete_before_replace=False,
         )
 
+    @reports_message_first
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Submits the transfer once (or resumes it) and waits for its counters."""
         widen_worker_pool()
         name = _name(props)
-        outs = self.lifecycle.create(props, name, _stderr_progress(f"dicom {self.kind} {name}"))
+        outs = self.lifecycle.create(props, name, line_writer(f"dicom {self.kind} {name}"))
         return CreateResult(outs["operation_name"], {**props, **outs})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Keeps the operation's outputs and records the new waiting/connection inputs."""
         return UpdateResult(self.lifecycle.update(olds, news))
 
+    @reports_message_first
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Re-reads the operation; keeps the recorded outputs once the API forgot it."""
-        outs = self.lifecycle.read(id_, props)
+        label = f"dicom {self.kind} {_name(props, id_)}"
+        outs = self.lifecycle.read(id_, props, line_writer(label))
         return ReadResult(id_, props if outs is None else {**props, **outs})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Forgets the transfer; calls no API and deletes nothing it moved."""
-        print(self.lifecycle.delete(id_, _name(props, id_)), file=sys.stderr, flush=True)
+        write_line(self.lifecycle.delete(id_, _name(props, id_)))
 
 
 class DicomImportProvider(_TransferProvider):

@@ -40,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from dicom_transfer.output import write_line
+
 __all__ = [
     "DEFAULT_WORKERS",
     "LOWEST_VERIFIED_SDK",
@@ -191,12 +193,10 @@ def _warn_once(ceiling: int, problem: str) -> None:
     if ceiling <= SDK_WORKERS or _warned.is_set():
         return
     _warned.set()
-    print(
+    write_line(
         f"dicom-transfer: could not widen this provider process's thread pool ({problem}); "
         "at most 4 transfers run at once in it. Set DICOM_TRANSFER_PROVIDER_SHARDS=4 to spread "
-        "them over 4 provider processes.",
-        file=sys.stderr,
-        flush=True,
+        "them over 4 provider processes."
     )
 
 

@@ -25,6 +25,8 @@ class Registered:
     parent: str
     dependencies: list[str]
     provider: str
+    request: Any = None
+    """The raw ``RegisterResourceRequest`` (resource options: ``protect``, ``aliases``, …)."""
 
 
 @dataclass
@@ -92,6 +94,7 @@ class _RecordingMonitor(MockMonitor):
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     provider=request.provider,
+                    request=request,
                 )
             )
         return response

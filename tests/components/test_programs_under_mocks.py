@@ -104,6 +104,16 @@ EXAMPLES = {
         },
         {"cohort-png"},
     ),
+    "emulator-quickstart": (
+        "dicom-emulator-quickstart",
+        {
+            "dicomStore": STORE,
+            "sourceBucket": "demo-dicom-source",
+            "exportBucket": "demo-dicom-export",
+            "studies": ["1.2.3"],
+        },
+        {"load", "cohort-png"},
+    ),
     "export-bigquery": (
         "dicom-export-bigquery",
         {"gcpProject": "demo-project", "dicomStore": STORE, "bigqueryDataset": "meta"},

@@ -15,21 +15,18 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dicom_transfer_emulator.launch import EmulatorProcess
-from dicom_transfer_emulator.seed import CorpusFile, SeedPlan, seed
+from dicom_transfer_emulator.seed import DEMO_PLAN, CorpusFile, seed
 from pulumi_cli import PulumiCli
 
-PLAN = SeedPlan(
+PLAN = replace(
+    DEMO_PLAN,
     project="e2e-project",
-    location="us-central1",
-    dataset="imaging",
-    store="archive",
     source_bucket="e2e-dicom-source",
-    source_prefix="corpus",
     export_bucket="e2e-dicom-export",
 )
 PROJECT_NAME = "dicom-e2e"
@@ -237,13 +234,16 @@ class DicomStack:
         ]
 
 
-def dicom_stack(root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME) -> DicomStack:
+def dicom_stack(
+    root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME, program: str = PROGRAM
+) -> DicomStack:
     """Writes the project under ``root``, inits ``stack`` and configures one import of the corpus.
 
     Args:
         root: Empty directory for the project, the Pulumi state and the journal.
         emulator: Where the providers send their requests.
         stack: The stack's name.
+        program: The project's ``__main__.py`` (default :data:`PROGRAM`, the imports).
 
     Returns:
         The stack, configured with ``store`` and ``gcsUri`` (the whole corpus).
@@ -251,7 +251,7 @@ def dicom_stack(root: Path, emulator: SeededEmulator, *, stack: str = STACK_NAME
     project = root / "project"
     project.mkdir(parents=True)
     (project / "Pulumi.yaml").write_text(f"name: {PROJECT_NAME}\nruntime: python\n")
-    (project / "__main__.py").write_text(PROGRAM)
+    (project / "__main__.py").write_text(program)
     journal_dir = root / "journal"
     cli = PulumiCli(
         project_dir=project,

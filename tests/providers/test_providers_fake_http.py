@@ -161,6 +161,26 @@ def test_diff_unset_and_empty_mime_type_are_the_same_request() -> None:
     ]
 
 
+def test_an_aliased_rename_records_the_new_name_in_place_and_calls_nothing(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    # DicomImport("load") adopted as DicomPipeline("archive")'s step "load": the child is
+    # "archive-load" and its resource_name input follows; the request is the same.
+    olds = _outputs({**IMPORT_PROPS, "resource_name": "load"})
+    news = {**IMPORT_PROPS, "resource_name": "archive-load"}
+    provider = DicomImportProvider(runtime)
+    result = provider.diff(OPERATION, olds, news)
+    assert (result.changes, result.replaces) == (True, [])
+    outs = provider.update(OPERATION, olds, news).outs
+    assert outs is not None
+    assert outs["resource_name"] == "archive-load"
+    assert (outs["operation_name"], outs["success_count"]) == (OPERATION, 7)
+    assert http.request_sequence == [], "a rename submits and reads nothing"
+    # A rename together with a request change is a replace (a new request runs once).
+    changed = {**news, "triggers": ["rerun"]}
+    assert provider.diff(OPERATION, olds, changed).replaces == ["triggers"]
+
+
 def test_diff_export_filter_list_change_replaces() -> None:
     news = {**EXPORT_PROPS, "filter_resource_paths": ["/studies/1.2.3"]}
     result = DicomExportProvider().diff(OPERATION, _outputs(EXPORT_PROPS), news)
@@ -223,14 +243,19 @@ def test_create_submits_once_waits_and_returns_counters(
     assert "dicom import load" in capsys.readouterr().err
 
 
-def test_create_fails_on_partial_failure_beyond_max_failures(
-    http: ScriptedHttp, runtime: TransferRuntime
-) -> None:
+def _script_partial_failure(http: ScriptedHttp) -> None:
+    """The submit's answer, then the operation done with 98 instances moved and 2 failed."""
     _script(
         http,
         reply(200, operation(done=False)),
         reply(200, operation(done=True, success=98, failure=2, error_code=3)),
     )
+
+
+def test_create_fails_on_partial_failure_beyond_max_failures(
+    http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    _script_partial_failure(http)
     with pytest.raises(OperationFailed) as caught:
         DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
     message = str(caught.value)
@@ -238,14 +263,31 @@ def test_create_fails_on_partial_failure_beyond_max_failures(
         assert part in message
 
 
+def test_a_create_failed_after_data_moved_is_adopted_by_the_next_create_without_a_submit(
+    http: ScriptedHttp, runtime: TransferRuntime, journal_dir: Path
+) -> None:
+    _script_partial_failure(http)
+    with pytest.raises(OperationFailed) as caught:
+        DicomImportProvider(runtime).create(dict(IMPORT_PROPS))
+    assert "change the resource's `triggers`" in str(caught.value)
+    assert caught.value.result.success_count == 98, "the error carries the operation"
+    assert len(list(journal_dir.glob("*.json"))) == 1
+    calls = len(http.request_sequence)
+
+    # max_failures raised: the same request, judged again; the script has no more answers.
+    result = DicomImportProvider(runtime).create({**IMPORT_PROPS, "max_failures": 2.0})
+    assert result.id == OPERATION
+    assert result.outs is not None
+    assert (result.outs["success_count"], result.outs["failure_count"]) == (98, 2)
+    assert len(http.request_sequence) == calls, "no submit, no request at all"
+    assert len(http.calls("POST")) == 1, "one submit in all"
+    assert list(journal_dir.glob("*.json")) == []
+
+
 def test_create_tolerates_failures_within_max_failures(
     http: ScriptedHttp, runtime: TransferRuntime
 ) -> None:
-    _script(
-        http,
-        reply(200, operation(done=False)),
-        reply(200, operation(done=True, success=98, failure=2, error_code=3)),
-    )
+    _script_partial_failure(http)
     result = DicomImportProvider(runtime).create({**IMPORT_PROPS, "max_failures": 2.0})
     assert result.outs is not None
     assert (result.outs["success_count"], result.outs["failure_count"]) == (98, 2)

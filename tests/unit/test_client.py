@@ -10,7 +10,13 @@ from typing import Any
 
 import httplib2
 import pytest
-from dicom_transfer.errors import ApiError, NotFound, PermissionDenied, Transient
+from dicom_transfer.errors import (
+    ApiError,
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    Transient,
+)
 from dicom_transfer.healthcare.client import (
     ApiConfig,
     HealthcareApi,
@@ -289,3 +295,107 @@ def test_a_throttled_response_carries_its_retry_after() -> None:
     mapped = api_error_from_exception(error)
     assert isinstance(mapped, Transient) and mapped.retry_after_s == 9.0
     assert api_error_from_exception(http_error(503, b"x")).retry_after_s is None  # type: ignore[union-attr]
+
+
+# --- unreachable endpoints and 401 -----------------------------------------------------------
+
+
+class Refusing:
+    """An HTTP object whose every request is refused, as by a port nobody listens on."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def request(self, *_args: Any, **_kwargs: Any) -> Any:
+        self.attempts += 1
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_an_unreachable_emulator_says_so_once_while_retrying_and_fails_naming_it() -> None:
+    http, time_ = Refusing(), FakeTime()
+    lines: list[str] = []
+    config = ApiConfig.from_env(environ={"HEALTHCARE_EMULATOR_HOST": "127.0.0.1:1"})
+    api = HealthcareApi(
+        config,
+        http_factory=lambda: http,
+        sleep=time_.sleep,
+        clock=time_.clock,
+        progress=lines.append,
+    )
+    with pytest.raises(Transient) as raised:
+        api.get_operation(OP)
+
+    target = "http://127.0.0.1:1/ (from HEALTHCARE_EMULATOR_HOST)"
+    assert http.attempts > 1
+    assert lines == [
+        f"cannot reach {target}: connection failed: [Errno 111] Connection refused; "
+        "retrying for up to 96 s"
+    ]
+    message = str(raised.value)
+    assert message.startswith(f"UNAVAILABLE: cannot reach {target}: connection failed"), message
+    assert f"still unreachable after {time_.now:.0f} s of retries" in message
+    assert "Start the emulator at http://127.0.0.1:1/" in message
+    assert "HTTP" not in message  # no server answered
+
+
+def test_a_server_answering_cannot_reach_is_not_called_unreachable() -> None:
+    # A 503 whose message happens to start like ours: a server answered, so no
+    # "retrying for up to" line and no "still unreachable" in the failure.
+    busy = ({"status": "503"}, json.dumps({"error": {"message": "cannot reach the backend"}}))
+    http, time_ = Recorder([busy] * 20), FakeTime()
+    lines: list[str] = []
+    api = HealthcareApi(
+        ApiConfig(endpoint="http://127.0.0.1:8080/"),
+        http_factory=lambda: http,
+        sleep=time_.sleep,
+        clock=time_.clock,
+        progress=lines.append,
+    )
+    with pytest.raises(Transient) as raised:
+        api.get_operation(OP)
+    assert len(http.requests) > 1 and lines == []
+    assert "still unreachable" not in str(raised.value)
+    assert str(raised.value).startswith("HTTP 503 UNAVAILABLE: cannot reach the backend (answered")
+
+
+def test_an_unreachable_endpoint_input_is_named_as_the_input() -> None:
+    config = ApiConfig.from_env(endpoint="https://healthcare-x.p.googleapis.com", environ={})
+    time_ = FakeTime()
+    api = HealthcareApi(config, http_factory=Refusing, sleep=time_.sleep, clock=time_.clock)
+    with pytest.raises(Transient) as raised:
+        api.submit_import(STORE, {"gcsSource": {"uri": "gs://b/x"}})
+    assert "cannot reach https://healthcare-x.p.googleapis.com/ (from the endpoint input)" in str(
+        raised.value
+    )
+    assert raised.value.request_sent is False  # refused: the submit created nothing
+
+
+def test_http_401_is_reported_only_when_the_server_answered_it() -> None:
+    http = Recorder([({"status": "401"}, json.dumps({"error": {"message": "token expired"}}))])
+    api = HealthcareApi(ApiConfig(endpoint="http://127.0.0.1:8080/"), http_factory=lambda: http)
+    with pytest.raises(AuthenticationFailed) as raised:
+        api.get_operation(OP)
+    assert raised.value.http_status == 401
+    assert str(raised.value).startswith("HTTP 401 UNAUTHENTICATED: calling http://127.0.0.1:8080/")
+
+
+def test_a_server_error_names_the_endpoint_that_answered() -> None:
+    http = Recorder([({"status": "404"}, json.dumps({"error": {"message": "no such store"}}))])
+    api = HealthcareApi(ApiConfig.from_env(environ={}), http_factory=lambda: http)
+    with pytest.raises(NotFound) as raised:
+        api.get_operation(OP)
+    assert str(raised.value) == (
+        "HTTP 404 NOT_FOUND: no such store (answered by https://healthcare.googleapis.com/ "
+        "(default: no endpoint input, no HEALTHCARE_EMULATOR_HOST))"
+    )

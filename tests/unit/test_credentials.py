@@ -7,8 +7,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-from dicom_transfer.errors import AuthenticationFailed
-from dicom_transfer.healthcare.client import SCOPES, ApiConfig
+from dicom_transfer.errors import CredentialsNotFound, Transient
+from dicom_transfer.healthcare.client import SCOPES, ApiConfig, unreachable
 from dicom_transfer.healthcare.credentials import (
     HEALTHCARE_EMULATOR_ENV,
     STORAGE_EMULATOR_ENV,
@@ -37,7 +37,7 @@ def test_emulator_variables_declare_emulators() -> None:
     env = {HEALTHCARE_EMULATOR_ENV: "127.0.0.1:8080", STORAGE_EMULATOR_ENV: "http://127.0.0.1:9023"}
     config = ApiConfig.from_env(environ=env)
     assert config.healthcare == Target("http://127.0.0.1:8080/", emulator=True)
-    assert config.storage == Target("http://127.0.0.1:9023/", emulator=True)
+    assert config.storage == Target("http://127.0.0.1:9023/", True, STORAGE_EMULATOR_ENV)
 
 
 def test_endpoint_inputs_win_and_are_not_emulators() -> None:
@@ -48,7 +48,9 @@ def test_endpoint_inputs_win_and_are_not_emulators() -> None:
         environ=env,
     )
     assert config.healthcare == Target("https://healthcare-myendpoint.p.googleapis.com/", False)
-    assert config.storage == Target("https://storage-myendpoint.p.googleapis.com/", False)
+    assert config.storage == Target(
+        "https://storage-myendpoint.p.googleapis.com/", False, STORAGE_EMULATOR_ENV
+    )
 
 
 def test_nothing_set_means_google_with_adc() -> None:
@@ -114,16 +116,75 @@ def test_no_adc_fails_naming_the_endpoint_and_the_fix(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
-    with pytest.raises(AuthenticationFailed) as raised:
+    with pytest.raises(CredentialsNotFound) as raised:
         load_credentials(
             Target("https://healthcare-myendpoint.p.googleapis.com/"),
             SCOPES,
             HEALTHCARE_EMULATOR_ENV,
         )
     message = str(raised.value)
-    assert "https://healthcare-myendpoint.p.googleapis.com/" in message
+    assert message.startswith(
+        "No credentials found for calls to https://healthcare-myendpoint.p.googleapis.com/ "
+        "(from the endpoint input): "
+    ), message
     assert "gcloud auth application-default login" in message
     assert HEALTHCARE_EMULATOR_ENV in message
-    assert raised.value.http_status == 401
+    # No request was sent, so no server said 401.
+    assert raised.value.http_status == 0
+    assert "401" not in message
     again = pickle.loads(pickle.dumps(raised.value))
     assert str(again) == message and again.endpoint == raised.value.endpoint
+    assert isinstance(again, CredentialsNotFound) and again.http_status == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "environ", "variable", "described"),
+    [
+        (
+            None,
+            {},
+            HEALTHCARE_EMULATOR_ENV,
+            "https://healthcare.googleapis.com/ (default: no endpoint input, no "
+            "HEALTHCARE_EMULATOR_HOST)",
+        ),
+        (
+            None,
+            {},
+            STORAGE_EMULATOR_ENV,
+            "https://storage.googleapis.com/ (default: no storage_endpoint input, no "
+            "STORAGE_EMULATOR_HOST)",
+        ),
+        (
+            None,
+            {HEALTHCARE_EMULATOR_ENV: "127.0.0.1:8080"},
+            HEALTHCARE_EMULATOR_ENV,
+            "http://127.0.0.1:8080/ (from HEALTHCARE_EMULATOR_HOST)",
+        ),
+        (
+            "https://storage-x.p.googleapis.com",
+            {STORAGE_EMULATOR_ENV: "127.0.0.1:9023"},
+            STORAGE_EMULATOR_ENV,
+            "https://storage-x.p.googleapis.com/ (from the storage_endpoint input)",
+        ),
+        (
+            "https://healthcare-x.p.googleapis.com",
+            {},
+            HEALTHCARE_EMULATOR_ENV,
+            "https://healthcare-x.p.googleapis.com/ (from the endpoint input)",
+        ),
+    ],
+)
+def test_a_target_names_its_url_and_where_it_came_from(
+    endpoint: str | None, environ: dict[str, str], variable: str, described: str
+) -> None:
+    assert resolve_target(endpoint, variable, environ).describe() == described
+
+
+@pytest.mark.parametrize("emulator", [False, True])
+def test_an_endpoint_with_a_password_is_named_without_it(emulator: bool) -> None:
+    # Every progress line and error names the endpoint: never its user:password part.
+    target = Target("https://ops:s3cret@psc.example.com:8443/", emulator=emulator)
+    assert target.describe().startswith("https://psc.example.com:8443/ (from ")
+    transient = Transient(0, "UNAVAILABLE", "connection failed", request_sent=False)
+    assert "s3cret" not in str(unreachable(target, transient))
+    assert "ops" not in target.describe()

@@ -9,6 +9,7 @@ import pytest
 from dicom_transfer.errors import ApiError, PermissionDenied, Transient
 from dicom_transfer.healthcare.client import ApiConfig, HealthcareApi
 from dicom_transfer.healthcare.retrying import (
+    READ_RETRY,
     RetryPolicy,
     call_with_retry,
     is_retryable_read,
@@ -337,3 +338,10 @@ def test_permission_hint_for_a_table_in_another_project() -> None:
     assert "roles/bigquery.jobUser on project analytics-prj" in hint
     assert "roles/bigquery.jobUser on project my-project" not in hint
     assert "Cloud Healthcare Service Agent of project my-project" in hint
+
+
+def test_longest_s_is_the_sum_of_the_sleeps_at_full_jitter_within_the_timeout() -> None:
+    # 1+1, 2+1, 4+1, 8+1, 16+1, then the 30 s cap twice: 7 sleeps between 8 attempts.
+    assert READ_RETRY.longest_s() == 96.0
+    assert RetryPolicy(max_attempts=3, timeout_s=2.5).longest_s() == 2.5
+    assert RetryPolicy(max_attempts=None, timeout_s=42.0).longest_s() == 42.0

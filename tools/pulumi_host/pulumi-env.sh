@@ -8,7 +8,10 @@
 # PULUMI_SKIP_UPDATE_CHECK, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION and
 # DICOM_TRANSFER_PYTHON (the interpreter of our language host and, by default, of programs).
 #
-# Environment: DICOM_TRANSFER_PULUMI_STATE (default: <checkout>/.pulumi-state),
+# Your own stack: run it in your project's directory; its state then stays with that project,
+# in ./.pulumi-state (not in the checkout, whose .pulumi-state `make clean` deletes).
+#
+# Environment: DICOM_TRANSFER_PULUMI_STATE (default: ./.pulumi-state, in the current directory),
 # DICOM_TRANSFER_PYTHON (default: <checkout>/.venv/bin/python), and those of install-pulumi-cli.sh.
 set -euo pipefail
 
@@ -22,6 +25,6 @@ cli_dir=$("$here/tools/pulumi_host/install-pulumi-cli.sh")
 exec "$python" -m dicom_transfer_pulumi_host.environment \
   --cli-dir "$cli_dir" \
   --plugins-dir "$here/tools/pulumi_host/plugins" \
-  --state-dir "${DICOM_TRANSFER_PULUMI_STATE:-$here/.pulumi-state}" \
+  --state-dir "${DICOM_TRANSFER_PULUMI_STATE:-$PWD/.pulumi-state}" \
   --python "$python" \
   "$@"

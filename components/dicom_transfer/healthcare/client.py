@@ -156,12 +156,12 @@ class ApiConfig:
     @property
     def healthcare(self) -> Target:
         """The Healthcare API's target."""
-        return Target(self.endpoint, self.healthcare_emulator)
+        return Target(self.endpoint, self.healthcare_emulator, HEALTHCARE_EMULATOR_ENV)
 
     @property
     def storage(self) -> Target:
         """The Cloud Storage JSON API's target."""
-        return Target(self.storage_endpoint, self.storage_emulator)
+        return Target(self.storage_endpoint, self.storage_emulator, STORAGE_EMULATOR_ENV)
 
     def credentials(self, target: Target, emulator_env: str) -> tuple[Credentials, str]:
         """Credentials for calls to ``target`` and where they came from.
@@ -274,6 +274,10 @@ class _ThreadLocalClients:
     config: ApiConfig
     http_factory: Callable[[], Any] | None
     _emulator_env: str
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    progress: Callable[[str], None] | None = None
+    """Receives one line when an endpoint cannot be reached and the call keeps retrying."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -305,9 +309,9 @@ class _ThreadLocalClients:
         self.__dict__.update(state)
         self._local = threading.local()
 
-    def _auth_error(self, error: BaseException | str) -> AuthenticationFailed:
+    def _auth_error(self, error: BaseException | str, http_status: int) -> AuthenticationFailed:
         source = getattr(self._local, "source", "Application Default Credentials")
-        return authentication_failed(self._target(), source, error, self._emulator_env)
+        return authentication_failed(self._target(), source, error, self._emulator_env, http_status)
 
     def _once(self, make_request: Callable[[Any], Any]) -> Any:
         try:
@@ -315,14 +319,56 @@ class _ThreadLocalClients:
         except GoogleAuthError as exc:
             # Refreshing the token failed (bad ADC file, metadata server unreachable,
             # impersonation refused): say where, with what and how to fix it.
-            raise self._auth_error(exc) from None
+            raise self._auth_error(exc, 0) from None
         except Exception as exc:
             mapped = api_error_from_exception(exc)
             if mapped is None:
                 raise
             if mapped.http_status == 401:
-                raise self._auth_error(mapped.message or mapped.status) from exc
-            raise mapped from exc
+                raise self._auth_error(mapped.message or mapped.status, 401) from exc
+            if isinstance(mapped, Transient) and mapped.http_status == 0:
+                raise unreachable(self._target(), mapped) from exc
+            raise answered_by(self._target(), mapped) from exc
+
+    def _retrying(
+        self,
+        make_request: Callable[[Any], Any],
+        retryable: Callable[[BaseException], bool],
+        policy: RetryPolicy,
+    ) -> Any:
+        """``make_request`` with ``policy``'s retries, saying once that the endpoint is
+        unreachable (with how long it keeps trying) and failing with the time it tried."""
+        retried = False
+        start = self.clock()
+
+        def on_retry(error: BaseException, delay: float) -> None:
+            nonlocal retried
+            _log_retry(error, delay)
+            if _is_unreachable(error) and not retried:
+                retried = True
+                if self.progress is not None:
+                    message = getattr(error, "message", error)
+                    self.progress(f"{message}; retrying for up to {policy.longest_s():.0f} s")
+
+        try:
+            return call_with_retry(
+                lambda: self._once(make_request),
+                retryable=retryable,
+                policy=policy,
+                sleep=self.sleep,
+                clock=self.clock,
+                on_retry=on_retry,
+            )
+        except Transient as exc:
+            if not (retried and _is_unreachable(exc)):
+                raise
+            raise Transient(
+                exc.http_status,
+                exc.status,
+                f"{exc.message} (still unreachable after {self.clock() - start:.0f} s of retries)",
+                exc.hint,
+                request_sent=exc.request_sent,
+            ) from exc
 
 
 class HealthcareApi(_ThreadLocalClients):
@@ -337,6 +383,8 @@ class HealthcareApi(_ThreadLocalClients):
         submit_retry: Policy for import/export submits (only provably-not-sent errors).
         sleep: Sleep used between retries.
         clock: Monotonic clock used for retry deadlines.
+        progress: Receives one line when the endpoint cannot be reached and a call keeps
+            retrying (``cannot reach URL (from ORIGIN): ...; retrying for up to N s``).
     """
 
     def __init__(
@@ -349,6 +397,7 @@ class HealthcareApi(_ThreadLocalClients):
         submit_retry: RetryPolicy = SUBMIT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         if api_version not in ("v1", "v1beta1"):
@@ -360,6 +409,7 @@ class HealthcareApi(_ThreadLocalClients):
         self.submit_retry = submit_retry
         self.sleep = sleep
         self.clock = clock
+        self.progress = progress
 
     _emulator_env = HEALTHCARE_EMULATOR_ENV
 
@@ -381,24 +431,10 @@ class HealthcareApi(_ThreadLocalClients):
         return service.projects().locations().datasets()
 
     def _read(self, make_request: Callable[[Any], Any]) -> Any:
-        return call_with_retry(
-            lambda: self._once(make_request),
-            retryable=is_retryable_read,
-            policy=self.read_retry,
-            sleep=self.sleep,
-            clock=self.clock,
-            on_retry=_log_retry,
-        )
+        return self._retrying(make_request, is_retryable_read, self.read_retry)
 
     def _submit(self, make_request: Callable[[Any], Any]) -> str:
-        operation = call_with_retry(
-            lambda: self._once(make_request),
-            retryable=is_retryable_submit,
-            policy=self.submit_retry,
-            sleep=self.sleep,
-            clock=self.clock,
-            on_retry=_log_retry,
-        )
+        operation = self._retrying(make_request, is_retryable_submit, self.submit_retry)
         name = operation.get("name") if isinstance(operation, dict) else None
         if not isinstance(name, str) or not name:
             raise ApiError(200, "UNKNOWN", f"submit answered without an operation: {operation}")
@@ -453,6 +489,7 @@ class StorageApi(_ThreadLocalClients):
             own earlier attempt, see :meth:`write`).
         sleep: Sleep used between retries.
         clock: Monotonic clock used for retry deadlines.
+        progress: As :class:`HealthcareApi` takes it.
     """
 
     def __init__(
@@ -463,6 +500,7 @@ class StorageApi(_ThreadLocalClients):
         retry: RetryPolicy = READ_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -470,6 +508,7 @@ class StorageApi(_ThreadLocalClients):
         self.retry = retry
         self.sleep = sleep
         self.clock = clock
+        self.progress = progress
 
     _emulator_env = STORAGE_EMULATOR_ENV
 
@@ -487,14 +526,7 @@ class StorageApi(_ThreadLocalClients):
         return discovery.build_from_document(document, http=http)
 
     def _call(self, make_request: Callable[[Any], Any]) -> Any:
-        return call_with_retry(
-            lambda: self._once(make_request),
-            retryable=is_retryable_read,
-            policy=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
-            on_retry=_log_retry,
-        )
+        return self._retrying(make_request, is_retryable_read, self.retry)
 
     def exists(self, bucket: str, name: str) -> bool:
         """Whether object ``name`` exists in ``bucket``."""
@@ -585,6 +617,75 @@ class StorageApi(_ThreadLocalClients):
             token = page.get("nextPageToken")
             if not token:
                 return names
+
+
+_UNREACHABLE = "cannot reach "
+
+
+def unreachable(target: Target, error: Transient) -> Transient:
+    """A connection error that names the endpoint, where it came from and what to check.
+
+    Args:
+        target: The endpoint that could not be reached.
+        error: The mapped connection error (``http_status`` 0).
+
+    Returns:
+        The same error (status, ``request_sent``) with ``cannot reach URL (from ORIGIN)``
+        leading its message and a hint naming the setting to check.
+    """
+    if target.emulator:
+        hint = (
+            f"Start the emulator at {target.shown_url} (dicom-transfer-emulator), or correct or "
+            f"unset {target.variable}"
+        )
+    elif target.endpoint is not None:
+        hint = f"Check the {target.origin} and this machine's network route to it"
+    else:
+        hint = (
+            f"Check this machine's network and proxy settings; for a local emulator set "
+            f"{target.variable}"
+        )
+    return Transient(
+        error.http_status,
+        error.status,
+        f"{_UNREACHABLE}{target.describe()}: {error.message}",
+        hint,
+        request_sent=error.request_sent,
+        retry_after_s=error.retry_after_s,
+    )
+
+
+def answered_by(target: Target, error: ApiError) -> ApiError:
+    """A server's error that names the endpoint that answered and where it came from.
+
+    Args:
+        target: The endpoint called.
+        error: The mapped error.
+
+    Returns:
+        An error of the same type and fields, its message ending in
+        ``(answered by URL (from ORIGIN))``.
+    """
+    message = f"{error.message} (answered by {target.describe()})"
+    if isinstance(error, Transient):
+        return Transient(
+            error.http_status,
+            error.status,
+            message,
+            error.hint,
+            request_sent=error.request_sent,
+            retry_after_s=error.retry_after_s,
+        )
+    return type(error)(error.http_status, error.status, message, error.hint)
+
+
+def _is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` is :func:`unreachable`'s: no server answered (``http_status`` 0)."""
+    return (
+        isinstance(error, Transient)
+        and error.http_status == 0
+        and error.message.startswith(_UNREACHABLE)
+    )
 
 
 def _log_retry(error: BaseException, delay: float) -> None:

@@ -29,7 +29,12 @@ from google.auth import compute_engine, impersonated_credentials
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.exceptions import DefaultCredentialsError
 
-from dicom_transfer.errors import AuthenticationFailed
+from dicom_transfer.errors import AuthenticationFailed, CredentialsNotFound
+from dicom_transfer.healthcare.variables import (
+    HEALTHCARE_EMULATOR_ENV,
+    STORAGE_EMULATOR_ENV,
+    without_credentials,
+)
 
 __all__ = [
     "HEALTHCARE_EMULATOR_ENV",
@@ -41,10 +46,6 @@ __all__ = [
     "resolve_target",
 ]
 
-HEALTHCARE_EMULATOR_ENV = "HEALTHCARE_EMULATOR_HOST"
-"""Declares a Healthcare API emulator (``host:port`` or URL); calls to it are anonymous."""
-STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-"""python-storage's variable for a Cloud Storage emulator; calls to it are anonymous."""
 ADC_FILE_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 
 _FIX = (
@@ -69,23 +70,55 @@ def normalize_endpoint(value: str) -> str:
     return value if value.endswith("/") else f"{value}/"
 
 
+_PUBLIC_ENDPOINTS = {
+    HEALTHCARE_EMULATOR_ENV: ("endpoint", "https://healthcare.googleapis.com/"),
+    STORAGE_EMULATOR_ENV: ("storage_endpoint", "https://storage.googleapis.com/"),
+}
+"""Per API (keyed by its emulator variable): its endpoint input and Google's public endpoint
+(the ``rootUrl`` of the bundled ``healthcare`` and ``storage`` discovery documents)."""
+
+
 @dataclass(frozen=True)
 class Target:
-    """One API's endpoint and whether it is an emulator.
+    """One API's endpoint, whether it is an emulator, and where that came from.
 
     Attributes:
         endpoint: API root ending in ``/``; None = Google's public endpoint.
         emulator: True when declared through an ``*_EMULATOR_HOST`` variable (anonymous calls).
+        variable: The API's emulator variable (``HEALTHCARE_EMULATOR_HOST`` or
+            ``STORAGE_EMULATOR_HOST``): says which API this is.
     """
 
     endpoint: str | None = None
     emulator: bool = False
+    variable: str = HEALTHCARE_EMULATOR_ENV
 
-    def describe(self, default: str) -> str:
-        """The endpoint as a message names it (``default`` when Google's public one)."""
+    @property
+    def url(self) -> str:
+        """The endpoint called: ``endpoint``, or Google's public one."""
+        return self.endpoint or _PUBLIC_ENDPOINTS[self.variable][1]
+
+    @property
+    def shown_url(self) -> str:
+        """:attr:`url` as messages show it: without any ``user:password@`` part."""
+        return without_credentials(self.url)
+
+    @property
+    def origin(self) -> str:
+        """Where the endpoint came from: the input, the emulator variable, or the default."""
         if self.endpoint is None:
-            return default
-        return f"{self.endpoint} (emulator)" if self.emulator else self.endpoint
+            return "default"
+        return (
+            self.variable if self.emulator else f"the {_PUBLIC_ENDPOINTS[self.variable][0]} input"
+        )
+
+    def describe(self) -> str:
+        """The endpoint as every message names it: ``URL (from ORIGIN)``, or for Google's
+        public endpoint ``URL (default: no INPUT input, no VARIABLE)``."""
+        if self.endpoint is None:
+            endpoint_input = _PUBLIC_ENDPOINTS[self.variable][0]
+            return f"{self.url} (default: no {endpoint_input} input, no {self.variable})"
+        return f"{self.shown_url} (from {self.origin})"
 
 
 def resolve_target(
@@ -102,12 +135,12 @@ def resolve_target(
         The resolved target.
     """
     if endpoint and endpoint.strip():
-        return Target(normalize_endpoint(endpoint), emulator=False)
+        return Target(normalize_endpoint(endpoint), False, emulator_env)
     env = os.environ if environ is None else environ
     emulator = (env.get(emulator_env) or "").strip()
     if emulator:
-        return Target(normalize_endpoint(emulator), emulator=True)
-    return Target()
+        return Target(normalize_endpoint(emulator), True, emulator_env)
+    return Target(None, False, emulator_env)
 
 
 def _adc_source(credentials: Credentials, environ: Mapping[str, str]) -> str:
@@ -149,7 +182,7 @@ def load_credentials(
         a secret.
 
     Raises:
-        AuthenticationFailed: No Application Default Credentials could be found.
+        CredentialsNotFound: No Application Default Credentials could be found.
     """
     if target.emulator:
         return AnonymousCredentials(), "anonymous credentials (emulator)"  # type: ignore[no-untyped-call]
@@ -157,8 +190,11 @@ def load_credentials(
     try:
         credentials, _project = google.auth.default(scopes=list(scopes))
     except DefaultCredentialsError as exc:
-        raise authentication_failed(
-            target, "Application Default Credentials (none found)", exc, emulator_env
+        raise CredentialsNotFound(
+            endpoint=target.describe(),
+            source="Application Default Credentials (none found)",
+            reason=_reason(exc),
+            hint=_FIX.format(emulator_env=emulator_env),
         ) from None
     source = _adc_source(credentials, env)
     if impersonate_service_account:
@@ -179,23 +215,29 @@ def _reason(error: BaseException) -> str:
 
 
 def authentication_failed(
-    target: Target, source: str, error: BaseException | str, emulator_env: str
+    target: Target,
+    source: str,
+    error: BaseException | str,
+    emulator_env: str,
+    http_status: int = 0,
 ) -> AuthenticationFailed:
-    """The error for credentials that could not be obtained, refreshed or were rejected.
+    """The error for credentials that could not be refreshed or were rejected.
 
     Args:
         target: The endpoint that was called.
         source: Where the credentials came from (:func:`load_credentials`).
         error: What google-auth raised, or the server's message for an HTTP 401.
         emulator_env: The emulator variable of this API, named in the fix.
+        http_status: 401 when the endpoint answered so; 0 (default) when it was not reached.
 
     Returns:
         The error to raise; its message holds no token.
     """
     reason = error if isinstance(error, str) else _reason(error)
     return AuthenticationFailed(
-        endpoint=target.describe("Google's public endpoint"),
+        endpoint=target.describe(),
         source=source,
         reason=reason,
         hint=_FIX.format(emulator_env=emulator_env),
+        http_status=http_status,
     )

@@ -1,4 +1,4 @@
-"""On-disk journal of in-flight operations, so an interrupted create never submits twice.
+"""On-disk journal of each request's operation, so a create never submits a request twice.
 
 One JSON file per request fingerprint in the journal directory:
 ``$DICOM_TRANSFER_STATE_DIR`` or ``${XDG_STATE_HOME:-~/.local/state}/dicom-transfer/journal``.
@@ -8,8 +8,13 @@ Lifecycle of a record (see :func:`dicom_transfer.healthcare.transfer.run_transfe
 1. written *before* the submit with ``operation_name=None`` ("submitting": if the process dies
    between sending and the response, the next run knows a submit may have happened);
 2. rewritten with the operation name as soon as the API answers;
-3. removed once the operation finished (success or failure) or the submit provably created
-   nothing; kept when the deadline passed, so the next run resumes the same operation.
+3. once the operation finished: removed when the create succeeded or the operation moved
+   nothing (``success_count`` 0: submitting again is harmless); rewritten with the finished
+   operation as its ``outcome`` when the create failed after data moved -- a finished
+   operation is its request's outcome, so a later create of the same request judges that
+   outcome again instead of submitting (the user changes ``triggers`` to run again);
+4. removed when the submit provably created nothing; kept when the deadline passed, so the
+   next run resumes the same operation.
 
 Writes are atomic (temporary file in the same directory, then ``os.replace``); the "submitting"
 record is created exclusively (``os.link``), so two processes or threads cannot both claim the
@@ -34,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from dicom_transfer.healthcare.results import OperationResult
 from dicom_transfer.specs.gcs import GcsUri, parse_gcs_uri
 
 __all__ = [
@@ -84,7 +90,7 @@ def _iso(epoch_s: float) -> str:
 
 @dataclass(frozen=True)
 class JournalRecord:
-    """One in-flight request.
+    """One request's operation: being submitted, running, or finished as its outcome.
 
     Attributes:
         fingerprint: sha256 of the request (see ``specs.fingerprint.request_fingerprint``).
@@ -92,6 +98,8 @@ class JournalRecord:
         store: The DICOM store's resource name.
         submitted_at: Wall-clock time (epoch seconds) just before the first submit attempt.
         operation_name: The operation, or None while submitting (unknown outcome).
+        outcome: The finished operation when it is the request's outcome (a create failed
+            on it after data moved); None while in flight.
     """
 
     fingerprint: str
@@ -99,6 +107,7 @@ class JournalRecord:
     store: str
     submitted_at: float
     operation_name: str | None = None
+    outcome: OperationResult | None = None
 
     @property
     def submitted_at_iso(self) -> str:
@@ -109,8 +118,16 @@ class JournalRecord:
         """The same record with an operation name."""
         return replace(self, operation_name=name)
 
+    def with_outcome(self, result: OperationResult) -> JournalRecord:
+        """The same record holding the finished operation ``result`` as its outcome."""
+        return replace(self, operation_name=result.name or self.operation_name, outcome=result)
+
     def to_json(self) -> str:
-        """Serialized form (with a human-readable time)."""
+        """Serialized form (with a human-readable time).
+
+        The outcome is the parsed operation: names, counters, times, the error's code and
+        message, the logs URL; never a credential.
+        """
         data: dict[str, Any] = asdict(self)
         data["submitted_at_iso"] = self.submitted_at_iso
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -127,9 +144,22 @@ class JournalRecord:
                 store=str(data["store"]),
                 submitted_at=float(data["submitted_at"]),
                 operation_name=name if isinstance(name, str) and name else None,
+                outcome=_outcome(data.get("outcome")),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return cls(fingerprint, "unknown", "unknown", 0.0, None)
+
+
+def _outcome(data: object) -> OperationResult | None:
+    """The recorded outcome; None when absent or unreadable (the record then names its
+    operation only, and the next run reads that operation again: still no submit)."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        outcome = OperationResult(**{**data, "sample_errors": tuple(data["sample_errors"])})
+    except (TypeError, KeyError):
+        return None
+    return outcome if outcome.done and outcome.name else None
 
 
 class JournalStore(Protocol):

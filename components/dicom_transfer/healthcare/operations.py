@@ -94,7 +94,9 @@ def apply_failure_policy(
     message = result.error_message or f"{result.failure_count} instance(s) failed"
     if too_many:
         message = (
-            f"{message} ({result.failure_count} failed instance(s), max_failures={max_failures})"
+            f"{message} ({result.failure_count} failed instance(s), max_failures={max_failures}). "
+            f"To accept this outcome set max_failures={result.failure_count} (or more), or "
+            "max_failures=None to accept any number of failed instances"
         )
     if code == 7 and permission_hint:
         message = f"{message}. {permission_hint}"

@@ -77,6 +77,14 @@ class RetryPolicy:
         backoff = self.initial_s * self.multiplier ** (attempt - 1)
         return min(backoff + self.jitter_s * rand(), self.maximum_s)
 
+    def longest_s(self) -> float:
+        """The longest the retries of one call can sleep in all: every sleep at full jitter,
+        within ``timeout_s`` (what a "retrying for up to N s" message promises)."""
+        if self.max_attempts is None:
+            return self.timeout_s
+        sleeps = sum(self.delay(n, lambda: 1.0) for n in range(1, self.max_attempts))
+        return min(sleeps, self.timeout_s)
+
 
 READ_RETRY = RetryPolicy()
 """Idempotent calls: 1 s, 2 s, 4 s, ... up to 30 s, 8 attempts, 120 s."""

@@ -33,7 +33,34 @@ if TYPE_CHECKING:
     from dicom_transfer.healthcare.results import OperationResult
     from dicom_transfer.healthcare.transfer import Progress
 
-__all__ = ["TransferRuntime"]
+__all__ = ["TransferRuntime", "nothing_moved_warning"]
+
+
+def nothing_moved_warning(spec: TransferSpec, result: OperationResult) -> str:
+    """The warning line for a finished transfer that processed no instance, saying why.
+
+    An import counts every file it reads (a duplicate instance is a success the store
+    ignores), so 0 means ``gcs_uri`` matched no object; an export counts every instance it
+    writes, so 0 means the filter matched nothing, or the store is empty.
+
+    Args:
+        spec: The request.
+        result: Its finished operation (success and failure counts 0).
+
+    Returns:
+        One line starting with ``WARNING``.
+    """
+    head = f"WARNING: {result.name} succeeded but moved 0 instances"
+    if not isinstance(spec, ExportSpec):
+        return f"{head}: gcs_uri {spec.gcs_uri} matched no object (check its path and wildcard)"
+    check = "(check their study/series/instance UIDs)"
+    if spec.filter_resource_paths is not None:
+        paths = f"the {len(spec.filter_resource_paths)} path(s) in filter_resource_paths"
+    elif spec.filter_gcs_uri is not None:
+        paths = f"the paths in the filter file {spec.filter_gcs_uri}"
+    else:
+        return f"{head}: {spec.store.name} holds no instance (import into it first)"
+    return f"{head}: {paths} match no instance of {spec.store.name} {check}"
 
 
 @dataclass(frozen=True)
@@ -61,8 +88,10 @@ class TransferRuntime:
     wall_clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
-    def healthcare(self, config: ApiConfig, api_version: str = "v1") -> HealthcareApi:
-        """A Healthcare API client for ``config``."""
+    def healthcare(
+        self, config: ApiConfig, api_version: str = "v1", progress: Progress | None = None
+    ) -> HealthcareApi:
+        """A Healthcare API client for ``config``; ``progress`` hears of an unreachable endpoint."""
         from dicom_transfer.healthcare.client import HealthcareApi
 
         return HealthcareApi(
@@ -73,10 +102,11 @@ class TransferRuntime:
             submit_retry=self.submit_retry,
             sleep=self.sleep,
             clock=self.clock,
+            progress=progress,
         )
 
-    def storage(self, config: ApiConfig) -> StorageApi:
-        """A Cloud Storage client for ``config``."""
+    def storage(self, config: ApiConfig, progress: Progress | None = None) -> StorageApi:
+        """A Cloud Storage client for ``config``; ``progress`` hears of an unreachable endpoint."""
         from dicom_transfer.healthcare.client import StorageApi
 
         return StorageApi(
@@ -85,6 +115,7 @@ class TransferRuntime:
             retry=self.read_retry,
             sleep=self.sleep,
             clock=self.clock,
+            progress=progress,
         )
 
     def journal(self, config: ApiConfig, storage: StorageApi | None = None) -> JournalStore:
@@ -123,7 +154,8 @@ class TransferRuntime:
             progress: Receives one-line progress messages.
 
         Returns:
-            The finished operation, accepted by the failure policy.
+            The finished operation, accepted by the failure policy. One that processed no
+            instance is a success too; ``progress`` then hears a warning saying why.
 
         Raises:
             DicomTransferError: As :func:`~dicom_transfer.healthcare.transfer.run_transfer`
@@ -131,12 +163,19 @@ class TransferRuntime:
         """
         from dicom_transfer.healthcare.transfer import run_transfer, stage_filter_file
 
+        stages_filter = isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None
+        if progress is not None:
+            # Said before any call: where the calls go is never a surprise (no silent retarget).
+            targets = f"Healthcare API at {config.healthcare.describe()}"
+            if stages_filter or journal_uri() is not None:
+                targets += f"; Cloud Storage at {config.storage.describe()}"
+            progress(targets)
         # One Cloud Storage client (built lazily) for the filter file and a shared journal.
-        storage = self.storage(config)
-        if isinstance(spec, ExportSpec) and spec.filter_resource_paths is not None:
+        storage = self.storage(config, progress)
+        if isinstance(spec, ExportSpec) and stages_filter:
             stage_filter_file(storage, spec)
-        return run_transfer(
-            self.healthcare(config, spec.api_version),
+        result = run_transfer(
+            self.healthcare(config, spec.api_version, progress),
             spec,
             fingerprint,
             policy,
@@ -148,3 +187,6 @@ class TransferRuntime:
             poll_policy=self.poll_policy,
             permission_retry=self.permission_retry,
         )
+        if progress is not None and result.processed_count == 0:
+            progress(nothing_moved_warning(spec, result))
+        return result

@@ -3,6 +3,10 @@
 :func:`run_transfer` is what a dynamic provider's ``create`` calls:
 
 1. **Journal first.** If the journal has a record for the request's fingerprint:
+   * with a finished operation as its outcome (an earlier create failed on it after data
+     moved): judge that outcome again under the current ``max_failures`` and submit nothing
+     -- a finished operation is its request's outcome; ``triggers`` is how a user asks for a
+     new run;
    * with an operation name: resume waiting on that operation (if the API no longer knows it,
      the record is dropped and the request submitted again -- and the progress says so);
    * without one ("submitting": the previous run died between sending and the answer): list the
@@ -13,8 +17,13 @@
    provably created nothing; PERMISSION_DENIED retried for ``permission_retry_seconds``),
    record the operation name. A submit that failed without creating anything drops the record;
    an ambiguous one (timeout, reset, 5xx after sending) keeps it and tries to adopt at once.
-3. **Wait** until done or the deadline (``timeout_seconds`` for the whole call). When finished
-   -- success or failure -- the record is removed; on timeout it stays, so the next run resumes.
+3. **Wait** until done or the deadline (``timeout_seconds`` for the whole call), then judge
+   (:func:`~dicom_transfer.healthcare.operations.apply_failure_policy`). A success, or a
+   failure that moved nothing (``success_count`` 0), removes the record; a failure after data
+   moved keeps the finished operation in it as the request's outcome (step 1) and the error
+   says so, how to run again (``triggers``) and, for a ``WRITE_APPEND`` BigQuery export, that
+   the successful rows are already in the table. On timeout the record stays, so the next run
+   resumes.
 
 :func:`stage_filter_file` writes an inline filter list to its content-addressed object.
 """
@@ -29,6 +38,7 @@ from dicom_transfer.errors import (
     ApiError,
     JournalConflict,
     NotFound,
+    OperationFailed,
     OperationTimedOut,
     PermissionDenied,
     Transient,
@@ -163,8 +173,8 @@ class _Run:
 
     # --- resume ------------------------------------------------------------------------------
 
-    def operation_from_journal(self) -> str | None:
-        record = self.journal.get(self.fingerprint)
+    def operation_from_journal(self, record: JournalRecord | None) -> str | None:
+        """The operation to wait on from ``record`` (the fingerprint's), or None: submit."""
         if record is None:
             return None
         if record.operation_name is not None:
@@ -183,17 +193,23 @@ class _Run:
         return self.adopt(record, after_interrupted_run=True)
 
     def adopt(self, record: JournalRecord, *, after_interrupted_run: bool) -> str | None:
+        if record.kind != self.kind or record.store != self.store_name:
+            # The fingerprint covers kind and store, so this is a record that could not be
+            # read (cut short, or not written by us): it may stand for a running operation or
+            # an outcome that moved data, so submitting is not provably safe.
+            raise JournalConflict(
+                self.fingerprint,
+                self.journal_path,
+                f"its journal record cannot be read as an {self.kind} of {self.store_name} "
+                "(it may stand for an operation that already ran)",
+            )
         owned = {
             r.operation_name
             for r in self.journal.records()
             if r.operation_name and r.fingerprint != self.fingerprint
         }
-        candidates = (
-            find_interrupted_operation(
-                self.api.list_operations(self.dataset_name()), record, exclude=owned
-            )
-            if record.kind == self.kind and record.store == self.store_name
-            else []
+        candidates = find_interrupted_operation(
+            self.api.list_operations(self.dataset_name()), record, exclude=owned
         )
         if len(candidates) == 1:
             name = candidates[0].name
@@ -254,7 +270,7 @@ class _Run:
         )
         if not self.journal.claim(record):
             # Another record appeared since we looked: resume through it instead.
-            name = self.operation_from_journal()
+            name = self.operation_from_journal(self.journal.get(self.fingerprint))
             if name is not None:
                 return name
             if not self.journal.claim(record):
@@ -314,8 +330,86 @@ class _Run:
             )
         except OperationTimedOut as exc:
             raise OperationTimedOut(exc.operation_name or name, self.clock() - self.start) from None
+        return self.judge(result)
+
+    # --- judge -------------------------------------------------------------------------------
+
+    def judge(self, result: OperationResult) -> OperationResult:
+        """Accept a finished operation or fail; keep it as the outcome if it moved data."""
+        try:
+            accepted = apply_failure_policy(
+                result, self.policy.max_failures, permission_hint(self.spec)
+            )
+        except OperationFailed as failed:
+            if result.success_count == 0:
+                # Nothing moved: submitting the request again is harmless.
+                self.journal.remove(self.fingerprint)
+                raise
+            self.keep_outcome(result)
+            raise failed.with_hint(self.outcome_hint(result)) from None
         self.journal.remove(self.fingerprint)
-        return apply_failure_policy(result, self.policy.max_failures, permission_hint(self.spec))
+        return accepted
+
+    def judge_outcome(self, outcome: OperationResult) -> OperationResult:
+        """Judge the request's recorded outcome again under the current inputs; no API call."""
+        limit = self.policy.max_failures
+        self.say(
+            f"{outcome.name} already finished as this request's outcome (journal "
+            f"{self.journal_path}: success={outcome.success_count} "
+            f"failure={outcome.failure_count}); judging it again with max_failures={limit}, "
+            "submitting nothing"
+        )
+        accepted = self.judge(outcome)
+        self.say(f"accepted {outcome.name} with max_failures={limit}")
+        return accepted
+
+    def keep_outcome(self, result: OperationResult) -> None:
+        """Record ``result`` as the request's outcome (step 3 of the module docstring)."""
+        record = self.journal.get(self.fingerprint) or self.journal.new_record(
+            self.fingerprint, self.kind, self.store_name, now=self.wall_clock()
+        )
+        if record.outcome != result:
+            self.journal.put(record.with_outcome(result))
+
+    def outcome_hint(self, result: OperationResult) -> str:
+        """What a failure after data moved means for the next run, and how to run again."""
+        moved = "imported" if self.kind == "import" else "exported"
+        if _some_limit_accepts(result):
+            # The failure's message already names both fixes (max_failures=N, None).
+            again = "judges it again under max_failures as then set and submits nothing"
+        else:  # an error of the operation itself: no max_failures accepts it
+            again = "reports this failure again and submits nothing"
+        hint = (
+            f"{result.success_count} instance(s) were already {moved}, so this operation "
+            f"stays the request's outcome (journal {self.journal_path}): the next `pulumi up` "
+            f"of the same request {again}. To run the "
+            f"{self.kind} again on purpose, change the resource's `triggers`"
+        )
+        table = _appended_table(self.spec)
+        if table is not None:
+            hint += (
+                f". The {result.success_count} successful row(s) are already in {table} "
+                "(WRITE_APPEND): running the export again appends them a second time"
+            )
+        return hint
+
+
+def _some_limit_accepts(result: OperationResult) -> bool:
+    """Whether raising ``max_failures`` can accept ``result`` (failed instances, not an error
+    of the operation itself such as code 13 INTERNAL)."""
+    try:
+        apply_failure_policy(result, None)
+    except OperationFailed:
+        return False
+    return True
+
+
+def _appended_table(spec: TransferSpec) -> str | None:
+    """The BigQuery table an export appends to (``WRITE_APPEND``), else None."""
+    destination = spec.bigquery_destination if isinstance(spec, ExportSpec) else None
+    if destination is None or destination.write_disposition != "WRITE_APPEND":
+        return None
+    return destination.table_uri or "the destination table"
 
 
 def run_transfer(
@@ -350,10 +444,13 @@ def run_transfer(
             ``policy.permission_retry_seconds``).
 
     Returns:
-        The finished operation, accepted by the failure policy.
+        The finished operation, accepted by the failure policy: the one submitted or resumed
+        now, or the request's recorded outcome (judged again, nothing submitted).
 
     Raises:
-        OperationFailed: Finished with an error the policy does not tolerate.
+        OperationFailed: Finished with an error the policy does not tolerate (``result`` is
+            the operation; when it moved data the journal keeps it as the request's outcome
+            and ``hint`` says so).
         OperationTimedOut: Still running at the deadline (the journal keeps it for resuming).
         JournalConflict: An interrupted submit cannot be matched to exactly one operation.
         PermissionDenied: Still denied after the permission window.
@@ -372,7 +469,10 @@ def run_transfer(
         poll_policy,
         permission_retry,
     )
-    resumed = run.operation_from_journal()
+    record = journal.get(fingerprint)
+    if record is not None and record.outcome is not None:
+        return run.judge_outcome(record.outcome)
+    resumed = run.operation_from_journal(record)
     if resumed is not None:
         return run.wait(resumed, just_submitted=False)
     return run.wait(run.submit(), just_submitted=True)

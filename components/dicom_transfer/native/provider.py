@@ -50,9 +50,9 @@ from pulumi.provider.experimental.provider import (
     UpdateResponse,
 )
 
-from dicom_transfer.errors import DicomTransferError, InvalidSpec, OperationTimedOut
+from dicom_transfer.errors import DicomTransferError, OperationTimedOut
 from dicom_transfer.healthcare.results import OperationResult
-from dicom_transfer.lifecycle import TransferLifecycle
+from dicom_transfer.lifecycle import Problem, TransferLifecycle
 from dicom_transfer.native.engine_log import EngineLog
 from dicom_transfer.native.schema import RESOURCE_TOKENS, render_schema
 from dicom_transfer.native.values import camel_text, from_props, to_props
@@ -179,7 +179,8 @@ class DicomTransferProvider(Provider):
 
     async def check_config(self, request: CheckRequest) -> CheckResponse:
         """Checks ``endpoint``, ``storageEndpoint`` and ``impersonateServiceAccount``."""
-        problems = connection_problems(to_props(request.new_inputs))
+        invalid = connection_problems(to_props(request.new_inputs))
+        problems = [Problem(p.field, str(p)) for p in invalid]
         return CheckResponse(
             inputs=request.new_inputs,
             failures=check_failures(problems),
@@ -319,6 +320,6 @@ def _summary(kind: TransferKind, name: str, outs: Mapping[str, Any]) -> str:
     )
 
 
-def check_failures(problems: list[InvalidSpec]) -> list[CheckFailure]:
+def check_failures(problems: list[Problem]) -> list[CheckFailure]:
     """Check failures naming the camelCase property of each problem."""
-    return [CheckFailure(camel_text(p.field), camel_text(str(p))) for p in problems]
+    return [CheckFailure(camel_text(p.field), camel_text(p.reason)) for p in problems]

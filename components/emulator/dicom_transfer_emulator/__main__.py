@@ -4,6 +4,8 @@ Serves the Healthcare API on ``--port`` and the Cloud Storage JSON API on ``--st
 (0 picks free ports), prints exactly one JSON line ``{"healthcare": URL, "storage": URL}`` on
 stdout once both accept connections, logs one line per request on stderr, and stops cleanly
 (exit status 0) on SIGINT or SIGTERM. See :mod:`.faults` for the ``--fault`` syntax.
+
+``dicom-transfer-emulator seed [...]`` seeds a running emulator instead (:func:`.seed.main`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
             "delay<SECONDS>s, reset or reset-after, COUNT a number or * (default 1); e.g. "
             "'POST:.*:import=503x2'. SCOPE limits the fault to requests with the header "
             "x-emulator-fault-scope: SCOPE. Also operation-seconds=S, instance-seconds=S, "
-            "fail-operation=CODE[:MESSAGE]."
+            "fail-operation=CODE[:MESSAGE], and fail-instance=[import:|export:]uid:UID"
+            "[:CODE[:MESSAGE]] or fail-instance=[import:|export:]path:GLOB[:CODE[:MESSAGE]] "
+            "(every matching instance fails, the others succeed). "
+            "'dicom-transfer-emulator seed --help': seed a running emulator with a DICOM "
+            "store, buckets and sample files."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -77,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (0 after a clean stop).
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["seed"]:
+        from .seed import main as seed_main  # needs the [clients] extra, which serving does not
+
+        return seed_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     for spec in args.fault:

@@ -32,6 +32,16 @@ matching status/reset rule wins.
 plus seconds per instance) and "fail the next operation with this google.rpc code and
 message".
 
+**Instance faults** fail the import or the export of single instances, every time until
+removed: an instance whose SOP Instance UID equals the fault's UID, or whose path matches its
+glob (:func:`fnmatch.fnmatchcase`, ``*`` also crosses ``/``; an import's path is the source
+object's name in its bucket, e.g. ``dir/CT_small.dcm``, an export's the instance's DICOMweb path
+``/studies/S/series/R/instances/I``), counts as a failure of its operation with an ERROR
+log entry (the google.rpc code and message) at the operation's ``logsUrl``; the other
+instances succeed and the operation ends with ``error`` code 3 naming the failed count, as
+Google's service reports per-instance errors ("Troubleshooting DICOM import/export": the
+operation's error points at Cloud Logging, one entry per failed instance).
+
 Python API::
 
     emu.faults.fail_requests("POST", r":import$", status=503, times=2)
@@ -42,6 +52,8 @@ Python API::
     emu.faults.remove_scope("test-42")
     emu.faults.set_operation_timing(operation_seconds=2.0, instance_seconds=0.01)
     emu.faults.fail_next_operation(13, "internal error")
+    emu.faults.fail_instances(uid="1.2.3.4", operation="export", code=13, message="disk")
+    emu.faults.fail_instances(path="*/CT_small.dcm")
 
 Command line (``--fault``, repeatable) and admin endpoint (``POST /_emulator/faults``
 with ``{"spec": "..."}``) use one text syntax, parsed by :func:`parse_fault_spec`::
@@ -61,10 +73,19 @@ with ``{"spec": "..."}``) use one text syntax, parsed by :func:`parse_fault_spec
     operation-seconds=SECONDS            every operation takes at least this long
     instance-seconds=SECONDS             plus this long per instance processed
     fail-operation=CODE[:MESSAGE]        the next operation fails with google.rpc CODE
+    fail-instance=[OPERATION:]uid:UID[:CODE[:MESSAGE]]
+    fail-instance=[OPERATION:]path:GLOB[:CODE[:MESSAGE]]
+        every matching instance fails (until removed) with google.rpc CODE (default 13)
+        OPERATION   import or export (default: both)
+        UID         a SOP Instance UID (digits and dots)
+        GLOB        fnmatch pattern without ':' on the instance's path (see above)
+    examples: fail-instance=uid:1.2.826.0.1.3680043.8.498.1    fail-instance=path:*CT_small*
+              fail-instance=export:uid:1.2.3.4:13:disk on fire
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 import threading
@@ -78,6 +99,11 @@ from .errors import RPC_CODE_NAMES, invalid_argument
 FAULT_SCOPE_HEADER = "x-emulator-fault-scope"
 
 _SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# DICOM PS3.5 §9.1: a UID is digits and dots, at most 64 characters.
+_UID = re.compile(r"[0-9.]{1,64}")
+#: The operations an instance fault can select (None in :class:`InstanceFailure`: both).
+INSTANCE_OPERATIONS = ("import", "export")
+_OPERATION_KEYS = ("operation-seconds", "instance-seconds", "fail-operation", "fail-instance")
 # Discovery method ids: dotted camelCase words, e.g. storage.objects.insert.
 _API_METHOD = re.compile(r"[a-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)+")
 
@@ -259,6 +285,112 @@ class OperationFailure:
         return {"code": self.code, "message": self.message}
 
 
+@dataclass(frozen=True)
+class InstanceFailure:
+    """A per-instance fault: every matching instance fails, until the fault is removed.
+
+    Attributes:
+        operation: ``"import"``, ``"export"`` or None (both).
+        uid: SOP Instance UID an instance must have (None when ``path`` selects).
+        path: fnmatch glob on the instance's path (None when ``uid`` selects): an import's
+            source object name, an export's ``/studies/S/series/R/instances/I``.
+        code: google.rpc code of the instance's log entry (1-16).
+        message: The log entry's message.
+        fault_id: Identifier (shared numbering with request rules, for removal).
+    """
+
+    operation: str | None
+    uid: str | None
+    path: str | None
+    code: int
+    message: str
+    fault_id: int = 0
+
+    def matches(self, operation: str, path: str, uid: str | None) -> bool:
+        """Whether the fault fails this instance.
+
+        Args:
+            operation: ``"import"`` or ``"export"``.
+            path: The instance's path (see the class docstring).
+            uid: Its SOP Instance UID (None when not known, e.g. unreadable data).
+        """
+        if self.operation not in (None, operation):
+            return False
+        if self.uid is not None:
+            return uid == self.uid
+        return self.path is not None and fnmatch.fnmatchcase(path, self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return ``{"id", "operation", "uid", "path", "code", "message"}``."""
+        return {
+            "id": self.fault_id,
+            "operation": self.operation,
+            "uid": self.uid,
+            "path": self.path,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+def parse_instance_failure(value: str) -> InstanceFailure:
+    """Parse the value of ``fail-instance=[OPERATION:]uid|path:PATTERN[:CODE[:MESSAGE]]``.
+
+    Args:
+        value: E.g. ``"uid:1.2.3.4"``, ``"export:path:*/instances/1.2.3:13:disk on fire"``.
+
+    Returns:
+        The fault (not yet added to an injector; ``fault_id`` 0).
+
+    Raises:
+        ApiException: 400 naming the problem and the expected form.
+    """
+    form = (
+        "expected fail-instance=[import:|export:]uid:UID[:CODE[:MESSAGE]] or "
+        "fail-instance=[import:|export:]path:GLOB[:CODE[:MESSAGE]], e.g. "
+        "fail-instance=export:uid:1.2.3.4:13:disk on fire"
+    )
+    parts = value.split(":")
+    operation = parts.pop(0) if parts and parts[0] in INSTANCE_OPERATIONS else None
+    if len(parts) < 2 or parts[0] not in ("uid", "path") or not parts[1]:
+        raise invalid_argument(f"Invalid fault fail-instance={value!r}: {form}.")
+    code_text = parts[2] if len(parts) > 2 else ""
+    if code_text and not code_text.isdigit():
+        raise invalid_argument(
+            f"Invalid fault fail-instance={value!r}: CODE {code_text!r}; {form}."
+        )
+    message = ":".join(parts[3:]) or None
+    return _instance_failure(operation, parts[0], parts[1], int(code_text or 13), message)
+
+
+def _instance_failure(
+    operation: str | None, selector: str, pattern: str, code: int, message: str | None
+) -> InstanceFailure:
+    """Validate and build an instance fault (``selector`` is ``"uid"`` or ``"path"``)."""
+    if operation not in (None, *INSTANCE_OPERATIONS):
+        raise invalid_argument(
+            f"Invalid instance fault operation {operation!r}: expected import, export or none."
+        )
+    if selector == "uid" and not _UID.fullmatch(pattern):
+        raise invalid_argument(
+            f"Invalid instance fault UID {pattern!r}: expected a DICOM UID (digits and dots, "
+            "at most 64 characters)."
+        )
+    _check_rpc_code(code)
+    noun = operation or "import/export"
+    return InstanceFailure(
+        operation,
+        pattern if selector == "uid" else None,
+        pattern if selector == "path" else None,
+        code,
+        message or f"{RPC_CODE_NAMES[code]}: instance {noun} failed (injected by the emulator)",
+    )
+
+
+def _check_rpc_code(code: int) -> None:
+    if code not in RPC_CODE_NAMES or code == 0:
+        raise invalid_argument(f"Invalid error code {code}: expected a google.rpc code 1-16.")
+
+
 def parse_fault_spec(spec: str, scope: str | None = None) -> FaultRule:
     """Parse ``[SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT]`` or ``[SCOPE@]API_METHOD=ACTION…``.
 
@@ -316,8 +448,9 @@ class FaultInjector:
     """Thread-safe store of request and operation faults, shared by both servers.
 
     The HTTP layer calls :meth:`decide` for every request; the Healthcare operation runner
-    reads :attr:`operation_seconds`, :attr:`instance_seconds` and calls
-    :meth:`take_operation_failure` when an operation starts.
+    reads :attr:`operation_seconds`, :attr:`instance_seconds`, calls
+    :meth:`take_operation_failure` when an operation starts and :meth:`instance_failure` for
+    each instance it processes.
     """
 
     def __init__(self) -> None:
@@ -328,6 +461,7 @@ class FaultInjector:
         self._operation_seconds = 0.0
         self._instance_seconds = 0.0
         self._operation_failures: deque[OperationFailure] = deque()
+        self._instance_failures: list[InstanceFailure] = []
 
     # -- request faults -------------------------------------------------------------------
 
@@ -440,8 +574,8 @@ class FaultInjector:
         Args:
             spec: A request fault (``[SCOPE@]METHOD:PATH_REGEX=ACTION[xCOUNT]`` or
                 ``[SCOPE@]API_METHOD=ACTION[xCOUNT]``) or one of ``operation-seconds=S``,
-                ``instance-seconds=S``, ``fail-operation=CODE[:MSG]`` (never scoped: the
-                operation runner serves every client).
+                ``instance-seconds=S``, ``fail-operation=CODE[:MSG]``,
+                ``fail-instance=…`` (never scoped: the operation runner serves every client).
             scope: Scope of a request fault without ``SCOPE@``.
 
         Returns:
@@ -470,6 +604,9 @@ class FaultInjector:
                 )
             self.fail_next_operation(int(code_text), message or None)
             return None
+        if key == "fail-instance":
+            self._add_instance_failure(parse_instance_failure(value))
+            return None
         return self.add_rule(parse_fault_spec(spec, scope))
 
     def rules(self) -> list[FaultRule]:
@@ -478,11 +615,12 @@ class FaultInjector:
             return list(self._rules)
 
     def remove(self, rule_id: int) -> bool:
-        """Deactivate rule ``rule_id``; return whether it existed."""
+        """Deactivate request rule or instance fault ``rule_id``; return whether it existed."""
         with self._lock:
-            before = len(self._rules)
+            before = len(self._rules) + len(self._instance_failures)
             self._rules = [r for r in self._rules if r.rule_id != rule_id]
-            return len(self._rules) != before
+            self._instance_failures = [f for f in self._instance_failures if f.fault_id != rule_id]
+            return len(self._rules) + len(self._instance_failures) != before
 
     def remove_scope(self, scope: str) -> int:
         """Deactivate every request-fault rule of ``scope``; return how many there were."""
@@ -584,8 +722,7 @@ class FaultInjector:
         Raises:
             ApiException: 400 for a code outside 1-16.
         """
-        if code not in RPC_CODE_NAMES or code == 0:
-            raise invalid_argument(f"Invalid operation error code {code}: expected 1-16.")
+        _check_rpc_code(code)
         failure = OperationFailure(
             code, message or f"{RPC_CODE_NAMES[code]}: operation failed (injected by the emulator)."
         )
@@ -604,6 +741,74 @@ class FaultInjector:
         with self._lock:
             return list(self._operation_failures)
 
+    def fail_instances(
+        self,
+        *,
+        uid: str | None = None,
+        path: str | None = None,
+        operation: str | None = None,
+        code: int = 13,
+        message: str | None = None,
+    ) -> InstanceFailure:
+        """Fail the import or export of every matching instance until removed.
+
+        Give exactly one of ``uid`` and ``path``.
+
+        Args:
+            uid: A SOP Instance UID.
+            path: fnmatch glob on an import's source object name or an export's
+                ``/studies/S/series/R/instances/I``.
+            operation: ``"import"``, ``"export"`` or None (both).
+            code: google.rpc code of the instance's log entry (1-16; default 13 INTERNAL).
+            message: The log entry's message; a default naming the code when omitted.
+
+        Returns:
+            The active fault (its ``fault_id`` removes it: :meth:`remove`).
+
+        Raises:
+            ApiException: 400 for a malformed selector, operation or code.
+        """
+        if (uid is None) == (path is None):
+            raise invalid_argument("fail_instances: give exactly one of uid and path.")
+        selector, pattern = ("uid", uid) if uid is not None else ("path", path or "")
+        return self._add_instance_failure(
+            _instance_failure(operation, selector, pattern, code, message)
+        )
+
+    def _add_instance_failure(self, failure: InstanceFailure) -> InstanceFailure:
+        with self._lock:
+            added = InstanceFailure(
+                failure.operation,
+                failure.uid,
+                failure.path,
+                failure.code,
+                failure.message,
+                next(self._ids),
+            )
+            self._instance_failures.append(added)
+        return added
+
+    def instance_failure(
+        self, operation: str, path: str, uid: str | None = None
+    ) -> InstanceFailure | None:
+        """The first instance fault that fails this instance, or None.
+
+        Args:
+            operation: ``"import"`` or ``"export"``.
+            path: An import's source object name, an export's
+                ``/studies/S/series/R/instances/I``.
+            uid: The instance's SOP Instance UID (None when not known).
+        """
+        with self._lock:
+            return next(
+                (f for f in self._instance_failures if f.matches(operation, path, uid)), None
+            )
+
+    def instance_failures(self) -> list[InstanceFailure]:
+        """Return the active instance faults (a snapshot)."""
+        with self._lock:
+            return list(self._instance_failures)
+
     # -- whole state ----------------------------------------------------------------------
 
     def reset(self) -> None:
@@ -611,6 +816,7 @@ class FaultInjector:
         with self._lock:
             self._rules.clear()
             self._operation_failures.clear()
+            self._instance_failures.clear()
             self._operation_seconds = 0.0
             self._instance_seconds = 0.0
 
@@ -622,6 +828,7 @@ class FaultInjector:
                 "operationSeconds": self._operation_seconds,
                 "instanceSeconds": self._instance_seconds,
                 "operationFailures": [f.to_json() for f in self._operation_failures],
+                "instanceFailures": [f.to_json() for f in self._instance_failures],
             }
 
     def apply_json(self, body: dict[str, Any]) -> None:
@@ -632,7 +839,8 @@ class FaultInjector:
         "status"|"delaySeconds"|"reset", "times", "message"}``; ``times`` null = unlimited),
         ``scope`` (scope of every request fault in the body that names none),
         ``operationSeconds``, ``instanceSeconds``, ``failNextOperation`` (``{"code",
-        "message"}`` or a list of them).
+        "message"}`` or a list of them). Instance faults come as ``spec``
+        (``fail-instance=…``).
 
         Raises:
             ApiException: 400 naming the first invalid field.
@@ -683,15 +891,13 @@ class FaultInjector:
         parsed_specs = [s for s in specs]
         # Validate everything before changing anything.
         for spec in parsed_specs:
-            if spec.partition("=")[0].strip() not in (
-                "operation-seconds",
-                "instance-seconds",
-                "fail-operation",
-            ):
+            key, _, value = spec.partition("=")
+            if key.strip() == "fail-instance":
+                parse_instance_failure(value)
+            elif key.strip() not in _OPERATION_KEYS:
                 parse_fault_spec(spec, scope)
         for code, _ in parsed_failures:
-            if code not in RPC_CODE_NAMES or code == 0:
-                raise invalid_argument(f"Invalid operation error code {code}: expected 1-16.")
+            _check_rpc_code(code)
         for spec in parsed_specs:
             self.add_spec(spec, scope)
         for rule in rules:
@@ -773,6 +979,8 @@ __all__ = [
     "FaultDecision",
     "FaultInjector",
     "FaultRule",
+    "InstanceFailure",
     "OperationFailure",
     "parse_fault_spec",
+    "parse_instance_failure",
 ]

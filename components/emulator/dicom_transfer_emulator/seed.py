@@ -3,13 +3,18 @@
 Uses only the public APIs (Healthcare REST through googleapiclient, Cloud Storage JSON API
 through google-cloud-storage), so the same seeding works against the emulator and against
 Google Cloud. The corpus is pydicom's bundled test files: real DICOM written by other tools.
+
+``dicom-transfer-emulator seed`` (:func:`main`) seeds a running emulator with
+:data:`DEMO_PLAN` (or other names) and prints the names and the environment to use.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import google.auth.credentials
@@ -19,7 +24,7 @@ from googleapiclient.errors import HttpError
 
 from .clients import healthcare_client
 
-__all__ = ["CorpusFile", "SeedPlan", "corpus_files", "seed"]
+__all__ = ["DEMO_PLAN", "CorpusFile", "SeedPlan", "corpus_files", "main", "seed"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,18 @@ class SeedPlan:
             f"projects/{self.project}/locations/{self.location}/datasets/{self.dataset}"
             f"/dicomStores/{self.store}"
         )
+
+
+DEMO_PLAN = SeedPlan(
+    project="demo-project",
+    location="us-central1",
+    dataset="imaging",
+    store="archive",
+    source_bucket="demo-dicom-source",
+    source_prefix="corpus",
+    export_bucket="demo-dicom-export",
+)
+"""The names ``make demo``, the README and ``examples/emulator-quickstart`` use."""
 
 
 def corpus_files() -> list[CorpusFile]:
@@ -133,3 +150,89 @@ def _ignore_conflict(call: Callable[[], object]) -> None:
     except HttpError as error:
         if error.resp.status != 409:
             raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicom-transfer-emulator seed",
+        description=(
+            "Create a Healthcare dataset, a DICOM store and two buckets in a running emulator "
+            "and upload pydicom's sample DICOM files; print the names and the environment "
+            "that points dicom-transfer (and pulumi up) at the emulator. Running it again "
+            "keeps what exists and uploads the files again."
+        ),
+    )
+    parser.add_argument(
+        "--healthcare",
+        default="http://127.0.0.1:8080",
+        metavar="URL",
+        help="the emulator's Healthcare API (default http://127.0.0.1:8080, its default port)",
+    )
+    parser.add_argument(
+        "--storage",
+        default="http://127.0.0.1:9023",
+        metavar="URL",
+        help="the emulator's Cloud Storage API (default http://127.0.0.1:9023)",
+    )
+    for field in fields(SeedPlan):
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            default=getattr(DEMO_PLAN, field.name),
+            help=f"default {getattr(DEMO_PLAN, field.name)}",
+        )
+    return parser
+
+
+def report(plan: SeedPlan, files: Sequence[CorpusFile], healthcare: str, storage: str) -> str:
+    """What ``seed`` prints: the names created, the studies uploaded, the environment.
+
+    Args:
+        plan: The names seeded.
+        files: The uploaded corpus.
+        healthcare: The Healthcare API URL seeded.
+        storage: The Cloud Storage URL seeded.
+
+    Returns:
+        Lines for a terminal; the ``export`` lines can be pasted into a shell.
+    """
+    studies: dict[str, int] = {}
+    for file in files:
+        studies[file.study_uid] = studies.get(file.study_uid, 0) + 1
+    prefix = plan.source_prefix.rstrip("/")
+    lines = [
+        f"Seeded {healthcare} (Healthcare API) and {storage} (Cloud Storage):",
+        f"  DICOM store    {plan.store_name}",
+        f"  source files   gs://{plan.source_bucket}/{prefix}/ ({len(files)} DICOM files;"
+        f" import them with gcs_uri gs://{plan.source_bucket}/{prefix}/**.dcm)",
+        f"  export bucket  gs://{plan.export_bucket}",
+        f"  studies        {len(studies)} (UID, instances):",
+        *(f"    {uid}  {count}" for uid, count in sorted(studies.items())),
+        "Environment for dicom-transfer (pulumi up, scripts):",
+        f"export HEALTHCARE_EMULATOR_HOST={healthcare.rstrip('/')}",
+        f"export STORAGE_EMULATOR_HOST={storage.rstrip('/')}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``dicom-transfer-emulator seed``: seed a running emulator and say what to use.
+
+    Args:
+        argv: Arguments after ``seed``.
+
+    Returns:
+        0 when seeded; 1 when the emulator could not be reached.
+    """
+    args = _parser().parse_args(argv)
+    plan = SeedPlan(**{field.name: getattr(args, field.name) for field in fields(SeedPlan)})
+    try:
+        files = seed(plan, healthcare_url=args.healthcare, storage_url=args.storage)
+    except (OSError, HttpError) as error:
+        print(
+            f"dicom-transfer-emulator seed: cannot seed {args.healthcare} / {args.storage}: "
+            f"{error}. Is the emulator running (dicom-transfer-emulator)?",
+            file=sys.stderr,
+        )
+        return 1
+    print(report(plan, files, args.healthcare, args.storage), flush=True)
+    return 0

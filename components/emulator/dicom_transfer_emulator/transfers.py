@@ -11,6 +11,10 @@ as it goes, then marks the operation done:
 - with ``error`` ``{code: 1}`` after a cancel request, or the code of a queued
   ``fail-next-operation`` fault (then nothing is imported or exported).
 
+Instance faults (``fail-instance=…``, :meth:`.faults.FaultInjector.instance_failure`) fail a
+matching instance with the fault's code and message: an import's once the object is parsed
+(its SOP Instance UID known; nothing is stored), an export's before anything is written.
+
 Timing faults: an operation takes at least ``operation_seconds`` (spread evenly over its
 instances so the counters visibly advance) plus ``instance_seconds`` per instance. A unit
 counts once its share of that time has passed, as a real worker's counter moves when a unit
@@ -350,6 +354,8 @@ class TransferRunner:
         except DicomParseError as exc:
             job.failed(uri, CODE_INVALID_ARGUMENT, f"failed to parse DICOM: {exc}")
             return
+        if self._injected_failure(job, "import", name, parsed.sop_instance_uid, uri):
+            return
         try:
             result = self.state.add_instance(
                 request.store,
@@ -449,8 +455,19 @@ class TransferRunner:
             self._export_one(job, request, record)
         return "ExportDicomDataResponse"
 
+    def _injected_failure(
+        self, job: _Job, operation: str, path: str, uid: str, resource: str
+    ) -> bool:
+        """Fail the unit when an instance fault matches it; return whether one did."""
+        fault = self.faults.instance_failure(operation, path, uid)
+        if fault is not None:
+            job.failed(resource, fault.code, fault.message)
+        return fault is not None
+
     def _export_one(self, job: _Job, request: GcsExportRequest, record: InstanceRecord) -> None:
         resource = f"{request.store}/dicomWeb{record.path}"
+        if self._injected_failure(job, "export", record.path, record.sop_instance_uid, resource):
+            return
         try:
             data = self.state.read_instance(request.store, record.sop_instance_uid)
             files = render_instance(data, request.fmt)
@@ -491,6 +508,9 @@ class TransferRunner:
                 if job.stopping:
                     return
                 resource = f"{request.store}/dicomWeb{record.path}"
+                uid = record.sop_instance_uid
+                if self._injected_failure(job, "export", record.path, uid, resource):
+                    continue
                 try:
                     data = self.state.read_instance(request.store, record.sop_instance_uid)
                     row = export_row(data, record, request.shape)

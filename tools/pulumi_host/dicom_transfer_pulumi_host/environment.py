@@ -88,7 +88,8 @@ def checkout_environment(
 
     Args:
         checkout: The repository root.
-        state_dir: The file backend's directory (default: the script's, ``.pulumi-state``).
+        state_dir: The file backend's directory (default: the script's, ``.pulumi-state`` in
+            the current directory).
         python: Interpreter of the language host and programs (default: the checkout's venv).
         base: The environment to start from (default ``os.environ``), minus
             :data:`BACKEND_SETTINGS`.
