@@ -9,22 +9,24 @@
   ``PULUMI_PARALLEL`` (64, ``tools/pulumi_host/pulumi-env.sh``).
 * ``p3_native``: ``pulumi preview`` of a new stack of ``resources`` (200) transfers through
   the provider vs the same transfers as dynamic resources (imports, exports to Cloud Storage
-  and to BigQuery in turn; medians of alternating runs): ``ratio`` = native_s / dynamic_s
-  (target <= 1.0); ``rss_mb``, the provider process's peak RSS (target <= 100 MB); and what
-  the previews asked the emulator (expected 0).
+  and to BigQuery in turn: :mod:`bench_p3`'s program; medians of alternating runs):
+  ``ratio`` = native_s / dynamic_s (target <= 1.0); ``rss_mb``, the provider process's peak
+  RSS (target <= 100 MB); and what the previews asked the emulator (expected 0).
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bench_p3
 from bench_common import PROJECT, create_dataset, create_store, http_json
-from bench_p2 import RunKind, seed_imports, timed_up, warm_up
-from bench_pulumi import ProcessSampler, PulumiProject
+from bench_p2 import RunKind, SdkRuns, seed_imports, timed_up, warm_up
+from bench_pulumi import ProcessSampler, PulumiProject, sdk_version
 from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
 from dicom_transfer_emulator.clients import healthcare_client
@@ -53,85 +55,39 @@ for index in range(config.require_int("imports")):
     )
 """
 
-P3_PROGRAM = """\
-import pulumi
 
-config = pulumi.Config()
-store, bucket, dataset = (config.require(key) for key in ("store", "exportBucket", "dataset"))
-native = config.require_bool("native")
-if not native:
-    from dicom_transfer import DicomExport, DicomImport
-
-
-def camel(value):
-    if not isinstance(value, dict):
-        return value
-    parts = {key: key.split("_") for key in value}
-    return {p[0] + "".join(w.title() for w in p[1:]): camel(value[k]) for k, p in parts.items()}
-
-
-for index in range(config.require_int("resources")):
-    if index % 2 == 0:
-        kind, name, args = "Import", f"import-{index:02d}", {"gcs_uri": f"gs://{bucket}/in/**.dcm"}
-    elif index % 4 == 1:
-        kind, name = "Export", f"export-gcs-{index:02d}"
-        args = {"gcs_destination": {"uri_prefix": f"gs://{bucket}/out-{index:02d}"}}
-    else:
-        kind, name = "Export", f"export-bq-{index:02d}"
-        table = f"bq://{dataset}.meta_{index:02d}"
-        args = {"bigquery_destination": {"table_uri": table, "write_disposition": "WRITE_APPEND"}}
-    args["dicom_store"] = store
-    if native:
-        pulumi.CustomResource(f"dicomtransfer:index:Dicom{kind}", name, camel(args))
-    else:
-        (DicomImport if kind == "Import" else DicomExport)(name, **args)
-"""
-
-
-@dataclass
-class P2NativeFigures:
-    """``pulumi up`` wall times (seconds) through the native provider."""
-
-    transfers: int
-    operation_s: float
-    single_runs_s: list[float] = field(default_factory=list)
-    many_runs_s: list[float] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"ratio", "single_s", "many_s", "transfers", "operation_s", ...}``."""
-        single = statistics.median(self.single_runs_s)
-        many = statistics.median(self.many_runs_s)
-        return {
-            "ratio": round(many / single, 3),
-            "single_s": round(single, 2),
-            "many_s": round(many, 2),
-            "transfers": self.transfers,
-            "operation_s": self.operation_s,
-            "rounds": len(self.single_runs_s),
-            "target_ratio": P2_TARGET_RATIO,
-        }
-
-
-def measure_p2(
-    *, transfers: int = 64, operation_s: float = 15.0, rounds: int = 1
-) -> P2NativeFigures:
+def measure_p2(*, transfers: int = 64, operation_s: float = 15.0, rounds: int = 1) -> SdkRuns:
     """Runs section ``p2_native`` (alternating rounds of 1 and ``transfers`` imports).
+
+    Returns:
+        The runs (this interpreter's SDK serves the program; the provider is its own process).
 
     Raises:
         RuntimeError: A run failed or did not submit one import per resource.
     """
-    figures = P2NativeFigures(transfers, operation_s)
+    runs = SdkRuns(sdk_version(Path(sys.executable)), sys.executable)
     with tempfile.TemporaryDirectory(prefix="bench-p2n-") as tmp, EmulatorProcess() as emulator:
         client, env = seed_imports(emulator, transfers, operation_s, Path(tmp))
         project = PulumiProject(Path(tmp) / "p2-native", P2_PROGRAM, env=env)
         warm_up(project, client, transfers, "native")
         for round_ in range(rounds):
             for kind in (
-                RunKind("native-single", 1, figures.single_runs_s),
-                RunKind("native-many", transfers, figures.many_runs_s),
+                RunKind("native-single", 1, runs.single_runs_s),
+                RunKind("native-many", transfers, runs.many_runs_s),
             ):
                 kind.runs.append(timed_up(project, client, emulator.healthcare_url, kind, round_))
-    return figures
+    return runs
+
+
+def p2_json(runs: SdkRuns, transfers: int, operation_s: float) -> dict[str, Any]:
+    """The figures of section ``p2_native``."""
+    return {
+        **runs.to_json(),
+        "transfers": transfers,
+        "operation_s": operation_s,
+        "rounds": len(runs.single_runs_s),
+        "target_ratio": P2_TARGET_RATIO,
+    }
 
 
 @dataclass
@@ -178,7 +134,7 @@ def measure_p3(*, resources: int = 200, runs: int = 3) -> P3NativeFigures:
         )
         project = PulumiProject(
             Path(tmp) / "p3-native",
-            P3_PROGRAM,
+            bench_p3.PROGRAM,
             env={
                 HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,
                 STORAGE_EMULATOR_ENV: emulator.storage_url,
@@ -186,10 +142,16 @@ def measure_p3(*, resources: int = 200, runs: int = 3) -> P3NativeFigures:
             },
         )
         for stack, native in (("native", "true"), ("dynamic", "false")):
-            config = {"resources": str(resources), "store": store, "exportBucket": bucket}
-            project.new_stack(
-                stack, {**config, "dataset": f"{PROJECT}.bench_p3n", "native": native}
-            )
+            config = {
+                "resources": str(resources),
+                "store": store,
+                "source": f"gs://{bucket}/in/**.dcm",
+                "exportBucket": bucket,
+                "bigqueryDataset": f"{PROJECT}.bench_p3n",
+                "noop": "false",
+                "native": native,
+            }
+            project.new_stack(stack, config)
         project.run("preview", "--stack", "native")  # untimed: cold caches
         project.run("preview", "--stack", "dynamic")
         http_json(emulator.healthcare_url, "DELETE", "/_emulator/requests")

@@ -391,10 +391,10 @@ def run_p2_native(options: Options) -> Result:
     """Section ``p2_native`` (see :mod:`bench_native`)."""
     import bench_native
 
-    figures = bench_native.measure_p2(
+    runs = bench_native.measure_p2(
         transfers=options.p2_imports, operation_s=options.p2_operation_s, rounds=options.p2_rounds
     )
-    return figures.to_json()
+    return bench_native.p2_json(runs, options.p2_imports, options.p2_operation_s)
 
 
 def render_p2_native(figures: dict[str, Any]) -> list[str]:

@@ -15,7 +15,6 @@ Every error says what happened and what the user can do about it::
                               what to do next; ``result`` is the finished operation)
       OperationTimedOut      (operation name, elapsed seconds, how to resume)
       JournalConflict        (fingerprint, journal file, how to clear it)
-      RetargetingVariable    a retired or misspelled target variable is set (which to set)
 
 All exceptions pickle and unpickle with their attributes (``__reduce__``), because Pulumi's
 dynamic provider machinery and multiprocessing-based test helpers may move them between
@@ -39,7 +38,6 @@ __all__ = [
     "OperationFailed",
     "OperationTimedOut",
     "PermissionDenied",
-    "RetargetingVariable",
     "Transient",
 ]
 
@@ -287,7 +285,8 @@ class OperationTimedOut(DicomTransferError):
 
 
 class JournalConflict(DicomTransferError):
-    """A submit was interrupted and the resulting operation cannot be identified safely.
+    """A journal record names no operation (a submit was interrupted, or the record cannot be
+    read) and the operation it stands for cannot be identified safely.
 
     Attributes:
         fingerprint: Fingerprint of the request.
@@ -300,25 +299,12 @@ class JournalConflict(DicomTransferError):
         self.path = path
         self.detail = detail
         super().__init__(
-            f"an earlier submit of this request was interrupted before its operation name was "
-            f"recorded, and {detail}. To avoid starting a duplicate operation nothing was "
+            f"an earlier run of this request left a journal record without its operation's "
+            f"name (a submit interrupted before its answer, or a record that cannot be read), "
+            f"and {detail}. To avoid starting a duplicate operation nothing was "
             f"submitted. Check the dataset's operations (gcloud healthcare operations list), "
             f"then delete the journal entry {path} to submit again"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.fingerprint, self.path, self.detail))
-
-
-class RetargetingVariable(DicomTransferError):
-    """A set environment variable would send calls or records elsewhere without a word.
-
-    A retired variable, or a misspelling of one dicom_transfer reads; the message (from
-    :func:`dicom_transfer.healthcare.variables.target_variable_problems`) names it, its value
-    without credentials, where calls go instead and the variable to set.
-
-    Attributes:
-        field: ``""``: about the environment, not an input (a check failure names no property).
-    """
-
-    field = ""

@@ -7,7 +7,8 @@ appears here. The dynamic providers (:mod:`dicom_transfer.providers`) and the na
 
 Rules:
     check   validates every input (bad input fails at preview; unknowns pass) and refuses a
-            retired or misspelled target variable, naming the one to set.
+            retired or misspelled target variable, naming the one to set (and a filter file
+            staged across an emulator boundary).
     diff    request-affecting inputs and ``triggers`` replace; waiting/connection inputs update
             in place; another spelling of the same request changes nothing.
     create  submits exactly once (or resumes an interrupted submit), waits, judges.
@@ -26,13 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dicom_transfer.errors import InvalidSpec, NotFound, RetargetingVariable
+from dicom_transfer.errors import DicomTransferError, InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
-from dicom_transfer.healthcare.variables import target_variable_problems
+from dicom_transfer.healthcare.variables import mixed_target_problem, target_variable_problems
 from dicom_transfer.specs.fingerprint import request_fingerprint
 from dicom_transfer.specs.inputs import OUTPUTS, UPDATE_KEYS, TransferKind, request_keys
-from dicom_transfer.specs.problems import UNKNOWN
+from dicom_transfer.specs.problems import UNKNOWN, unset_string
 from dicom_transfer.specs.props import (
     export_problems,
     export_spec_from_props,
@@ -61,8 +62,9 @@ OPERATION_OUTPUTS: tuple[str, ...] = tuple(
 """The outputs every transfer resource has (``operation_name``, the counters, times, logs)."""
 
 Progress = Callable[[str], None]
-Problem = InvalidSpec | RetargetingVariable
-"""What check reports: a bad input (naming its field), or a variable (field ``""``)."""
+
+ENDPOINT_KEYS = ("endpoint", "storage_endpoint")
+"""Inputs that say where calls go."""
 
 ADOPTED_MARK = "dicom_store"
 """A required input every created transfer records; a state without it was adopted (read from
@@ -109,6 +111,20 @@ def api_config(props: Mapping[str, Any]) -> ApiConfig:
         storage_endpoint=props.get("storage_endpoint") or None,
         impersonate_service_account=props.get("impersonate_service_account") or None,
     )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason check refuses the inputs.
+
+    Attributes:
+        field: The snake_case property path (empty for a setting of the machine, such as an
+            environment variable).
+        reason: The message: what was given, what is allowed, what to do.
+    """
+
+    field: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -172,21 +188,26 @@ class TransferLifecycle:
         return export_spec_from_props(props)
 
     def check(self, props: Mapping[str, Any]) -> list[Problem]:
-        """Every problem with ``props`` (unknown values pass), and the target variables.
+        """Every problem with ``props`` (unknown values pass), and with the machine's settings
+        that would send calls elsewhere without a word (retired or misspelled target
+        variables; a filter file staged across an emulator boundary).
 
         Returns:
-            The problems, each naming its snake_case field (``""`` for a variable: a retired
-            or misspelled one would send calls elsewhere without a word); empty when all is
-            well.
+            The problems; empty when ``props`` are valid.
 
         Raises:
-            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is malformed (a setting of the machine,
-                not an input).
+            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is malformed.
         """
         journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        problems: list[Problem] = []
-        problems += import_problems(props) if self.kind == "import" else export_problems(props)
-        problems += [RetargetingVariable(text) for text in target_variable_problems()]
+        invalid = import_problems(props) if self.kind == "import" else export_problems(props)
+        problems = [Problem(p.field, str(p)) for p in invalid]
+        problems += [Problem("", problem) for problem in target_variable_problems()]
+        mixed = mixed_target_problem(
+            stages_filter=self.kind == "export" and props.get("filter_resource_paths") is not None,
+            endpoint_inputs=any(not unset_string(props.get(key)) for key in ENDPOINT_KEYS),
+        )
+        if mixed is not None:
+            problems.append(Problem("filter_resource_paths", mixed))
         return problems
 
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any], resource_name: str) -> Change:
@@ -289,14 +310,14 @@ class TransferLifecycle:
             is still what happened, so the caller keeps the recorded outputs).
 
         Raises:
-            RetargetingVariable: A retired or misspelled target variable is set (``pulumi
+            DicomTransferError: A retired or misspelled target variable is set (``pulumi
                 refresh`` runs no check, so read refuses before calling anywhere).
             InvalidSpec: The operation is not one of this kind (an export read as an import).
-            DicomTransferError: An API error other than NOT_FOUND.
+            ApiError: An API error other than NOT_FOUND.
         """
         retargeting = target_variable_problems()
         if retargeting:
-            raise RetargetingVariable(". ".join(retargeting))
+            raise DicomTransferError(". ".join(retargeting))
         api = self.runtime.healthcare(api_config(props), props.get("api_version") or "v1", progress)
         try:
             operation = api.get_operation(operation_name)

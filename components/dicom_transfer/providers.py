@@ -8,10 +8,8 @@ given to the constructor (the default one when none is given, which is what Pulu
 Every rule (check, diff, create, read, update, delete) is :mod:`dicom_transfer.lifecycle`'s;
 this module only turns its plain values into ``pulumi.dynamic`` results. The resource's name
 travels as the ``resource_name`` prop (an aliased rename updates it in place); progress and
-delete's message go to stderr as whole lines (:func:`~dicom_transfer.output.line_writer`),
-which the engine shows as info messages. A failure of ours leaves create, check and read
-message-first (:func:`~dicom_transfer.output.reports_message_first`): the SDK's provider host
-reports a traceback, and the resource's row shows its first line.
+delete's message go to stderr as whole lines (:mod:`dicom_transfer.output`), which the engine
+shows as info messages; a failure's report starts with its complete message.
 """
 
 from __future__ import annotations
@@ -68,7 +66,7 @@ class _TransferProvider(ResourceProvider):
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
         problems = self.lifecycle.check(news)
-        return CheckResult(news, [CheckFailure(p.field, str(p)) for p in problems])
+        return CheckResult(news, [CheckFailure(p.field, p.reason) for p in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Replaces on request changes; updates in place on waiting/connection changes."""

@@ -43,6 +43,15 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _quick_json(*sections: str) -> dict[str, Any]:
+    """The figures of a quick ``--json`` run of ``sections`` (it must succeed)."""
+    result = _run("--quick", "--json", "--only", ",".join(sections))
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures: dict[str, Any] = json.loads(result.stdout)
+    assert set(figures) == {"meta", *sections}
+    return figures
+
+
 def test_quick_json_run_reports_import_and_p1_figures() -> None:
     assert shutil.which("gcloud"), "the gcloud CLI is required for section p1"
     result = _run("--quick", "--json", "--only", "import,p1")
@@ -98,10 +107,7 @@ def test_quick_json_run_reports_p4_figures(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.e2e
 def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = _run("--quick", "--json", "--only", "p2,p3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
-    assert set(figures) == {"meta", "p2", "p3"}
+    figures = _quick_json("p2", "p3")
 
     p2 = figures["p2"]
     for key in ("ratio", "single_s", "many_s", "operation_s", "sdk_pool_ratio", "sharded_ratio"):
@@ -150,10 +156,7 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.e2e
 def test_quick_json_run_reports_native_provider_figures(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = _run("--quick", "--json", "--only", "p2_native,p3_native")
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
-    assert set(figures) == {"meta", "p2_native", "p3_native"}
+    figures = _quick_json("p2_native", "p3_native")
 
     p2 = figures["p2_native"]
     assert (p2["transfers"], p2["operation_s"], p2["rounds"]) == (4, 2, 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -117,12 +116,6 @@ def run_under_mocks(
     config: Mapping[str, Any] | None = None,
 ) -> Stack:
     """Runs ``program`` (a callable or a ``__main__.py`` path) and returns its registrations."""
-    # Pulumi's mocks take the thread's current event loop; an earlier asyncio.run() in this
-    # process (the native provider's tests) leaves the main thread with none.
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
     stack = Stack()
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(

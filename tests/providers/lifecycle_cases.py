@@ -6,12 +6,30 @@ native adapter as the schema's camelCase property values. Both must answer the s
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from dicom_transfer.specs.inputs import TransferKind
 from dicom_transfer.specs.problems import UNKNOWN
 from fake_http import LOGS, OPERATION, STORE
+
+_T = TypeVar("_T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Runs ``coroutine`` on a loop of its own, leaving the thread's current loop alone.
+
+    ``asyncio.run`` clears the current loop when it ends, which breaks later tests whose
+    Pulumi SDK (3.231) asks for the current loop.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
 
 IMPORT: dict[str, Any] = {
     "dicom_store": STORE,

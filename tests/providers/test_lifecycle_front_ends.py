@@ -7,7 +7,6 @@ name the same fields and decide the same replaces.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from dicom_transfer.native.schema import RESOURCE_TOKENS
 from dicom_transfer.native.values import camel_text, from_props
 from dicom_transfer.specs.inputs import TransferKind
 from fake_http import OPERATION
-from lifecycle_cases import CHECK_CASES, DIFF_CASES, CheckCase, DiffCase
+from lifecycle_cases import CHECK_CASES, DIFF_CASES, CheckCase, DiffCase, run_async
 from pulumi.provider.experimental.provider import CheckRequest, DiffRequest
 
 DYNAMIC = {"import": DicomImportProvider, "export": DicomExportProvider}
@@ -34,7 +33,7 @@ def dynamic_check(kind: TransferKind, props: dict[str, Any]) -> set[str]:
 
 def native_check(kind: TransferKind, props: dict[str, Any]) -> set[str]:
     request = CheckRequest(urn(kind), {}, from_props(props), b"")
-    response = asyncio.run(DicomTransferProvider().check(request))
+    response = run_async(DicomTransferProvider().check(request))
     return {failure.property for failure in response.failures or []}
 
 
@@ -47,7 +46,7 @@ def test_check_names_the_same_fields_in_both_front_ends(case: CheckCase) -> None
 def test_native_check_reasons_name_the_camel_case_property() -> None:
     props = {**CHECK_CASES[0].props, "gcs_uri": "http://not-gcs/x"}
     request = CheckRequest(urn("import"), {}, from_props(props), b"")
-    response = asyncio.run(DicomTransferProvider().check(request))
+    response = run_async(DicomTransferProvider().check(request))
     [failure] = response.failures or []
     assert failure.property == "gcsUri"
     assert failure.reason.startswith("gcsUri: got 'http://not-gcs/x'; expected gs://")
@@ -63,7 +62,7 @@ def test_diff_decides_the_same_in_both_front_ends(case: DiffCase) -> None:
     request = DiffRequest(
         urn(case.kind), OPERATION, from_props(case.olds), from_props(case.props), []
     )
-    native = asyncio.run(DicomTransferProvider().diff(request))
+    native = run_async(DicomTransferProvider().diff(request))
     assert native.changes is case.changed
     assert native.replaces == [camel_text(key) for key in case.replaces]
     assert set(native.detailed_diff) == set(native.diffs or [])

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from dicom_transfer.native.engine_log import EngineLog
+from lifecycle_cases import run_async
 
 URN = "urn:pulumi:local::p::dicomtransfer:index:DicomImport::load"
 
@@ -37,5 +38,5 @@ def test_progress_from_a_worker_thread_and_from_the_loop_reaches_the_row() -> No
         await asyncio.sleep(0.01)
         return [r.message for r in engine.requests]
 
-    assert asyncio.run(scenario()) == ["from a thread", "on the loop"]
+    assert run_async(scenario()) == ["from a thread", "on the loop"]
     assert all(r.urn == URN and r.ephemeral for r in engine.requests)

@@ -6,7 +6,6 @@ a failed create, re-judging on update, import of an operation, delete's message,
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from dicom_transfer.native.schema import render_schema
 from dicom_transfer.native.values import from_props, to_props
 from dicom_transfer.specs.problems import UNKNOWN
 from fake_http import OPERATION, FakeClock, ScriptedHttp, operation, reply
-from lifecycle_cases import IMPORT, recorded
+from lifecycle_cases import IMPORT, recorded, run_async
 from pulumi.provider.experimental.provider import (
     CheckRequest,
     CreateRequest,
@@ -43,12 +42,12 @@ def _script(http: ScriptedHttp, *responses: tuple[dict[str, str], str]) -> None:
 
 
 def _create(provider: DicomTransferProvider, props: dict[str, Any], timeout: float = 0.0) -> Any:
-    return asyncio.run(provider.create(CreateRequest(URN, from_props(props), timeout, False)))
+    return run_async(provider.create(CreateRequest(URN, from_props(props), timeout, False)))
 
 
 def _update(provider: DicomTransferProvider, olds: Any, props: dict[str, Any]) -> Any:
     request = UpdateRequest(URN, OPERATION, olds, from_props(props), 0.0, [], False)
-    return asyncio.run(provider.update(request))
+    return run_async(provider.update(request))
 
 
 FAILED = operation(done=True, success=98, failure=2, error_code=3)
@@ -67,7 +66,7 @@ def test_preview_create_returns_unknown_outputs_and_calls_nothing(
     http: ScriptedHttp, runtime: TransferRuntime
 ) -> None:
     request = CreateRequest(URN, from_props(IMPORT), 0.0, True)
-    response = asyncio.run(DicomTransferProvider(runtime=runtime).create(request))
+    response = run_async(DicomTransferProvider(runtime=runtime).create(request))
     state = to_props(response.properties)
     assert state["success_count"] == UNKNOWN and state["operation_name"] == UNKNOWN
     assert state["gcs_uri"] == IMPORT["gcs_uri"]
@@ -134,20 +133,20 @@ def test_import_reads_the_operation_and_refuses_another_kind(
 ) -> None:
     provider = DicomTransferProvider(runtime=runtime)
     _script(http, reply(200, operation(done=True, success=5)))
-    response = asyncio.run(provider.read(ReadRequest(URN, OPERATION, {}, {})))
+    response = run_async(provider.read(ReadRequest(URN, OPERATION, {}, {})))
     assert response.resource_id == OPERATION
     assert response.properties["successCount"].value == 5.0
     _script(http, reply(200, operation(done=True, success=5)))
     export_urn = urn("export", "copy")
     with pytest.raises(ProviderFailure, match="DICOM export operation"):
-        asyncio.run(provider.read(ReadRequest(export_urn, OPERATION, {}, {})))
+        run_async(provider.read(ReadRequest(export_urn, OPERATION, {}, {})))
 
 
 def test_delete_calls_nothing_and_says_the_data_stays(
     http: ScriptedHttp, runtime: TransferRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     provider = DicomTransferProvider(runtime=runtime)
-    asyncio.run(provider.delete(DeleteRequest(URN, OPERATION, from_props(recorded(IMPORT)), 0.0)))
+    run_async(provider.delete(DeleteRequest(URN, OPERATION, from_props(recorded(IMPORT)), 0.0)))
     assert http.request_sequence == []
     assert "deleted none of the data it imported" in capsys.readouterr().err
 
@@ -155,12 +154,12 @@ def test_delete_calls_nothing_and_says_the_data_stays(
 def test_check_config_names_the_bad_property_and_schema_is_served() -> None:
     provider = DicomTransferProvider()
     bad = from_props({"impersonate_service_account": "not-an-email", "endpoint": "ftp://x"})
-    response = asyncio.run(provider.check_config(CheckRequest("urn", {}, bad, b"")))
+    response = run_async(provider.check_config(CheckRequest("urn", {}, bad, b"")))
     assert {f.property for f in response.failures or []} == {
         "impersonateServiceAccount",
         "endpoint",
     }
-    schema = asyncio.run(provider.get_schema(GetSchemaRequest(0))).schema
+    schema = run_async(provider.get_schema(GetSchemaRequest(0))).schema
     assert schema == render_schema()
     assert json.loads(schema or "{}")["name"] == "dicomtransfer"
 
@@ -168,7 +167,7 @@ def test_check_config_names_the_bad_property_and_schema_is_served() -> None:
 def test_unknown_resource_type_fails_cleanly() -> None:
     request = CheckRequest("urn:pulumi:s::p::dicomtransfer:index:Nope::x", {}, {}, b"")
     with pytest.raises(ProviderFailure, match="DicomImport"):
-        asyncio.run(DicomTransferProvider().check(request))
+        run_async(DicomTransferProvider().check(request))
 
 
 def test_pool_holds_sixty_four_waiting_transfers() -> None:
@@ -180,7 +179,7 @@ def test_cancel_stops_waits_at_their_next_sleep_and_says_the_next_up_resumes() -
     provider = DicomTransferProvider()
     # The production runtime sleeps through the provider, so a cancel reaches every wait.
     assert provider._runtime.sleep == provider._sleep
-    asyncio.run(provider.cancel())
+    run_async(provider.cancel())
     with pytest.raises(TransferCancelled, match="next `pulumi up` resumes it"):
         provider._sleep(3600.0)
 
@@ -191,7 +190,7 @@ def test_a_malformed_journal_setting_fails_check_in_one_message(
     monkeypatch.setenv("DICOM_TRANSFER_JOURNAL", "s3://bucket/journal")
     request = CheckRequest(URN, {}, from_props(IMPORT), b"")
     with pytest.raises(ProviderFailure, match="DICOM_TRANSFER_JOURNAL: got 's3://bucket/journal'"):
-        asyncio.run(DicomTransferProvider().check(request))
+        run_async(DicomTransferProvider().check(request))
 
 
 def test_check_and_read_refuse_a_retired_target_variable_naming_the_one_to_set(
@@ -202,7 +201,7 @@ def test_check_and_read_refuse_a_retired_target_variable_naming_the_one_to_set(
     monkeypatch.setenv("DICOM_TRANSFER_HEALTHCARE_ENDPOINT", "http://127.0.0.1:8080")
     monkeypatch.delenv("HEALTHCARE_EMULATOR_HOST", raising=False)
     provider = DicomTransferProvider(runtime=runtime)
-    response = asyncio.run(provider.check(CheckRequest(URN, {}, from_props(IMPORT), b"")))
+    response = run_async(provider.check(CheckRequest(URN, {}, from_props(IMPORT), b"")))
     [failure] = response.failures or []
     assert failure.property == ""  # about the environment, not a property
     assert "DICOM_TRANSFER_HEALTHCARE_ENDPOINT='http://127.0.0.1:8080'" in failure.reason
@@ -210,7 +209,7 @@ def test_check_and_read_refuse_a_retired_target_variable_naming_the_one_to_set(
 
     read = ReadRequest(URN, OPERATION, from_props(recorded(IMPORT)), from_props(IMPORT))
     with pytest.raises(ProviderFailure) as caught:
-        asyncio.run(provider.read(read))
+        run_async(provider.read(read))
     message = str(caught.value)
     assert message.startswith("dicom import load: DICOM_TRANSFER_HEALTHCARE_ENDPOINT=")
     assert "Set HEALTHCARE_EMULATOR_HOST" in message and "\n" not in message

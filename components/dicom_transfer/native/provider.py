@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -179,7 +179,8 @@ class DicomTransferProvider(Provider):
 
     async def check_config(self, request: CheckRequest) -> CheckResponse:
         """Checks ``endpoint``, ``storageEndpoint`` and ``impersonateServiceAccount``."""
-        problems = connection_problems(to_props(request.new_inputs))
+        invalid = connection_problems(to_props(request.new_inputs))
+        problems = [Problem(p.field, str(p)) for p in invalid]
         return CheckResponse(
             inputs=request.new_inputs,
             failures=check_failures(problems),
@@ -328,6 +329,6 @@ def _summary(kind: TransferKind, name: str, outs: Mapping[str, Any]) -> str:
     )
 
 
-def check_failures(problems: Sequence[Problem]) -> list[CheckFailure]:
-    """Check failures naming the camelCase property of each problem (``""``: a variable)."""
-    return [CheckFailure(camel_text(p.field), camel_text(str(p))) for p in problems]
+def check_failures(problems: list[Problem]) -> list[CheckFailure]:
+    """Check failures naming the camelCase property of each problem."""
+    return [CheckFailure(camel_text(p.field), camel_text(p.reason)) for p in problems]
