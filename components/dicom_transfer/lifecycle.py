@@ -165,17 +165,17 @@ class TransferLifecycle:
         return export_spec_from_props(props)
 
     def check(self, props: Mapping[str, Any]) -> list[InvalidSpec]:
-        """Every problem with ``props`` (unknown values pass), and with the journal setting.
+        """Every problem with ``props`` (unknown values pass).
 
         Returns:
             The problems, each naming its snake_case field; empty when ``props`` are valid.
+
+        Raises:
+            InvalidSpec: ``DICOM_TRANSFER_JOURNAL`` is malformed (a setting of the machine,
+                not an input).
         """
-        problems = import_problems(props) if self.kind == "import" else export_problems(props)
-        try:
-            journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
-        except InvalidSpec as problem:
-            problems.append(problem)
-        return problems
+        journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
+        return import_problems(props) if self.kind == "import" else export_problems(props)
 
     def diff(self, olds: Mapping[str, Any], news: Mapping[str, Any], resource_name: str) -> Change:
         """Replaces on request changes; updates in place on waiting/connection changes.

@@ -187,3 +187,25 @@ def test_a_failed_create_is_kept_and_the_next_up_rejudges_it_without_a_submit(
     assert _posts(emulator, IMPORT_PATH) == 1, "the finished operation is judged again, not rerun"
     [judged] = stack.resources(IMPORT_TYPE)
     assert judged["id"] == operation["name"] and not judged.get("initErrors")
+
+
+def test_the_import_option_adopts_an_operation_with_the_programs_inputs(
+    tmp_path: Path, emulator: SeededEmulator
+) -> None:
+    started = emulator.healthcare(
+        "POST", f"/v1/{emulator.store_name}:import", {"gcsSource": {"uri": emulator.source_uri}}
+    )
+    emulator.wait_for_operation(started["name"])
+    program = ONE_IMPORT.replace(
+        "    options:\n", f"    options:\n      import: {started['name']}\n"
+    )
+    stack = native_stack(tmp_path / "adopt-option", emulator, program=program)
+    stack.configure(dicomStore=emulator.store_name, sourceUri=emulator.source_uri)
+
+    stack.cli.run("up", "--yes")
+    [adopted] = stack.resources(IMPORT_TYPE)
+    assert adopted["id"] == started["name"]
+    assert stack.cli.stack_outputs()["imported"] == len(emulator.corpus)
+    assert _posts(emulator, IMPORT_PATH) == 1, "adopting submits nothing"
+    noop = stack.cli.run("up", "--yes")
+    assert _posts(emulator, IMPORT_PATH) == 1 and "Traceback" not in noop.stdout

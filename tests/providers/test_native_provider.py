@@ -172,3 +172,12 @@ def test_cancel_stops_waits_at_their_next_sleep_and_says_the_next_up_resumes() -
     asyncio.run(provider.cancel())
     with pytest.raises(TransferCancelled, match="next `pulumi up` resumes it"):
         provider._sleep(3600.0)
+
+
+def test_a_malformed_journal_setting_fails_check_in_one_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DICOM_TRANSFER_JOURNAL", "s3://bucket/journal")
+    request = CheckRequest(URN, {}, from_props(IMPORT), b"")
+    with pytest.raises(ProviderFailure, match="DICOM_TRANSFER_JOURNAL: got 's3://bucket/journal'"):
+        asyncio.run(DicomTransferProvider().check(request))

@@ -199,7 +199,11 @@ class DicomTransferProvider(Provider):
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         """Every bad input, naming its camelCase property; unknown values pass."""
-        problems = self._lifecycle(request.type).check(to_props(request.new_inputs))
+        lifecycle = self._lifecycle(request.type)
+        try:
+            problems = lifecycle.check(to_props(request.new_inputs))
+        except DicomTransferError as error:
+            raise ProviderFailure(_message(lifecycle.kind, request.name, error)) from error
         return CheckResponse(
             inputs=request.new_inputs,
             failures=check_failures(problems),
