@@ -21,16 +21,19 @@ UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 LINT_PATHS := components tests examples benchmarks scripts tools __main__.py
 # The lowest SDK runs the tiers that exercise the SDK (resources, providers, the provider
-# process) and one real-engine test: more than four transfers served by one provider process.
+# process) and real-engine tests: more than four transfers served by one provider process, a
+# program on the native provider (whose interface, pulumi.provider.experimental, is the SDK's),
+# and one on the generated Python SDK (sdk/python).
 TEST_LOWEST := tests/unit tests/providers tests/components tests/integration \
-  tests/e2e/test_dicom_concurrency_e2e.py::test_sixteen_imports_take_about_as_long_as_one
+  tests/e2e/test_dicom_concurrency_e2e.py::test_sixteen_imports_take_about_as_long_as_one \
+  tests/e2e/test_native_python_e2e.py tests/e2e/test_sdk_python_e2e.py
 
 # activate VENV: the environment of a command as if VENV were activated, so that the Pulumi
 # plugins the tests start (tools/pulumi_host/plugins) run the same interpreter as the tests.
 activate = VIRTUAL_ENV="$(CURDIR)/$(1)" PATH="$(CURDIR)/$(1)/bin:$$PATH"
 
-.PHONY: setup setup-lowest pulumi-cli gcloud demo test test-newest test-lowest lint typecheck \
-  lock lock-upgrade bench clean
+.PHONY: setup setup-lowest pulumi-cli pulumi-yaml gcloud demo test test-newest test-lowest lint typecheck \
+  lock lock-upgrade bench clean sdkgen sdks sdk-nodejs sdk-deps
 
 # install-venv VENV LOCK: a virtualenv holding exactly LOCK (editable installs of our three
 # distributions included), checked with `pip check`.
@@ -45,11 +48,11 @@ define install-venv
 endef
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml components/emulator/pyproject.toml \
-    tools/pulumi_host/pyproject.toml
+    tools/pulumi_host/pyproject.toml sdk/python/setup.py
 	$(call install-venv,$(VENV),requirements/lock.txt)
 
 $(LOWEST_VENV)/.installed: requirements/lock-sdk-lowest.txt pyproject.toml \
-    components/emulator/pyproject.toml tools/pulumi_host/pyproject.toml
+    components/emulator/pyproject.toml tools/pulumi_host/pyproject.toml sdk/python/setup.py
 	$(call install-venv,$(LOWEST_VENV),requirements/lock-sdk-lowest.txt)
 
 $(LOCK_VENV)/.installed:
@@ -64,6 +67,48 @@ setup-lowest: $(LOWEST_VENV)/.installed pulumi-cli
 
 pulumi-cli:
 	@tools/pulumi_host/install-pulumi-cli.sh >/dev/null
+
+# Pulumi's YAML language host, built once beside the cached CLI: the e2e tests of the native
+# provider run a YAML program (examples/yaml).
+pulumi-yaml: pulumi-cli
+	@tools/pulumi_host/install-pulumi-yaml.sh >/dev/null
+
+# Other languages. tools/sdkgen (Pulumi's code generators, built once into the cache beside the
+# CLI) writes sdk/nodejs, sdk/python and sdk/go from schema.json; the SDKs are committed and a test
+# fails when they differ from a fresh `make sdks`. `sdk-deps` installs what the TypeScript and Go
+# tests need: the Node.js SDK built with tsc (sdk/nodejs/bin, from its package-lock.json), the
+# TypeScript example's node_modules (npm ci from its lock file, the SDK included) and the Go
+# example's modules (Go module proxy), built once to fill Go's build cache (-trimpath, as our Go
+# language host builds programs and as the CLI was built, whose cached packages it reuses).
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+NODE_SDK_SOURCES := $(wildcard sdk/nodejs/*.ts sdk/nodejs/*/*.ts) sdk/nodejs/package.json \
+  sdk/nodejs/package-lock.json sdk/nodejs/tsconfig.json sdk/nodejs/README.md
+
+sdkgen:
+	@tools/sdkgen/build.sh >/dev/null
+
+sdks:
+	"$$(tools/sdkgen/build.sh)" -schema schema.json -out sdk -readmes tools/sdkgen/readme
+
+sdk-nodejs: sdk/nodejs/bin/package.json
+
+sdk/nodejs/bin/package.json: $(NODE_SDK_SOURCES)
+	@command -v npm >/dev/null || { echo "make: npm (Node.js 20+) is needed for the TypeScript SDK"; exit 1; }
+	cd sdk/nodejs && $(NPM_CI) && npx tsc
+	cp sdk/nodejs/package.json sdk/nodejs/README.md sdk/nodejs/bin/
+
+examples/typescript/node_modules/.installed: examples/typescript/package-lock.json \
+    examples/typescript/package.json sdk/nodejs/bin/package.json
+	cd examples/typescript && $(NPM_CI)
+	touch $@
+
+examples/go/.built: examples/go/go.mod examples/go/go.sum examples/go/main.go $(wildcard sdk/go/*/*.go)
+	@command -v go >/dev/null || { echo "make: Go 1.25+ is needed for the Go SDK"; exit 1; }
+	cd examples/go && go build -trimpath -o /dev/null .
+	cd tests/e2e/programs/hello-go && go build -trimpath -o /dev/null .
+	touch $@
+
+sdk-deps: sdkgen examples/typescript/node_modules/.installed examples/go/.built
 
 # The emulator tests drive the real gcloud CLI against the emulator (tests/emulator,
 # tests/bench); it is a system tool, not a Python package.
@@ -89,10 +134,10 @@ typecheck: $(VENV)/.installed
 
 # The newest leg needs the lowest venv too: the benchmark smoke test (tests/bench) runs P2 on
 # both ends of the SDK matrix.
-test-newest: setup setup-lowest gcloud
+test-newest: setup setup-lowest gcloud pulumi-yaml sdk-deps
 	$(call activate,$(VENV)) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-lowest: setup-lowest
+test-lowest: setup-lowest sdk-deps
 	@echo "make: SDK matrix, lowest leg: $$($(LOWEST_VENV)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -E '^pulumi ' | tr -s ' ')"
 	$(call activate,$(LOWEST_VENV)) $(LOWEST_VENV)/bin/pytest $(PYTEST_ARGS) $(TEST_LOWEST)
 
@@ -109,4 +154,5 @@ bench: setup setup-lowest
 
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) $(LOCK_VENV) .pulumi-state .emulator-data .pytest_cache \
-	  .mypy_cache .ruff_cache
+	  .mypy_cache .ruff_cache sdk/nodejs/node_modules sdk/nodejs/bin \
+	  examples/typescript/node_modules examples/go/.built

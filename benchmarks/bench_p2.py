@@ -170,7 +170,7 @@ def _ratio(runs: list[float], single_s: float) -> float:
 
 
 @dataclass(frozen=True)
-class _Kind:
+class RunKind:
     """One kind of run: how many imports, with which environment."""
 
     name: str
@@ -209,28 +209,12 @@ def measure(
         tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp,
         EmulatorProcess() as emulator,
     ):
-        client = healthcare_client(emulator.healthcare_url)
-        create_dataset(client)
-        copies = fresh_copies(transfers * FILES_PER_IMPORT)
-        for index in range(transfers):
-            chunk = copies[index * FILES_PER_IMPORT : (index + 1) * FILES_PER_IMPORT]
-            upload_objects(emulator.storage_url, f"{BUCKET_PREFIX}-{index:02d}", "in", chunk)
-        http_json(
-            emulator.healthcare_url,
-            "POST",
-            "/_emulator/faults",
-            {"spec": f"operation-seconds={operation_s}"},
-        )
-        env = {
-            HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,
-            STORAGE_EMULATOR_ENV: emulator.storage_url,
-            STATE_DIR_ENV: str(Path(tmp) / "journal"),
-        }
+        client, env = seed_imports(emulator, transfers, operation_s, Path(tmp))
         projects = []
         for leg, python in enumerate(pythons):
             project = PulumiProject(Path(tmp) / f"p2-sdk{leg}", PROGRAM, env=env, python=python)
             figures.matrix.append(SdkRuns(sdk_version(python), str(python)))
-            _warm_up(project, client, transfers, f"sdk{leg}")
+            warm_up(project, client, transfers, f"sdk{leg}")
             projects.append(project)
         newest_project = projects[0]
         engine_default = {PARALLEL_ENV: ""}
@@ -238,8 +222,8 @@ def measure(
         figures.engine_default_parallel = default_parallel(newest_project, engine_default)
         sdk_pool = {WORKERS_ENV: str(SDK_WORKERS)}
         contrast_kinds = [
-            _Kind("sdk-pool", contrast_transfers, figures.sdk_pool_runs_s, env=sdk_pool),
-            _Kind(
+            RunKind("sdk-pool", contrast_transfers, figures.sdk_pool_runs_s, env=sdk_pool),
+            RunKind(
                 "sharded",
                 contrast_transfers,
                 figures.sharded_runs_s,
@@ -249,28 +233,58 @@ def measure(
         if (figures.engine_default_parallel or 0) < contrast_transfers:
             contrast_kinds.insert(
                 0,
-                _Kind(
+                RunKind(
                     "default", contrast_transfers, figures.engine_default_runs_s, env=engine_default
                 ),
             )
         for round_ in range(rounds):
             for leg, (project, runs) in enumerate(zip(projects, figures.matrix, strict=True)):
                 kinds = [
-                    _Kind(f"sdk{leg}-single", 1, runs.single_runs_s),
-                    _Kind(f"sdk{leg}-many", transfers, runs.many_runs_s),
+                    RunKind(f"sdk{leg}-single", 1, runs.single_runs_s),
+                    RunKind(f"sdk{leg}-many", transfers, runs.many_runs_s),
                 ]
                 for kind in kinds:
-                    kind.runs.append(_run(project, client, emulator.healthcare_url, kind, round_))
+                    kind.runs.append(
+                        timed_up(project, client, emulator.healthcare_url, kind, round_)
+                    )
             if contrasts and round_ == 0:
                 for kind in contrast_kinds:
                     kind.runs.append(
-                        _run(newest_project, client, emulator.healthcare_url, kind, round_)
+                        timed_up(newest_project, client, emulator.healthcare_url, kind, round_)
                     )
     return figures
 
 
-def _run(
-    project: PulumiProject, client: Any, healthcare_url: str, kind: _Kind, round_: int
+def seed_imports(
+    emulator: EmulatorProcess, transfers: int, operation_s: float, tmp: Path
+) -> tuple[Any, dict[str, str]]:
+    """Seeds ``transfers`` source buckets and makes every operation take ``operation_s``.
+
+    Returns:
+        The Healthcare client (for stores) and the environment of the Pulumi commands.
+    """
+    client = healthcare_client(emulator.healthcare_url)
+    create_dataset(client)
+    copies = fresh_copies(transfers * FILES_PER_IMPORT)
+    for index in range(transfers):
+        chunk = copies[index * FILES_PER_IMPORT : (index + 1) * FILES_PER_IMPORT]
+        upload_objects(emulator.storage_url, f"{BUCKET_PREFIX}-{index:02d}", "in", chunk)
+    http_json(
+        emulator.healthcare_url,
+        "POST",
+        "/_emulator/faults",
+        {"spec": f"operation-seconds={operation_s}"},
+    )
+    env = {
+        HEALTHCARE_EMULATOR_ENV: emulator.healthcare_url,
+        STORAGE_EMULATOR_ENV: emulator.storage_url,
+        STATE_DIR_ENV: str(tmp / "journal"),
+    }
+    return client, env
+
+
+def timed_up(
+    project: PulumiProject, client: Any, healthcare_url: str, kind: RunKind, round_: int
 ) -> float:
     """One ``pulumi up --yes`` of a new stack; checks that it submitted one import each."""
     stack = f"{kind.name}-{round_}"
@@ -286,7 +300,7 @@ def _run(
     return seconds
 
 
-def _warm_up(project: PulumiProject, client: Any, imports: int, name: str) -> None:
+def warm_up(project: PulumiProject, client: Any, imports: int, name: str) -> None:
     """An untimed preview: the first run of a program pays for cold caches."""
     stack = f"{name}-warm-up"
     store = create_store(client, stack)

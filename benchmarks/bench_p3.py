@@ -4,7 +4,9 @@ One throw-away project declares ``resources`` resources with valid inputs: every
 :class:`~dicom_transfer.DicomImport`, the rest :class:`~dicom_transfer.DicomExport` to Cloud
 Storage and to BigQuery in turn. With the ``noop`` config flag the same program declares, with
 the same names and inputs, :class:`bench_noop.NoOp` resources instead (a dynamic provider whose
-create and diff do nothing, pickled by reference like ours) without importing our library.
+create and diff do nothing, pickled by reference like ours) without importing our library; with
+the ``native`` flag, the same transfers through the native provider (section ``p3_native``,
+:mod:`bench_native`).
 
 Timed from ``pulumi preview`` starting to its exit; the runs alternate (transfers, no-op,
 [contrasts], transfers, ...) and each figure is the median of ``runs``:
@@ -73,6 +75,17 @@ if config.require_bool("noop"):
 
     def declare(kind, name, args):
         NoOp(name, args, shard())
+
+elif config.get_bool("native"):
+    # The native provider dicomtransfer (section p3_native): the schema's camelCase names.
+    def camel(value):
+        if not isinstance(value, dict):
+            return value
+        parts = {key: key.split("_") for key in value}
+        return {p[0] + "".join(w.title() for w in p[1:]): camel(value[k]) for k, p in parts.items()}
+
+    def declare(kind, name, args):
+        pulumi.CustomResource(f"dicomtransfer:index:Dicom{kind.title()}", name, camel(args))
 
 else:
     from dicom_transfer import DicomExport, DicomImport

@@ -221,12 +221,14 @@ class ProcessSampler:
     """Polls the dynamic-provider processes of a command: peak RSS, CPU time, start time.
 
     Only descendants of the command are looked at (others may run providers meanwhile);
-    a provider is recognised by :data:`PROVIDER_MARKER` in its command line. The processes
-    live for the whole command, so a 50 ms poll sees each one many times before it exits.
+    a provider is recognised by ``marker`` (default :data:`PROVIDER_MARKER`) in its command
+    line. The processes live for the whole command, so a 50 ms poll sees each one many times
+    before it exits.
     """
 
-    def __init__(self, interval_s: float = 0.05) -> None:
+    def __init__(self, interval_s: float = 0.05, marker: str = PROVIDER_MARKER) -> None:
         self.interval_s = interval_s
+        self.marker = marker
         self.processes: dict[int, ProviderProcess] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -249,7 +251,7 @@ class ProcessSampler:
         while not self._stop.is_set():
             stats = _stats()
             for pid in _descendants(root_pid, stats):
-                if PROVIDER_MARKER not in _cmdline(pid):
+                if self.marker not in _cmdline(pid):
                     continue
                 try:
                     peak = peak_rss_mb(pid)

@@ -21,6 +21,11 @@ Sections (``--only import,p1`` runs a subset; all by default):
   medians of alternating runs, ratio (target <= 1.15), for new and unchanged stacks; the peak
   RSS of the provider processes (target <= 100 MB each) and what the previews asked the
   emulator (0).
+* ``p2_native`` (issue 15): ``pulumi up --yes`` of 64 imports through the native provider
+  ``dicomtransfer`` vs 1 (same operation length as ``p2``), ratio (target <= 1.25).
+* ``p3_native`` (issue 15): ``pulumi preview`` of 200 transfers through the native provider vs
+  the same 200 as dynamic resources, ratio (target <= 1.0), and the provider process's peak
+  RSS (target <= 100 MB).
 * ``p4`` (issue 10): the emulator at scale, state on disk (``--data-dir``): import of 10,000
   instances (500 studies) vs a bare read-parse-copy-to-disk loop, ratio (target >= 0.5); the
   emulator's peak RSS (target <= 300 MB); median of QIDO study searches over them (target
@@ -39,6 +44,8 @@ JSON (``--json``)::
             ...], "single_s", "many_s", "operation_s", "sdk_pool_ratio", ...},
      "p3": {"ratio", "rss_mb", "transfers": 200, "transfers_s", "noop_s",
             "provider_processes", ...},
+     "p2_native": {"ratio", "single_s", "many_s", "transfers", "operation_s", ...},
+     "p3_native": {"ratio", "native_s", "dynamic_s", "rss_mb", "resources", ...},
      "p4": {"instances", "import_ratio", "rss_mb", "qido_median_ms", "bq_export_s", ...}}
 
 ``p2``'s ``ratio`` is the worst of its ``sdk_matrix``.
@@ -380,6 +387,49 @@ def render_figures(figures: Any) -> list[str]:
     return [f"  {figures}"]
 
 
+def run_p2_native(options: Options) -> Result:
+    """Section ``p2_native`` (see :mod:`bench_native`)."""
+    import bench_native
+
+    runs = bench_native.measure_p2(
+        transfers=options.p2_imports, operation_s=options.p2_operation_s, rounds=options.p2_rounds
+    )
+    return bench_native.p2_json(runs, options.p2_imports, options.p2_operation_s)
+
+
+def render_p2_native(figures: dict[str, Any]) -> list[str]:
+    """Table lines of section ``p2_native``."""
+    return [
+        f"  every operation {figures['operation_s']:g} s; wall time of `pulumi up --yes` of a new "
+        f"stack, medians of {figures['rounds']} alternating round(s)",
+        f"  {'1 import (native provider)':<48}{figures['single_s']:>7.2f} s",
+        f"  {str(figures['transfers']) + ' imports, 1 provider process':<48}"
+        f"{figures['many_s']:>7.2f} s   ratio {figures['ratio']:.3f}  "
+        f"(target <= {figures['target_ratio']})",
+    ]
+
+
+def run_p3_native(options: Options) -> Result:
+    """Section ``p3_native`` (see :mod:`bench_native`)."""
+    import bench_native
+
+    figures = bench_native.measure_p3(resources=options.p3_resources, runs=options.p3_runs)
+    return figures.to_json()
+
+
+def render_p3_native(figures: dict[str, Any]) -> list[str]:
+    """Table lines of section ``p3_native``."""
+    return [
+        f"  {figures['resources']} transfers; `pulumi preview` of a new stack, medians of "
+        f"{figures['runs']} alternating runs",
+        f"  native provider {figures['native_s']:.2f} s, dynamic resources "
+        f"{figures['dynamic_s']:.2f} s: ratio {figures['ratio']:.3f}  "
+        f"(target <= {figures['target_ratio']})",
+        f"  provider peak RSS {figures['rss_mb']:.1f} MB (target <= {figures['target_rss_mb']:g} "
+        f"MB); emulator requests during the previews: {figures['emulator_requests']}",
+    ]
+
+
 SECTIONS: dict[str, Section] = {
     "import": Section(
         "import (issue 3): bulk import through the emulator", run_import, render_import
@@ -399,6 +449,16 @@ SECTIONS: dict[str, Section] = {
         "p3 (issues 4, 8): `pulumi preview` of 200 transfers vs 200 no-op resources",
         run_p3,
         render_p3,
+    ),
+    "p2_native": Section(
+        "p2_native (issue 15): 64 imports through the native provider vs one",
+        run_p2_native,
+        render_p2_native,
+    ),
+    "p3_native": Section(
+        "p3_native (issue 15): `pulumi preview` of 200 native vs 200 dynamic transfers",
+        run_p3_native,
+        render_p3_native,
     ),
     "p4": Section("p4 (issue 10): the emulator at scale, 10,000 instances", run_p4, render_p4),
 }

@@ -43,6 +43,15 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _quick_json(*sections: str) -> dict[str, Any]:
+    """The figures of a quick ``--json`` run of ``sections`` (it must succeed)."""
+    result = _run("--quick", "--json", "--only", ",".join(sections))
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures: dict[str, Any] = json.loads(result.stdout)
+    assert set(figures) == {"meta", *sections}
+    return figures
+
+
 def test_quick_json_run_reports_import_and_p1_figures() -> None:
     assert shutil.which("gcloud"), "the gcloud CLI is required for section p1"
     result = _run("--quick", "--json", "--only", "import,p1")
@@ -98,10 +107,7 @@ def test_quick_json_run_reports_p4_figures(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.e2e
 def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = _run("--quick", "--json", "--only", "p2,p3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
-    assert set(figures) == {"meta", "p2", "p3"}
+    figures = _quick_json("p2", "p3")
 
     p2 = figures["p2"]
     for key in ("ratio", "single_s", "many_s", "operation_s", "sdk_pool_ratio", "sharded_ratio"):
@@ -146,6 +152,28 @@ def test_quick_json_run_reports_engine_figures(monkeypatch: pytest.MonkeyPatch) 
     assert legs == [leg["sdk"] + ":" for leg in p2["sdk_matrix"] for _ in (1, 2)], table
     assert "SDK's pool" in table[-2] and "shard processes" in table[-1], table
     assert any(line.strip().startswith("unchanged stacks") for line in run.render_p3(p3))
+
+
+@pytest.mark.e2e
+def test_quick_json_run_reports_native_provider_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    figures = _quick_json("p2_native", "p3_native")
+
+    p2 = figures["p2_native"]
+    assert (p2["transfers"], p2["operation_s"], p2["rounds"]) == (4, 2, 1)
+    assert p2["single_s"] >= p2["operation_s"] and p2["many_s"] >= p2["operation_s"], p2
+    assert math.isclose(p2["ratio"], p2["many_s"] / p2["single_s"], rel_tol=0.01)
+    p3 = figures["p3_native"]
+    assert (p3["resources"], p3["runs"]) == (6, 1)
+    assert _positive(p3["native_s"]) and _positive(p3["dynamic_s"]), p3
+    assert math.isclose(p3["ratio"], p3["native_s"] / p3["dynamic_s"], rel_tol=0.01)
+    assert 10 < p3["rss_mb"] < 2000, p3
+    assert p3["emulator_requests"] == 0, "check and diff need no API call"
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import run  # benchmarks/run.py
+
+    assert "ratio" in run.render_p2_native(p2)[-1]
+    assert "peak RSS" in run.render_p3_native(p3)[-1]
 
 
 def test_a_section_without_figures_says_so_instead_of_inventing_them(

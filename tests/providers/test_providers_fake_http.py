@@ -24,28 +24,17 @@ from fake_http import (
     operation,
     reply,
 )
+from lifecycle_cases import EXPORT, IMPORT, recorded
 from pulumi.dynamic import CheckResult
 from support.clock import FakeClock
 
-IMPORT_PROPS: dict[str, Any] = {
-    "resource_name": "load",
-    "dicom_store": STORE,
-    "gcs_uri": "gs://raw-dicom/incoming/**.dcm",
-    "api_version": "v1",
-    "timeout_seconds": 600.0,
-    "max_failures": 0.0,
-    "endpoint": "http://127.0.0.1:9/",
-}
+ENDPOINT = "http://127.0.0.1:9/"
+IMPORT_PROPS: dict[str, Any] = {**IMPORT, "resource_name": "load", "endpoint": ENDPOINT}
 EXPORT_PROPS: dict[str, Any] = {
+    **EXPORT,
     "resource_name": "copy",
-    "dicom_store": STORE,
-    "gcs_destination": {"uri_prefix": "gs://out-dicom/copy", "mime_type": "image/png"},
-    "filter_resource_paths": ["/studies/1.2.3", "/studies/4.5/series/6.7"],
-    "filter_staging_uri": "gs://out-dicom/filters",
-    "api_version": "v1",
-    "timeout_seconds": 600.0,
-    "endpoint": "http://127.0.0.1:9/",
-    "storage_endpoint": "http://127.0.0.1:9/",
+    "endpoint": ENDPOINT,
+    "storage_endpoint": ENDPOINT,
 }
 
 
@@ -96,15 +85,7 @@ def test_check_export_needs_exactly_one_destination() -> None:
 
 
 def _outputs(props: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **props,
-        "operation_name": OPERATION,
-        "success_count": 7,
-        "failure_count": 0,
-        "create_time": "t0",
-        "end_time": "t1",
-        "logs_url": LOGS,
-    }
+    return recorded(props)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """The import contracts of ``.importlinter`` hold (checked by import-linter's ``lint-imports``).
 
 The contracts keep the three distributions apart (library, emulator, Pulumi host), the
-library's Healthcare layer below Pulumi, the emulator's sub-packages in layers and its domain
-code free of HTTP. A second test proves the check can fail: the same
-tool, on a copy of the configuration with two contracts known to be broken, reports them.
+library's Healthcare layer below Pulumi, the lifecycle and specs free of any Pulumi front end,
+the emulator's sub-packages in layers and its domain code free of HTTP. A second test proves
+the check can fail: the same tool, on a copy of the configuration with two contracts known to
+be broken, reports them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CONTRACTS = (
     "healthcare-below-pulumi",
     "emulator-layers",
     "emulator-domain-without-http",
+    "lifecycle-without-front-ends",
 )
 
 

@@ -7,8 +7,8 @@
 #   2. a CLI built earlier into the cache (outside the repo, survives between runs);
 #   3. a fresh build of the pinned CLI from the Go module proxy into that cache (a few minutes).
 # For 2 and 3 it also copies our plugin shims (tools/pulumi_host/plugins/: `pulumi-language-python`,
-# `pulumi-resource-pulumi-python`) next to the cached `pulumi`, where the engine looks for its
-# bundled plugins: Pulumi's Go language host is not available from the module proxy.
+# `-nodejs`, `-go`, `pulumi-resource-pulumi-python`) next to the cached `pulumi`, where the engine
+# looks for its bundled plugins: Pulumi's language hosts are not available from the module proxy.
 # On a machine with neither Go nor a usable CLI it says how to install the CLI the official way.
 #
 # Output: one line on stdout, the directory to put first on PATH; progress goes to stderr.

@@ -136,6 +136,34 @@ class TransferRuntime:
 
         return GcsJournal(storage if storage is not None else self.storage(config), location)
 
+    def judge(
+        self,
+        config: ApiConfig,
+        spec: TransferSpec,
+        fingerprint: str,
+        policy: WaitPolicy,
+        result: OperationResult,
+        progress: Progress | None = None,
+    ) -> OperationResult:
+        """Judge the request's finished operation ``result`` again under ``policy``.
+
+        Returns and raises as :func:`~dicom_transfer.healthcare.transfer.judge_finished`
+        (which keeps the request's journal record in step with the judgement).
+        """
+        from dicom_transfer.healthcare.transfer import judge_finished
+
+        storage = self.storage(config, progress)
+        return judge_finished(
+            self.healthcare(config, spec.api_version, progress),
+            spec,
+            fingerprint,
+            policy,
+            self.journal(config, storage),
+            result,
+            progress,
+            wall_clock=self.wall_clock,
+        )
+
     def run(
         self,
         config: ApiConfig,

@@ -1,6 +1,6 @@
 """Submit an import/export at most once, resume it after an interruption, wait for it.
 
-:func:`run_transfer` is what a dynamic provider's ``create`` calls:
+:func:`run_transfer` is what a provider's ``create`` calls (dynamic and native alike):
 
 1. **Journal first.** If the journal has a record for the request's fingerprint:
    * with a finished operation as its outcome (an earlier create failed on it after data
@@ -24,6 +24,10 @@
    says so, how to run again (``triggers``) and, for a ``WRITE_APPEND`` BigQuery export, that
    the successful rows are already in the table. On timeout the record stays, so the next run
    resumes.
+
+:func:`judge_finished` is step 3 alone, for a finished operation a front end kept in its own
+state (the native provider's partial state, judged again by its ``update``): the journal ends
+as a create's judgement would leave it.
 
 :func:`stage_filter_file` writes an inline filter list to its content-addressed object.
 """
@@ -71,6 +75,7 @@ __all__ = [
     "ADOPT_WINDOW_S",
     "Progress",
     "find_interrupted_operation",
+    "judge_finished",
     "run_transfer",
     "stage_filter_file",
 ]
@@ -136,11 +141,12 @@ class _Run:
         policy: WaitPolicy,
         journal: JournalStore,
         progress: Progress | None,
-        clock: Callable[[], float],
-        wall_clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        poll_policy: PollPolicy | None,
-        permission_retry: RetryPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_policy: PollPolicy | None = None,
+        permission_retry: RetryPolicy = PERMISSION_RETRY,
     ) -> None:
         self.api = api
         self.spec = spec
@@ -463,11 +469,11 @@ def run_transfer(
         policy,
         journal,
         progress,
-        clock,
-        wall_clock,
-        sleep,
-        poll_policy,
-        permission_retry,
+        clock=clock,
+        wall_clock=wall_clock,
+        sleep=sleep,
+        poll_policy=poll_policy,
+        permission_retry=permission_retry,
     )
     record = journal.get(fingerprint)
     if record is not None and record.outcome is not None:
@@ -476,6 +482,49 @@ def run_transfer(
     if resumed is not None:
         return run.wait(resumed, just_submitted=False)
     return run.wait(run.submit(), just_submitted=True)
+
+
+def judge_finished(
+    api: HealthcareApi,
+    spec: TransferSpec,
+    fingerprint: str,
+    policy: WaitPolicy,
+    journal: JournalStore,
+    result: OperationResult,
+    progress: Progress | None = None,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+) -> OperationResult:
+    """Judge a finished operation of the request again, as its outcome; submit nothing.
+
+    What a front end that keeps a failed create's operation in its own state does on the next
+    run (the native provider's partial state, judged again by its update): step 3's rule, so
+    that the journal agrees with that state. Accepted: the request's journal record goes. Still
+    failing after data moved: the journal keeps ``result`` as the request's outcome (a later
+    create of the same request judges it and submits nothing) and the error says so. A journal
+    record of another operation of this request (one a create is resuming) is left alone.
+
+    Args:
+        api: Healthcare API client (not called).
+        spec: The request.
+        fingerprint: Its identity in the journal.
+        policy: The failure tolerance (``max_failures``) to judge by.
+        journal: Where the request's outcome is recorded.
+        result: The finished operation.
+        progress: Receives one-line progress messages.
+        wall_clock: Epoch-seconds clock (a new record's timestamp).
+
+    Returns:
+        ``result``, accepted by the failure policy.
+
+    Raises:
+        OperationFailed: The policy does not tolerate it (as :func:`run_transfer` raises it).
+    """
+    record = journal.get(fingerprint)
+    if record is not None and record.operation_name != result.name:
+        return apply_failure_policy(result, policy.max_failures, permission_hint(spec))
+    run = _Run(api, spec, fingerprint, policy, journal, progress, wall_clock=wall_clock)
+    return run.judge(result)
 
 
 def stage_filter_file(storage: StorageApi, spec: ExportSpec) -> str:

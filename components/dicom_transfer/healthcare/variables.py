@@ -53,7 +53,8 @@ RETIRED = {
     "DICOM_TRANSFER_HEALTHCARE_ENDPOINT": (
         HEALTHCARE_EMULATOR_ENV,
         "for a local emulator; for another endpoint of the real API (Private Service "
-        "Connect, regional) set the resource's `endpoint` input instead",
+        "Connect, regional) set the resource's `endpoint` input instead (a native "
+        "resource's provider: its `dicomtransfer:endpoint` configuration)",
     ),
 }
 """Variables no longer read: name -> (the variable to use instead, when to use which)."""

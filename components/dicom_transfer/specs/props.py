@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.specs.gcs import GcsUri, check_gcs_uri, gcs_form
+from dicom_transfer.specs.inputs import fields_of
 from dicom_transfer.specs.mime_types import MIME_FORM, normalize_mime_type
 from dicom_transfer.specs.problems import (
     Problems,
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "MAX_FAILURES_UNLIMITED",
     "WaitPolicy",
+    "connection_problems",
     "export_problems",
     "export_spec_from_props",
     "import_problems",
@@ -123,7 +125,7 @@ def _check_gcs_destination(problems: Problems, value: object) -> GcsDestination 
     if not isinstance(value, Mapping):
         problems.add(field, value, "an object {uri_prefix, mime_type}")
         return None
-    _check_keys(problems, field, value, ("uri_prefix", "mime_type"))
+    _check_keys(problems, field, value, _GCS_KEYS)
     prefix = value.get("uri_prefix")
     uri: GcsUri | None = None
     if absent(prefix):
@@ -143,15 +145,8 @@ def _check_gcs_destination(problems: Problems, value: object) -> GcsDestination 
     return GcsDestination(cast(str, prefix), canonical)
 
 
-_BIGQUERY_KEYS = (
-    "table_uri",
-    "write_disposition",
-    "force",
-    "include_source_store",
-    "schema_flattened",
-    "schema_json",
-    "change_data_capture",
-)
+_GCS_KEYS = fields_of("gcs_destination")
+_BIGQUERY_KEYS = fields_of("bigquery_destination")
 
 
 def _check_table_uri(problems: Problems, field: str, table: object) -> bool:
@@ -424,6 +419,21 @@ def _check_connection(problems: Problems, props: Mapping[str, Any]) -> None:
         problems.add(
             field, account, "a service account email, e.g. name@project.iam.gserviceaccount.com"
         )
+
+
+def connection_problems(props: Mapping[str, Any]) -> list[InvalidSpec]:
+    """Every problem with the connection inputs (``endpoint``, ``storage_endpoint``,
+    ``impersonate_service_account``) of ``props``; unknown values skipped.
+
+    Args:
+        props: Provider props or provider configuration (snake_case names; others ignored).
+
+    Returns:
+        The problems; empty when the connection inputs are valid or unset.
+    """
+    problems = Problems(strict=False)
+    _check_connection(problems, props)
+    return problems.items
 
 
 def _check_wait(problems: Problems, props: Mapping[str, Any]) -> WaitPolicy:

@@ -1,7 +1,9 @@
-"""A minimal ``pulumi-language-python`` plugin: the engine's LanguageRuntime service for Python.
+"""A minimal Pulumi language plugin: the engine's LanguageRuntime service for our offline runs.
 
-Pulumi's own Python language host is a Go program that cannot be built here, so the
-``pulumi-language-python`` shim runs ``python -u -m dicom_transfer_pulumi_host.language ARGS``.
+Pulumi's own language hosts are Go programs that cannot be built here, so the shims in
+``tools/pulumi_host/plugins`` (``pulumi-language-python``, ``-nodejs``, ``-go``) run
+``python -u -m dicom_transfer_pulumi_host.language [--runtime LANGUAGE] ARGS``; what differs
+between the languages (how a program starts) is a ``runtimes.ProgramRuntime``.
 
 Protocol (as the engine drives it): the engine starts the plugin in the program directory with
 optional logging/tracing flags followed by its own gRPC address as the last argument, reads one
@@ -11,128 +13,64 @@ and stderr after the port line is shown to the user as info messages. To shut th
 the engine sends SIGINT (later SIGKILL) to the plugin's process group; if the engine itself is
 killed, the plugin exits within a second of being orphaned.
 
-``Run`` executes ``run_program.py`` with the project's interpreter (see ``interpreter``) in a
-child process. Not supported: ``RunPlugin`` (Python-based plugins and policy packs), code
-generation, ``pulumi new`` templates, debugger attachment; ``InstallDependencies`` installs
-nothing; ``GetRequiredPackages`` reports no packages, so provider plugins are loaded only
-when a resource of their package is registered.
+``Run`` starts the runtime's program process. Not supported: ``RunPlugin`` (plugins and policy
+packs written in these languages), code generation, ``pulumi new`` templates, debugger
+attachment; ``InstallDependencies`` installs nothing; ``GetRequiredPackages`` reports no
+packages, so provider plugins are loaded only when a resource of their package is registered.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
-from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
-from google.protobuf import empty_pb2, json_format  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
-from dicom_transfer_pulumi_host.interpreter import (
-    Interpreter,
-    InterpreterNotFound,
-    find_interpreter,
+from dicom_transfer_pulumi_host.go_runtime import GoRuntime
+from dicom_transfer_pulumi_host.nodejs_runtime import NodejsRuntime
+from dicom_transfer_pulumi_host.python_runtime import PythonRuntime
+from dicom_transfer_pulumi_host.runtimes import (
+    SHOWN_TO_USER_EXIT_CODE,
+    LaunchError,
+    ProgramRuntime,
 )
 
-RUN_PROGRAM = Path(__file__).with_name("run_program.py")
-SHOWN_TO_USER_EXIT_CODE = 32
-
-_LIST_DISTRIBUTIONS = (
-    "import json, importlib.metadata as m;"
-    "print(json.dumps(sorted({(d.metadata['Name'], d.version) for d in m.distributions()"
-    " if d.metadata['Name']})))"
-)
-
-
-def _options(info: language_pb2.ProgramInfo) -> dict[str, Any]:
-    return json_format.MessageToDict(info.options) if info.HasField("options") else {}
-
-
-def _interpreter(info: language_pb2.ProgramInfo, environ: Mapping[str, str]) -> Interpreter:
-    root = Path(info.root_directory or info.program_directory or os.getcwd())
-    return find_interpreter(root, _options(info), environ)
-
-
-def program_command(
-    request: language_pb2.RunRequest, interpreter: Interpreter, engine_address: str
-) -> tuple[list[str], Path]:
-    """Build the command line that runs the requested program, and its working directory.
-
-    Args:
-        request: The engine's ``Run`` request.
-        interpreter: Python to run the program with.
-        engine_address: The engine's gRPC address (the plugin's last argument).
-
-    Returns:
-        The argv list and the directory to run it in.
-    """
-    program_dir = Path(request.info.program_directory or request.pwd or os.getcwd())
-    entry = request.info.entry_point or request.program or "."
-    cwd = Path(request.pwd) if request.pwd else program_dir
-    command = [
-        str(interpreter.python),
-        "-u",
-        str(RUN_PROGRAM),
-        "--monitor",
-        request.monitor_address,
-        "--engine",
-        engine_address,
-        "--project",
-        request.project,
-        "--stack",
-        request.stack,
-        "--organization",
-        request.organization or "organization",
-        "--root-directory",
-        request.info.root_directory or str(program_dir),
-        "--parallel",
-        str(request.parallel),
-    ]
-    if request.dryRun:
-        command.append("--dry-run")
-    command += [str(program_dir / entry), *request.args]
-    return command, cwd
-
-
-def program_environment(
-    request: language_pb2.RunRequest, interpreter: Interpreter, base: Mapping[str, str]
-) -> dict[str, str]:
-    """Environment of the program process: the host's, the virtualenv, and the stack config.
-
-    Args:
-        request: The engine's ``Run`` request.
-        interpreter: Python that runs the program.
-        base: The host's environment.
-
-    Returns:
-        The environment mapping.
-    """
-    env = interpreter.program_env(base)
-    env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
-    env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+RUNTIMES: dict[str, Callable[[], ProgramRuntime]] = {
+    "python": PythonRuntime,
+    "nodejs": NodejsRuntime,
+    "go": GoRuntime,
+}
+"""The languages this host runs, by their ``runtime:`` name in ``Pulumi.yaml``."""
 
 
 class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
-    """LanguageRuntime service that runs Python programs in child processes.
+    """LanguageRuntime service that runs programs of one language in child processes.
 
     Args:
         engine_address: The engine's gRPC address passed on the command line.
         environ: Environment the programs inherit.
+        runtime: How programs of the language start (default: Python).
     """
 
-    def __init__(self, engine_address: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        engine_address: str,
+        environ: Mapping[str, str],
+        runtime: ProgramRuntime | None = None,
+    ) -> None:
+        self._runtime: ProgramRuntime = runtime if runtime is not None else PythonRuntime()
         self._engine_address = engine_address
         self._environ = dict(environ)
         self._children: set[subprocess.Popen[bytes]] = set()
@@ -147,8 +85,8 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         return language_pb2.LanguageHandshakeResponse()
 
     def GetPluginInfo(self, request: empty_pb2.Empty, context: Any) -> plugin_pb2.PluginInfo:
-        """Report the installed ``pulumi`` SDK version as this plugin's version."""
-        return plugin_pb2.PluginInfo(version=metadata.version("pulumi"))
+        """Report the runtime's version as this plugin's version."""
+        return plugin_pb2.PluginInfo(version=self._runtime.plugin_version())
 
     def GetRequiredPlugins(
         self, request: language_pb2.GetRequiredPluginsRequest, context: Any
@@ -165,48 +103,46 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
     def InstallDependencies(
         self, request: language_pb2.InstallDependenciesRequest, context: Any
     ) -> Iterator[language_pb2.InstallDependenciesResponse]:
-        """Install nothing: the project's virtualenv is managed by its own set-up."""
+        """Install nothing: the project's dependencies are managed by its own set-up."""
         yield from ()
 
     def About(self, request: language_pb2.AboutRequest, context: Any) -> language_pb2.AboutResponse:
-        """Describe the interpreter that would run the program."""
-        interpreter = self._resolve(request.info, context)
-        version = subprocess.run(
-            [str(interpreter.python), "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        return language_pb2.AboutResponse(executable=str(interpreter.python), version=version)
+        """Describe the executable that would run the program."""
+        try:
+            executable, version = self._runtime.about(request.info, self._environ)
+        except LaunchError as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            raise  # abort raises; this keeps type checkers informed
+        return language_pb2.AboutResponse(executable=executable, version=version)
 
     def GetProgramDependencies(
         self, request: language_pb2.GetProgramDependenciesRequest, context: Any
     ) -> language_pb2.GetProgramDependenciesResponse:
-        """List the distributions installed in the program's interpreter."""
-        interpreter = self._resolve(request.info, context)
-        listing = subprocess.run(
-            [str(interpreter.python), "-c", _LIST_DISTRIBUTIONS],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if listing.returncode != 0:
-            context.abort(grpc.StatusCode.INTERNAL, listing.stderr.strip())
+        """List the packages the program can use, as far as the runtime tells."""
+        try:
+            listed = self._runtime.dependencies(request.info, self._environ)
+        except LaunchError as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            raise
         return language_pb2.GetProgramDependenciesResponse(
             dependencies=[
-                language_pb2.DependencyInfo(name=name, version=version)
-                for name, version in json.loads(listing.stdout)
+                language_pb2.DependencyInfo(name=name, version=version) for name, version in listed
             ]
         )
 
     def Run(self, request: language_pb2.RunRequest, context: Any) -> language_pb2.RunResponse:
         """Run the program in a child process and translate its exit status."""
         try:
-            interpreter = _interpreter(request.info, self._environ)
-        except InterpreterNotFound as error:
+            launch = self._runtime.launch(request, self._engine_address, self._environ)
+        except LaunchError as error:
             return language_pb2.RunResponse(error=str(error))
-        command, cwd = program_command(request, interpreter, self._engine_address)
-        env = program_environment(request, interpreter, self._environ)
+        try:
+            return self._run(launch.argv, launch.cwd, launch.env)
+        finally:
+            if launch.scratch is not None:
+                shutil.rmtree(launch.scratch, ignore_errors=True)
+
+    def _run(self, command: list[str], cwd: Path, env: dict[str, str]) -> language_pb2.RunResponse:
         try:
             # stdout/stderr are inherited: the engine shows them as the program's messages.
             child = subprocess.Popen(command, cwd=cwd, env=env)
@@ -237,36 +173,31 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             if child.poll() is None:
                 child.terminate()
 
-    def _resolve(self, info: language_pb2.ProgramInfo, context: Any) -> Interpreter:
-        try:
-            return _interpreter(info, self._environ)
-        except InterpreterNotFound as error:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-            raise  # abort raises; this keeps type checkers informed
 
-
-def _engine_address(argv: list[str]) -> str:
-    parser = argparse.ArgumentParser(prog="pulumi-language-python", add_help=False)
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pulumi-language-host", add_help=False)
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="python")
     parser.add_argument("--tracing")
     parser.add_argument("--logtostderr", action="store_true")
     parser.add_argument("--logflow", action="store_true")
     parser.add_argument("-v", dest="verbose")
     parser.add_argument("engine_address", nargs="?", default="")
     known, _unknown = parser.parse_known_args(argv)
-    return str(known.engine_address)
+    return known
 
 
 def serve(argv: list[str], environ: Mapping[str, str]) -> int:
     """Start the service, print its port on stdout, and serve until SIGINT/SIGTERM.
 
     Args:
-        argv: Arguments from the engine (flags, then the engine address).
+        argv: ``--runtime LANGUAGE`` (from our shim), then the engine's flags and its address.
         environ: Environment handed down to programs.
 
     Returns:
         The process exit code.
     """
-    host = LanguageHost(_engine_address(argv), environ)
+    arguments = _arguments(argv)
+    host = LanguageHost(str(arguments.engine_address), environ, RUNTIMES[arguments.runtime]())
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
         options=[

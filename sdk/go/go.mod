@@ -1,0 +1,5 @@
+module github.com/dicom-transfer/dicom-transfer/sdk/go
+
+go 1.25
+
+require github.com/pulumi/pulumi/sdk/v3 v3.229.0
