@@ -22,7 +22,7 @@ from dicom_transfer.native.provider import (
 from dicom_transfer.native.schema import render_schema
 from dicom_transfer.native.values import from_props, to_props
 from dicom_transfer.specs.problems import UNKNOWN
-from fake_http import OPERATION, FakeClock, ScriptedHttp, operation, reply
+from fake_http import OPERATION, ScriptedHttp, operation, reply
 from lifecycle_cases import IMPORT, recorded, run_async
 from pulumi.provider.experimental.provider import (
     CheckRequest,
@@ -32,6 +32,7 @@ from pulumi.provider.experimental.provider import (
     ReadRequest,
     UpdateRequest,
 )
+from support.clock import FakeClock
 from test_lifecycle_front_ends import urn
 
 URN = urn("import", "load")
