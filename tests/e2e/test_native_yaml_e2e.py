@@ -159,7 +159,7 @@ def test_import_adopts_an_operation_started_directly(
 def test_custom_timeout_fails_in_about_two_seconds_and_the_next_up_resumes(
     tmp_path: Path, emulator: SeededEmulator
 ) -> None:
-    emulator.add_faults(operationSeconds=30)
+    emulator.add_faults(spec="operation-seconds=30")
     stack = native_stack(tmp_path / "timeout", emulator, program=ONE_IMPORT)
     stack.configure(dicomStore=emulator.store_name, sourceUri=emulator.source_uri)
 
