@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, SeededEmulator
+from dicom_stack import PLAN, SeededEmulator, wait_until
 from native_stack import EXPORT_TYPE, IMPORT_TYPE, NativeStack, native_stack
 
 pytestmark = pytest.mark.e2e
@@ -224,3 +226,28 @@ def test_the_import_option_adopts_an_operation_with_the_programs_inputs(
     assert _posts(emulator, IMPORT_PATH) == 1, "adopting submits nothing"
     noop = stack.cli.run("up", "--yes")
     assert _posts(emulator, IMPORT_PATH) == 1 and "Traceback" not in noop.stdout
+
+
+def test_ctrl_c_stops_the_wait_and_the_next_up_resumes_the_running_operation(
+    tmp_path: Path, emulator: SeededEmulator
+) -> None:
+    emulator.add_faults(operationSeconds=30)
+    program = ONE_IMPORT.replace("    options:\n      customTimeouts:\n        create: 2s\n", "")
+    stack = native_stack(tmp_path / "cancel", emulator, program=program)
+    stack.configure(dicomStore=emulator.store_name, sourceUri=emulator.source_uri)
+    log = tmp_path / "up.log"
+    process = stack.cli.start("up", "--yes", output=log)
+    wait_until(lambda: _posts(emulator, IMPORT_PATH) == 1, 60, "the submit")
+
+    # A terminal's Ctrl-C: the CLI's process group; the engine asks the provider to cancel.
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) != 0
+    output = log.read_text()
+    [operation] = emulator.import_operations()
+    assert not operation.get("done"), "the wait stopped while the operation still ran"
+    assert "cancelled while waiting" in output and "Traceback" not in output, output
+
+    emulator.wait_for_operation(operation["name"], timeout_s=120)
+    stack.cli.run("up", "--yes")
+    assert _posts(emulator, IMPORT_PATH) == 1, "resumed, not submitted again"
+    assert stack.resources(IMPORT_TYPE)[0]["id"] == operation["name"]

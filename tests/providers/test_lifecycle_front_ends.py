@@ -7,17 +7,33 @@ name the same fields and decide the same replaces.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
+from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer.native.provider import DicomTransferProvider
 from dicom_transfer.native.schema import RESOURCE_TOKENS
-from dicom_transfer.native.values import camel_text, from_props
+from dicom_transfer.native.values import camel_text, from_props, to_props
 from dicom_transfer.specs.inputs import TransferKind
-from fake_http import OPERATION
-from lifecycle_cases import CHECK_CASES, DIFF_CASES, CheckCase, DiffCase, run_async
-from pulumi.provider.experimental.provider import CheckRequest, DiffRequest
+from fake_http import OPERATION, ScriptedHttp, error, operation, reply
+from lifecycle_cases import (
+    CHECK_CASES,
+    DIFF_CASES,
+    IMPORT,
+    CheckCase,
+    DiffCase,
+    recorded,
+    run_async,
+)
+from pulumi.provider.experimental.provider import (
+    CheckRequest,
+    CreateRequest,
+    DeleteRequest,
+    DiffRequest,
+    ReadRequest,
+)
 
 DYNAMIC = {"import": DicomImportProvider, "export": DicomExportProvider}
 
@@ -67,3 +83,96 @@ def test_diff_decides_the_same_in_both_front_ends(case: DiffCase) -> None:
     assert native.replaces == [camel_text(key) for key in case.replaces]
     assert set(native.detailed_diff) == set(native.diffs or [])
     assert set(native.replaces or []) <= set(native.detailed_diff)
+
+
+# --- create, read, delete: the same cases through both front ends ---------------------------
+
+
+def dynamic_create(runtime: TransferRuntime, props: dict[str, Any]) -> dict[str, Any]:
+    outs = DicomImportProvider(runtime).create({**props, "resource_name": "t"}).outs
+    assert outs is not None
+    return outs
+
+
+def native_create(runtime: TransferRuntime, props: dict[str, Any]) -> dict[str, Any]:
+    request = CreateRequest(urn("import"), from_props(props), 0.0, False)
+    return to_props(run_async(DicomTransferProvider(runtime=runtime).create(request)).properties)
+
+
+def dynamic_read(runtime: TransferRuntime, state: dict[str, Any]) -> dict[str, Any]:
+    outs = DicomImportProvider(runtime).read(OPERATION, state).outs
+    assert outs is not None
+    return outs
+
+
+def native_read(runtime: TransferRuntime, state: dict[str, Any]) -> dict[str, Any]:
+    request = ReadRequest(urn("import"), OPERATION, from_props(state), {})
+    return to_props(run_async(DicomTransferProvider(runtime=runtime).read(request)).properties)
+
+
+def dynamic_delete(runtime: TransferRuntime, state: dict[str, Any]) -> None:
+    DicomImportProvider(runtime).delete(OPERATION, {**state, "resource_name": "t"})
+
+
+def native_delete(runtime: TransferRuntime, state: dict[str, Any]) -> None:
+    request = DeleteRequest(urn("import"), OPERATION, from_props(state), 0.0)
+    run_async(DicomTransferProvider(runtime=runtime).delete(request))
+
+
+class FrontEnd(NamedTuple):
+    """How one front end creates, reads and deletes an import (snake_case props in and out)."""
+
+    create: Callable[[TransferRuntime, dict[str, Any]], dict[str, Any]]
+    read: Callable[[TransferRuntime, dict[str, Any]], dict[str, Any]]
+    delete: Callable[[TransferRuntime, dict[str, Any]], None]
+
+
+FRONT_ENDS = {
+    "dynamic": FrontEnd(dynamic_create, dynamic_read, dynamic_delete),
+    "native": FrontEnd(native_create, native_read, native_delete),
+}
+
+
+@pytest.fixture(params=sorted(FRONT_ENDS))
+def front_end(request: pytest.FixtureRequest) -> FrontEnd:
+    """Each front end in turn."""
+    return FRONT_ENDS[request.param]
+
+
+def test_create_submits_once_and_records_the_counters(
+    front_end: FrontEnd, http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    http._iterable += [
+        reply(200, operation(done=False)),
+        reply(200, operation(done=True, success=9)),
+    ]
+    outs = front_end.create(runtime, IMPORT)
+    assert (outs["operation_name"], outs["success_count"], outs["failure_count"]) == (
+        OPERATION,
+        9,
+        0,
+    )
+    assert outs["gcs_uri"] == IMPORT["gcs_uri"]
+    assert len(http.calls("POST", ":import")) == 1
+
+
+def test_read_refreshes_the_counters_and_keeps_them_once_the_operation_expired(
+    front_end: FrontEnd, http: ScriptedHttp, runtime: TransferRuntime
+) -> None:
+    partial = operation(done=True, success=9, failure=1, error_code=3)
+    http._iterable += [reply(200, partial), error(404, "NOT_FOUND", "operation not found")]
+    state = recorded(IMPORT)
+    refreshed = front_end.read(runtime, state)
+    assert (refreshed["success_count"], refreshed["failure_count"]) == (9, 1)
+    assert front_end.read(runtime, state)["success_count"] == state["success_count"]
+
+
+def test_delete_calls_nothing_and_says_no_data_was_deleted(
+    front_end: FrontEnd,
+    http: ScriptedHttp,
+    runtime: TransferRuntime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    front_end.delete(runtime, recorded(IMPORT))
+    assert http.request_sequence == []
+    assert "deleted none of the data it imported" in capsys.readouterr().err

@@ -125,7 +125,12 @@ async def serve(engine_address: str, args: list[str]) -> None:
     await server.start()
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
-    await server.wait_for_termination()
+    try:
+        await server.wait_for_termination()
+    finally:
+        # Stopped inside the loop: a server left to the garbage collector schedules its
+        # shutdown on a closed loop and prints a traceback to the engine's log.
+        await server.stop(None)
 
 
 def main(argv: list[str] | None = None) -> None:
