@@ -285,7 +285,8 @@ class OperationTimedOut(DicomTransferError):
 
 
 class JournalConflict(DicomTransferError):
-    """A submit was interrupted and the resulting operation cannot be identified safely.
+    """A journal record names no operation (a submit was interrupted, or the record cannot be
+    read) and the operation it stands for cannot be identified safely.
 
     Attributes:
         fingerprint: Fingerprint of the request.
@@ -298,8 +299,9 @@ class JournalConflict(DicomTransferError):
         self.path = path
         self.detail = detail
         super().__init__(
-            f"an earlier submit of this request was interrupted before its operation name was "
-            f"recorded, and {detail}. To avoid starting a duplicate operation nothing was "
+            f"an earlier run of this request left a journal record without its operation's "
+            f"name (a submit interrupted before its answer, or a record that cannot be read), "
+            f"and {detail}. To avoid starting a duplicate operation nothing was "
             f"submitted. Check the dataset's operations (gcloud healthcare operations list), "
             f"then delete the journal entry {path} to submit again"
         )

@@ -34,10 +34,10 @@ from pulumi.dynamic import (
 from dicom_transfer.errors import DicomTransferError, InvalidSpec, NotFound
 from dicom_transfer.healthcare.journal import journal_uri
 from dicom_transfer.healthcare.results import OperationResult, parse_operation
-from dicom_transfer.healthcare.variables import target_variable_problems
+from dicom_transfer.healthcare.variables import mixed_target_problem, target_variable_problems
 from dicom_transfer.output import line_writer, reports_message_first, write_line
 from dicom_transfer.specs.fingerprint import request_fingerprint
-from dicom_transfer.specs.problems import UNKNOWN
+from dicom_transfer.specs.problems import UNKNOWN, unset_string
 from dicom_transfer.specs.props import (
     export_problems,
     export_spec_from_props,
@@ -56,7 +56,9 @@ __all__ = ["OPERATION_OUTPUTS", "DicomExportProvider", "DicomImportProvider", "o
 
 WAIT_KEYS = ("timeout_seconds", "max_failures", "permission_retry_seconds")
 """Inputs that only affect waiting: an in-place update, never a resubmit."""
-CONNECTION_KEYS = ("endpoint", "storage_endpoint", "impersonate_service_account")
+ENDPOINT_KEYS = ("endpoint", "storage_endpoint")
+"""Inputs that say where calls go."""
+CONNECTION_KEYS = (*ENDPOINT_KEYS, "impersonate_service_account")
 """Inputs that say where and as whom to talk, not what to do: an in-place update."""
 NAME_KEYS = ("resource_name",)
 """The resource's name: after a rename with an alias (or an adoption into a pipeline) the
@@ -171,6 +173,12 @@ class _TransferProvider(ResourceProvider):
         journal_uri()  # a malformed DICOM_TRANSFER_JOURNAL fails the preview
         # A retired or misspelled target variable would send calls elsewhere without a word.
         retargeting = [CheckFailure("", problem) for problem in target_variable_problems()]
+        mixed = mixed_target_problem(
+            stages_filter=self.kind == "export" and news.get("filter_resource_paths") is not None,
+            endpoint_inputs=any(not unset_string(news.get(key)) for key in ENDPOINT_KEYS),
+        )
+        if mixed is not None:
+            retargeting.append(CheckFailure("filter_resource_paths", mixed))
         return CheckResult(news, _failures(self._problems(news)) + retargeting)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

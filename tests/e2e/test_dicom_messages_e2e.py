@@ -65,3 +65,19 @@ def test_a_retired_endpoint_variable_fails_preview_naming_its_replacement(
     assert "Set HEALTHCARE_EMULATOR_HOST for a local emulator" in output, output
     assert "Traceback" not in output  # a check failure, not a crash
     assert stack.emulator.requests() == []
+
+
+def test_a_retired_endpoint_variable_fails_refresh_before_any_call(stack: DicomStack) -> None:
+    # `pulumi refresh` runs no check: the providers' read refuses instead of reading Google's
+    # endpoint (here HEALTHCARE_EMULATOR_HOST is set too; without it calls would go there).
+    stack.cli.run("up", "--yes")
+    stack.emulator.clear_requests()
+    url = stack.emulator.healthcare_url
+    stack.cli.extra_env = {**stack.cli.extra_env, "DICOM_TRANSFER_HEALTHCARE_ENDPOINT": url}
+
+    refresh = stack.cli.run("refresh", "--yes", check=False)
+
+    assert refresh.returncode != 0
+    output = refresh.stdout + refresh.stderr
+    assert f"DICOM_TRANSFER_HEALTHCARE_ENDPOINT={url!r} is set but no longer read" in output
+    assert stack.emulator.requests() == []

@@ -33,6 +33,18 @@ def test_check_fails_on_the_retired_endpoint_variable_naming_its_replacement(
         assert "Set HEALTHCARE_EMULATOR_HOST" in failure.reason
 
 
+def test_check_fails_on_an_export_staging_its_filter_outside_the_emulator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HEALTHCARE_EMULATOR_HOST", "127.0.0.1:8080")
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    props = {k: v for k, v in EXPORT_PROPS.items() if k not in ("endpoint", "storage_endpoint")}
+    [failure] = DicomExportProvider().check({}, props).failures
+    assert failure.property == "filter_resource_paths"
+    assert "STORAGE_EMULATOR_HOST is not" in failure.reason
+    assert DicomExportProvider().check({}, dict(EXPORT_PROPS)).failures == []  # inputs say where
+
+
 def test_refresh_fails_on_the_retired_endpoint_variable_before_any_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

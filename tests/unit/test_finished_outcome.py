@@ -94,6 +94,7 @@ def test_s29_failure_after_rows_moved_is_judged_again_not_resubmitted(
         run(api, journal, FakeTime(), spec=APPEND_SPEC, policy=WaitPolicy(max_failures=0))
     message = str(info.value)
     assert len(api.submitted) == 1
+    assert message.count("None") == 1, "each fix is named once (max_failures=None)"
     assert "change the resource's `triggers`" in message
     assert f"2 successful row(s) are already in {TABLE} (WRITE_APPEND)" in message
     assert str(journal.path_for(FP)) in message
@@ -226,7 +227,10 @@ def test_an_unreadable_record_fails_naming_it_and_submits_nothing(
     with pytest.raises(JournalConflict) as info:
         run(api, journal, FakeTime(), spec=APPEND_SPEC)
     assert api.submitted == []
-    assert "cannot be read" in str(info.value) and str(journal.path_for(FP)) in str(info.value)
+    message = str(info.value)
+    assert "its journal record cannot be read as an export" in message
+    assert "or a record that cannot be read" in message, "no claim of an interrupted submit"
+    assert str(journal.path_for(FP)) in message
     assert journal.get(FP) is not None, "the record is left for the user to look at"
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dicom_transfer.healthcare.variables import RETIRED, target_variable_problems
+from dicom_transfer.healthcare.variables import (
+    RETIRED,
+    mixed_target_problem,
+    target_variable_problems,
+)
 
 
 def test_the_retired_healthcare_endpoint_variable_names_its_replacement() -> None:
@@ -89,3 +93,46 @@ def test_our_own_and_other_tools_variables_pass(name: str) -> None:
 
 def test_an_empty_retired_variable_passes() -> None:
     assert target_variable_problems(dict.fromkeys(RETIRED, "")) == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        (
+            {"HEALTHCARE_EMULATOR_HOST": "127.0.0.1:8080"},
+            "HEALTHCARE_EMULATOR_HOST='127.0.0.1:8080' is set but STORAGE_EMULATOR_HOST is not: "
+            "the filter file would be written to Google's Cloud Storage",
+        ),
+        (
+            {"STORAGE_EMULATOR_HOST": "127.0.0.1:9023"},
+            "STORAGE_EMULATOR_HOST='127.0.0.1:9023' is set but HEALTHCARE_EMULATOR_HOST is not: "
+            "Google's Healthcare API would be asked to read the filter file from the emulator",
+        ),
+    ],
+)
+def test_an_export_staging_a_filter_between_an_emulator_and_google_is_refused(
+    environ: dict[str, str], says: str
+) -> None:
+    problem = mixed_target_problem(stages_filter=True, endpoint_inputs=False, environ=environ)
+    assert problem is not None and problem.startswith(says), problem
+
+
+@pytest.mark.parametrize(
+    ("stages_filter", "endpoint_inputs", "environ"),
+    [
+        (False, False, {"HEALTHCARE_EMULATOR_HOST": "127.0.0.1:8080"}),  # no Cloud Storage call
+        (True, True, {"HEALTHCARE_EMULATOR_HOST": "127.0.0.1:8080"}),  # inputs say where
+        (True, False, {"HEALTHCARE_EMULATOR_HOST": "h:1", "STORAGE_EMULATOR_HOST": "h:2"}),
+        (True, False, {}),  # Google's endpoints for both
+        (True, False, {"HEALTHCARE_EMULATOR_HOST": " ", "STORAGE_EMULATOR_HOST": ""}),
+    ],
+)
+def test_consistent_targets_pass(
+    stages_filter: bool, endpoint_inputs: bool, environ: dict[str, str]
+) -> None:
+    assert (
+        mixed_target_problem(
+            stages_filter=stages_filter, endpoint_inputs=endpoint_inputs, environ=environ
+        )
+        is None
+    )

@@ -375,10 +375,8 @@ class _Run:
         """What a failure after data moved means for the next run, and how to run again."""
         moved = "imported" if self.kind == "import" else "exported"
         if _some_limit_accepts(result):
-            again = (
-                "judges it again under max_failures as then set (raise it, or None for any) "
-                "and submits nothing"
-            )
+            # The failure's message already names both fixes (max_failures=N, None).
+            again = "judges it again under max_failures as then set and submits nothing"
         else:  # an error of the operation itself: no max_failures accepts it
             again = "reports this failure again and submits nothing"
         hint = (

@@ -31,6 +31,7 @@ __all__ = [
     "RETIRED",
     "STORAGE_EMULATOR_ENV",
     "TARGET_VARIABLES",
+    "mixed_target_problem",
     "target_variable_problems",
     "without_credentials",
 ]
@@ -154,3 +155,46 @@ def target_variable_problems(environ: Mapping[str, str] | None = None) -> list[s
                 f"do not go where {name} says. Rename it to {intended}, or unset it"
             )
     return problems
+
+
+def mixed_target_problem(
+    *, stages_filter: bool, endpoint_inputs: bool, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The message for an export that would stage its filter file across an emulator boundary.
+
+    With only one of ``HEALTHCARE_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST`` set, the filter
+    file of ``filter_resource_paths`` goes to one world (Google's Cloud Storage, with this
+    machine's credentials, or the emulator's) and the export runs in the other, which cannot
+    read it (the emulator reads only its own buckets, Google only Google's). Endpoint inputs
+    say where calls go themselves, so they are left alone.
+
+    Args:
+        stages_filter: The export stages a filter file (``filter_resource_paths``).
+        endpoint_inputs: The resource sets ``endpoint`` or ``storage_endpoint``.
+        environ: The environment to inspect (default ``os.environ``).
+
+    Returns:
+        The message naming the variable set, the one missing and what to do; None when the
+        targets agree or no filter file is staged.
+    """
+    if not stages_filter or endpoint_inputs:
+        return None
+    env = os.environ if environ is None else environ
+    healthcare = env.get(HEALTHCARE_EMULATOR_ENV, "").strip()
+    storage = env.get(STORAGE_EMULATOR_ENV, "").strip()
+    if bool(healthcare) == bool(storage):
+        return None
+    if healthcare:
+        return (
+            f"{HEALTHCARE_EMULATOR_ENV}={_shown(healthcare)} is set but {STORAGE_EMULATOR_ENV} "
+            "is not: the filter file would be written to Google's Cloud Storage (with this "
+            "machine's credentials), where the emulator cannot read it. Set "
+            f"{STORAGE_EMULATOR_ENV} to the emulator's Cloud Storage (dicom-transfer-emulator "
+            "seed prints both)"
+        )
+    return (
+        f"{STORAGE_EMULATOR_ENV}={_shown(storage)} is set but {HEALTHCARE_EMULATOR_ENV} is not: "
+        "Google's Healthcare API would be asked to read the filter file from the emulator, "
+        f"which it cannot reach. Set {HEALTHCARE_EMULATOR_ENV} too, or unset "
+        f"{STORAGE_EMULATOR_ENV}"
+    )
