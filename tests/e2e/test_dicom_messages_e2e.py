@@ -28,7 +28,7 @@ def failed_resource_lines(stdout: str) -> list[str]:
 
 
 def test_a_failed_import_says_everything_in_its_first_line(stack: DicomStack) -> None:
-    stack.emulator.add_faults(failNextOperation={"code": 13, "message": "disk on fire (e2e)"})
+    stack.emulator.add_faults(spec="fail-operation=13:disk on fire (e2e)")
 
     up = stack.cli.run("up", "--yes", check=False)
 
