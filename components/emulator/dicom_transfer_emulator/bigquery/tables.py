@@ -139,6 +139,10 @@ def effective_disposition(write_disposition: str | None, force: bool | None) -> 
     return "WRITE_TRUNCATE" if force else "WRITE_EMPTY"
 
 
+#: Rows as ``write_rows`` takes them: JSON-serialisable dicts, consumed once.
+Rows = Iterable[dict[str, Any]]
+
+
 class BigQueryTables:
     """Thread-safe store of emulated BigQuery tables: the rules, on two kinds of storage.
 
@@ -156,13 +160,7 @@ class BigQueryTables:
     def _has_rows(self, ref: TableRef) -> bool:
         raise NotImplementedError
 
-    def _write(
-        self,
-        ref: TableRef,
-        rows: Iterable[dict[str, Any]],
-        disposition: str,
-        upsert_key: str | None,
-    ) -> int:
+    def _write(self, ref: TableRef, rows: Rows, disposition: str, upsert_key: str | None) -> int:
         """Write with the disposition's semantics; takes the lock itself (a file write spools
         the rows before it)."""
         raise NotImplementedError
@@ -263,13 +261,7 @@ class MemoryTables(BigQueryTables):
     def _has_rows(self, ref: TableRef) -> bool:
         return bool(self._tables.get(ref.id))
 
-    def _write(
-        self,
-        ref: TableRef,
-        rows: Iterable[dict[str, Any]],
-        disposition: str,
-        upsert_key: str | None,
-    ) -> int:
+    def _write(self, ref: TableRef, rows: Rows, disposition: str, upsert_key: str | None) -> int:
         batch = [json.loads(json.dumps(r)) for r in rows]
         with self._lock:
             self._check_empty(ref, disposition)
@@ -314,13 +306,7 @@ class FileTables(BigQueryTables):
         with path.open("rb") as fh:
             return any(line.strip() for line in fh)
 
-    def _write(
-        self,
-        ref: TableRef,
-        rows: Iterable[dict[str, Any]],
-        disposition: str,
-        upsert_key: str | None,
-    ) -> int:
+    def _write(self, ref: TableRef, rows: Rows, disposition: str, upsert_key: str | None) -> int:
         path = self._path(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         spool = path.with_name(f"{path.name}.{threading.get_ident()}.spool")
