@@ -29,8 +29,8 @@ from bench_p2 import RunKind, SdkRuns, seed_imports, timed_up, warm_up
 from bench_pulumi import ProcessSampler, PulumiProject, sdk_version
 from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer.healthcare.journal import STATE_DIR_ENV
-from dicom_transfer_emulator.clients import healthcare_client
-from dicom_transfer_emulator.launch import EmulatorProcess
+from dicom_transfer_emulator.testing.clients import healthcare_client
+from dicom_transfer_emulator.testing.launch import EmulatorProcess
 
 P2_TARGET_RATIO = 1.25
 P3_TARGET_RATIO = 1.0
