@@ -231,7 +231,7 @@ def test_the_import_option_adopts_an_operation_with_the_programs_inputs(
 def test_ctrl_c_stops_the_wait_and_the_next_up_resumes_the_running_operation(
     tmp_path: Path, emulator: SeededEmulator
 ) -> None:
-    emulator.add_faults(operationSeconds=30)
+    emulator.add_faults(spec="operation-seconds=30")
     program = ONE_IMPORT.replace("    options:\n      customTimeouts:\n        create: 2s\n", "")
     stack = native_stack(tmp_path / "cancel", emulator, program=program)
     stack.configure(dicomStore=emulator.store_name, sourceUri=emulator.source_uri)
