@@ -58,15 +58,23 @@ class NativeStack:
 
 
 def native_stack(
-    root: Path, emulator: SeededEmulator, *, program: str | None = None, stack: str = "local"
+    root: Path,
+    emulator: SeededEmulator,
+    *,
+    program: str | None = None,
+    main_py: str | None = None,
+    stack: str = "local",
 ) -> NativeStack:
-    """Writes a project (``examples/yaml`` or ``program``, a Pulumi.yaml) and inits ``stack``."""
+    """Writes a project (``examples/yaml`` or ``program``, a Pulumi.yaml, with ``main_py`` as
+    its ``__main__.py`` for a Python program) and inits ``stack``."""
     project = root / "project"
     project.mkdir(parents=True)
     if program is None:
         shutil.copy(EXAMPLE / "Pulumi.yaml", project / "Pulumi.yaml")
     else:
         (project / "Pulumi.yaml").write_text(program)
+    if main_py is not None:
+        (project / "__main__.py").write_text(main_py)
     state = root / "state"
     path = os.pathsep.join(
         [yaml_host_dir(), str(Path(sys.executable).parent), offline_env(state)["PATH"]]

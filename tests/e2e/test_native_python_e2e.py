@@ -39,9 +39,11 @@ def test_a_python_program_imports_and_exports_through_the_provider(
     tmp_path: Path, emulator: SeededEmulator
 ) -> None:
     stack = native_stack(
-        tmp_path / "python", emulator, program="name: dicom-native-py\nruntime: python\n"
+        tmp_path / "python",
+        emulator,
+        program="name: dicom-native-py\nruntime: python\n",
+        main_py=PROGRAM,
     )
-    (stack.cli.project_dir / "__main__.py").write_text(PROGRAM)
     stack.configure(
         store=emulator.store_name,
         source=emulator.source_uri,

@@ -40,9 +40,11 @@ pulumi.export("pulumiSdk", metadata.version("pulumi"))
 
 def test_up_and_destroy_with_the_generated_sdk(tmp_path: Path, emulator: SeededEmulator) -> None:
     stack = native_stack(
-        tmp_path / "python", emulator, program="name: dicom-sdk-py\nruntime: python\n"
+        tmp_path / "python",
+        emulator,
+        program="name: dicom-sdk-py\nruntime: python\n",
+        main_py=PROGRAM,
     )
-    (stack.cli.project_dir / "__main__.py").write_text(PROGRAM)
     stack.configure(
         dicomStore=emulator.store_name,
         gcsUri=emulator.source_uri,
