@@ -7,7 +7,7 @@ then shows where the library is wrong). Sources, next to each rule below:
 - ``[GcsSource]``: the description of ``GoogleCloudHealthcareV1DicomGcsSource.uri`` in the
   ``healthcare`` v1/v1beta1 discovery documents bundled with google-api-python-client, and
   the guide "Importing and exporting DICOM data using Cloud Storage"
-  (``/work/shared/reference/002_…txt``, section on wildcards).
+  (``../shared/reference/002_…txt``, section on wildcards).
 - ``[GcsDestination]``: ``GoogleCloudHealthcareV1DicomGcsDestination.uriPrefix``, same
   documents.
 - ``[DicomFilterConfig]``: ``DicomFilterConfig.resourcePathsGcsUri``, same documents.
