@@ -26,7 +26,7 @@ from dicom_transfer import (
 from dicom_transfer.healthcare.journal import Journal
 from dicom_transfer.specs.requests import filter_file_content
 from dicom_transfer_emulator.app import Emulator
-from dicom_transfer_emulator.healthcare.api import service_agent_member
+from dicom_transfer_emulator.healthcare.names import service_agent_member
 from integration_support import (
     EXPORT_BUCKET,
     FAST,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from dicom_transfer_emulator.app import Emulator, run_emulator
-from dicom_transfer_emulator.healthcare.api import (
+from dicom_transfer_emulator.healthcare.names import (
     project_number,
     service_agent_email,
     service_agent_member,

@@ -17,7 +17,7 @@ from dicom_transfer_emulator.bigquery.tables import (
     open_tables,
     parse_table_uri,
 )
-from dicom_transfer_emulator.dicom.export_formats import parse_export_format
+from dicom_transfer_emulator.dicom.export_formats import export_format
 from dicom_transfer_emulator.dicom.parsing import (
     DicomParseError,
     RenderError,
@@ -25,6 +25,8 @@ from dicom_transfer_emulator.dicom.parsing import (
     parse_instance,
 )
 from dicom_transfer_emulator.dicom.rendering import render_instance
+from dicom_transfer_emulator.errors import ApiException
+from dicom_transfer_emulator.healthcare.request_bodies import gcs_destination_format
 from dicom_transfer_emulator.healthcare.state import (
     AddResult,
     AlreadyExists,
@@ -66,7 +68,7 @@ IMPLICIT = "1.2.840.10008.1.2"
     ],
 )
 def test_export_formats(value: str | None, mime: str, syntax: str | None, ext: str) -> None:
-    fmt = parse_export_format(value)
+    fmt = gcs_destination_format(value)
     assert (fmt.mime_type, fmt.transfer_syntax, fmt.extension) == (mime, syntax, ext)
 
 
@@ -87,8 +89,9 @@ def test_export_formats(value: str | None, mime: str, syntax: str | None, ext: s
     ],
 )
 def test_unsupported_export_formats(value: str) -> None:
-    with pytest.raises(ValueError, match="unsupported mimeType"):
-        parse_export_format(value)
+    with pytest.raises(ApiException, match=r"mimeType: unsupported mimeType") as err:
+        gcs_destination_format(value)
+    assert err.value.code == 400 and err.value.message.startswith("gcsDestination.mimeType: ")
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,7 @@ def test_parse_instance_reads_identifiers() -> None:
 def test_transcode_to_explicit_little_endian_keeps_pixels(name: str) -> None:
     source = pydicom.dcmread(io.BytesIO(corpus_bytes(name)))
     (out,) = render_instance(
-        corpus_bytes(name), parse_export_format(f"application/dicom; transfer-syntax={LE}")
+        corpus_bytes(name), export_format("application/dicom", {"transfer-syntax": LE})
     )
     result = pydicom.dcmread(io.BytesIO(out.data))
     assert result.file_meta.TransferSyntaxUID == LE
@@ -138,9 +141,9 @@ def test_transcode_to_explicit_little_endian_keeps_pixels(name: str) -> None:
 
 def test_render_errors_are_explicit() -> None:
     with pytest.raises(RenderError, match="no pixel data"):
-        render_instance(corpus_bytes("test-SR.dcm"), parse_export_format("image/png"))
+        render_instance(corpus_bytes("test-SR.dcm"), export_format("image/png"))
     with pytest.raises(RenderError, match=r"cannot decode pixel data .*JPEG Extended") as info:
-        render_instance(corpus_bytes("JPEG-lossy.dcm"), parse_export_format("image/jpeg"))
+        render_instance(corpus_bytes("JPEG-lossy.dcm"), export_format("image/jpeg"))
     # The whole reason, on one line: not pydicom's first line "…all available plugins:".
     message = str(info.value)
     assert "\n" not in message and not message.endswith(":")
@@ -148,27 +151,27 @@ def test_render_errors_are_explicit() -> None:
     with pytest.raises(RenderError, match="holds 8-bit unsigned"):
         render_instance(
             corpus_bytes("CT_small.dcm"),
-            parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"),
+            export_format("application/dicom", {"transfer-syntax": "1.2.840.10008.1.2.4.50"}),
         )
     with pytest.raises(RenderError, match="no encoder for that transfer syntax"):
         render_instance(
             corpus_bytes("CT_small.dcm"),
-            parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.57"),
+            export_format("application/dicom", {"transfer-syntax": "1.2.840.10008.1.2.4.57"}),
         )
     # Already in the requested syntax: the original bytes.
     jpeg = corpus_bytes("SC_rgb_jpeg_dcmtk.dcm")
     (same,) = render_instance(
-        jpeg, parse_export_format("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50")
+        jpeg, export_format("application/dicom", {"transfer-syntax": "1.2.840.10008.1.2.4.50"})
     )
     assert same.data == jpeg
 
 
 def test_multiframe_octet_stream_frames() -> None:
     data = corpus_bytes("SC_rgb_rle_2frame.dcm")
-    as_stored = parse_export_format("application/octet-stream; transfer-syntax=*")
+    as_stored = export_format("application/octet-stream", {"transfer-syntax": "*"})
     frames = render_instance(data, as_stored)
     assert [f.frame for f in frames] == [1, 2]
-    uncompressed = parse_export_format(f"application/octet-stream; transfer-syntax={LE}")
+    uncompressed = export_format("application/octet-stream", {"transfer-syntax": LE})
     raw = render_instance(data, uncompressed)
     ds = pydicom.dcmread(io.BytesIO(data))
     assert b"".join(f.data for f in raw) == ds.pixel_array.tobytes()

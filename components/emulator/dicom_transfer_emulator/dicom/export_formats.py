@@ -27,6 +27,7 @@ File extensions, same source: "application/dicom -> .dcm - image/jpeg -> .jpg - 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -34,7 +35,8 @@ __all__ = [
     "DICOMWEB_DEFAULTS",
     "DOCUMENTED_MIME_TYPES",
     "ExportFormat",
-    "parse_export_format",
+    "export_format",
+    "unsupported",
 ]
 
 #: ``transfer-syntax=*``: no transcoding.
@@ -107,17 +109,8 @@ class ExportFormat:
         return self.mime_type != "application/dicom"
 
 
-def _split(media: str, params: list[str], value: str) -> tuple[str, str | None]:
-    syntax: str | None = None
-    for param in params:
-        key, sep, raw = param.partition("=")
-        if not sep or key.strip().lower() != "transfer-syntax" or syntax is not None:
-            raise _unsupported(value)
-        syntax = raw.strip().strip('"')
-    return media, syntax
-
-
-def _unsupported(value: str) -> ValueError:
+def unsupported(value: str) -> ValueError:
+    """The error for a ``mimeType`` that is not supported, listing what is."""
     return ValueError(
         f"unsupported mimeType {value!r}; supported: {', '.join(DOCUMENTED_MIME_TYPES)} "
         f"(or {', '.join(DICOMWEB_DEFAULTS)} without transfer-syntax, or unset for the "
@@ -125,15 +118,21 @@ def _unsupported(value: str) -> ValueError:
     )
 
 
-def parse_export_format(value: str | None) -> ExportFormat:
-    """Validate a ``gcsDestination.mimeType`` value.
+def export_format(
+    media_type: str | None, params: Mapping[str, str] | None = None, *, spelled: str = ""
+) -> ExportFormat:
+    """Validate a ``gcsDestination.mimeType`` (or a DICOMweb media type), already split.
 
-    Media types and the parameter name are case-insensitive and spaces around ``;`` and
-    ``=`` are ignored (MIME syntax, RFC 2045 §5.1); UIDs are compared exactly.
+    The caller splits the text with the HTTP layer's media-type parser (werkzeug's
+    ``parse_options_header``: quoting, spaces and the case of names, RFC 9110 §8.3.1); this
+    module only knows which values the API documents. UIDs are compared exactly.
 
     Args:
-        value: e.g. ``"application/dicom; transfer-syntax=1.2.840.10008.1.2"``; ``None`` or
-            empty means the stored form (``application/dicom; transfer-syntax=*``).
+        media_type: ``type/subtype`` in lower case, e.g. ``"application/dicom"``; ``None`` or
+            ``""`` means the stored form (``application/dicom; transfer-syntax=*``).
+        params: the parameters, names in lower case, e.g.
+            ``{"transfer-syntax": "1.2.840.10008.1.2"}``; only ``transfer-syntax`` is allowed.
+        spelled: the value as the request spelled it, for the error message.
 
     Returns:
         The parsed format.
@@ -142,16 +141,18 @@ def parse_export_format(value: str | None) -> ExportFormat:
         ValueError: not a documented value nor a DICOMweb default form; the message lists
             the supported values.
     """
-    if value is None or not value.strip():
+    if not media_type:
         return ExportFormat("application/dicom", ANY_SYNTAX, ".dcm")
-    media, *params = (p.strip() for p in value.split(";"))
-    media, syntax = _split(media.lower(), params, value)
+    params = dict(params or {})
+    syntax = params.pop("transfer-syntax", None)
+    if params:
+        raise unsupported(spelled or media_type)
     if syntax is None:
-        if media == "image/png":
-            return ExportFormat(media, None, ".png")
-        if media in DICOMWEB_DEFAULTS:
-            return ExportFormat(media, DICOMWEB_DEFAULTS[media], _EXTENSIONS[media])
-        raise _unsupported(value)
-    if f"{media}; transfer-syntax={syntax}" not in DOCUMENTED_MIME_TYPES:
-        raise _unsupported(value)
-    return ExportFormat(media, syntax, _EXTENSIONS[media])
+        if media_type == "image/png":
+            return ExportFormat(media_type, None, ".png")
+        if media_type in DICOMWEB_DEFAULTS:
+            return ExportFormat(media_type, DICOMWEB_DEFAULTS[media_type], _EXTENSIONS[media_type])
+        raise unsupported(spelled or media_type)
+    if f"{media_type}; transfer-syntax={syntax}" not in DOCUMENTED_MIME_TYPES:
+        raise unsupported(spelled or media_type)
+    return ExportFormat(media_type, syntax, _EXTENSIONS[media_type])

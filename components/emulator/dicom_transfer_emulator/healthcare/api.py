@@ -46,72 +46,46 @@ Decisions (the real API's behaviour where known, else the choice documented here
 
 from __future__ import annotations
 
-import base64
-import re
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dicom_transfer_emulator.bigquery.rows import row_shape
-from dicom_transfer_emulator.bigquery.tables import (
-    effective_disposition,
-    open_tables,
-    parse_table_id,
-    parse_table_uri,
-)
-from dicom_transfer_emulator.dicom.export_formats import parse_export_format
+from dicom_transfer_emulator.bigquery.tables import open_tables, parse_table_id
 from dicom_transfer_emulator.errors import ApiException, invalid_argument, not_found
 from dicom_transfer_emulator.healthcare import not_emulated
 from dicom_transfer_emulator.healthcare.dicomweb import DicomWeb
-from dicom_transfer_emulator.healthcare.gcs_uris import compile_import_pattern, parse_gcs_uri
 from dicom_transfer_emulator.healthcare.iam import IamRoutes, parse_set_policy
-from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
-from dicom_transfer_emulator.healthcare.state import HealthcareState, StateError
-from dicom_transfer_emulator.healthcare.transfers import (
-    BigQueryExportRequest,
-    FilterSource,
-    GcsExportRequest,
-    ImportRequest,
-    TransferRunner,
+from dicom_transfer_emulator.healthcare.names import (
+    check_id,
+    check_project,
+    dataset_name,
+    location_name,
+    project_number,
+    service_agent_email,
+    service_agent_member,
+    store_name,
 )
+from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
+from dicom_transfer_emulator.healthcare.paging import page_response
+from dicom_transfer_emulator.healthcare.request_bodies import (
+    DATASET_SCHEMA,
+    STORE_FIELDS,
+    STORE_SCHEMA,
+    STORE_UPDATABLE,
+    BucketRole,
+    check_fields,
+    check_one_notification_form,
+    export_request,
+    import_request,
+)
+from dicom_transfer_emulator.healthcare.state import HealthcareState, OperationRecord, StateError
+from dicom_transfer_emulator.healthcare.transfers import GcsExportRequest, TransferRunner
 from dicom_transfer_emulator.healthcare.update_mask import apply_update_mask, mask_paths
 from dicom_transfer_emulator.server.http import Request, Response, Router
 from dicom_transfer_emulator.server.routing import Route
-from dicom_transfer_emulator.storage.port import Storage, fake_project_number, rfc3339
+from dicom_transfer_emulator.storage.port import Storage, rfc3339
 
-__all__ = [
-    "HealthcareService",
-    "project_number",
-    "service_agent_email",
-    "service_agent_member",
-]
-
-_PROJECT_RE = re.compile(
-    r"(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}"
-)
-_LOCATION_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-_BLOB_STORAGE_CLASSES = (
-    "BLOB_STORAGE_CLASS_UNSPECIFIED",
-    "STANDARD",
-    "NEARLINE",
-    "COLDLINE",
-    "ARCHIVE",
-)
-_STORE_FIELDS = ("labels", "notificationConfig", "notificationConfigs", "streamConfigs")
-#: Nested update-mask paths (sub-fields of ``NotificationConfig`` in the discovery documents).
-_STORE_UPDATABLE: dict[str, frozenset[str]] = {f: frozenset() for f in _STORE_FIELDS} | {
-    "notificationConfig": frozenset({"pubsubTopic", "sendForBulkImport"})
-}
-_STORE_SCHEMA: dict[str, Any] = {
-    "name": str,
-    "labels": object,
-    "notificationConfig": object,
-    "notificationConfigs": list,
-    "streamConfigs": list,
-}
-_DEFAULT_PAGE_SIZE = 100
-_MAX_PAGE_SIZE = 1000
+__all__ = ["HealthcareService"]
 
 # werkzeug rules (see routing.py); ``id`` variables stop at ``:`` so custom verbs route apart.
 _V = "/<any(v1, v1beta1):version>"
@@ -122,55 +96,6 @@ _OP = _DS + "/operations/<id:operation>"
 #: Discovery ids of the served methods are this prefix plus the names in the route tables.
 API_METHOD_PREFIX = "healthcare.projects.locations."
 
-#: Accepted request fields (``dict`` = nested message, ``{}`` one without fields, ``object`` =
-#: any JSON object). Unknown names are refused as the API's JSON parsing does (400
-#: INVALID_ARGUMENT, 'Invalid JSON payload received. Unknown name "x" at …').
-_IMPORT_SCHEMA: dict[str, Any] = {
-    "gcsSource": {"uri": str},
-    "blobStorageSettings": {"blobStorageClass": str},
-}
-_V1_BIGQUERY_DESTINATION: dict[str, Any] = {
-    "tableUri": str,
-    "writeDisposition": str,
-    "force": bool,
-    "includeSourceStore": bool,
-    # SchemaFlattened and SchemaJSON have no properties in the discovery documents.
-    "schemaFlattened": {},
-    "schemaJson": {},
-}
-#: Per API version: ``changeDataCaptureConfig`` (a message without properties) is in the
-#: v1beta1 discovery document's DicomBigQueryDestination only.
-_EXPORT_SCHEMAS: dict[str, dict[str, Any]] = {
-    version: {
-        "gcsDestination": {"uriPrefix": str, "mimeType": str},
-        "bigqueryDestination": destination,
-        "filterConfig": {"resourcePathsGcsUri": str},
-    }
-    for version, destination in (
-        ("v1", _V1_BIGQUERY_DESTINATION),
-        ("v1beta1", {**_V1_BIGQUERY_DESTINATION, "changeDataCaptureConfig": {}}),
-    )
-}
-
-
-def project_number(project: str) -> str:
-    """The emulator's fake, deterministic project number of a project id (12 digits).
-
-    Derived from the SHA-256 of the id (the storage side uses the same rule for
-    ``projectNumber`` of buckets); a project given as a number is its own number.
-    """
-    return project if project.isdigit() else fake_project_number(project)
-
-
-def service_agent_email(project: str) -> str:
-    """``service-{PROJECT_NUMBER}@gcp-sa-healthcare.iam.gserviceaccount.com`` of a project."""
-    return f"service-{project_number(project)}@gcp-sa-healthcare.iam.gserviceaccount.com"
-
-
-def service_agent_member(project: str) -> str:
-    """The IAM member (``serviceAccount:…``) of a project's Healthcare service agent."""
-    return f"serviceAccount:{service_agent_email(project)}"
-
 
 def _state_errors(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
     def wrapped(request: Request) -> Response:
@@ -180,76 +105,6 @@ def _state_errors(handler: Callable[[Request], Response]) -> Callable[[Request],
             raise ApiException(exc.http_status, exc.message, exc.status) from None
 
     return wrapped
-
-
-def _check_fields(value: Any, schema: dict[str, Any], where: str) -> None:
-    if not isinstance(value, dict):
-        raise invalid_argument(
-            f"Invalid JSON payload received. Expected an object at '{where or 'body'}'."
-        )
-    for key, item in value.items():
-        if item is None:  # JSON null means "unset", as in Google's JSON mapping
-            continue
-        expected = schema.get(key)
-        field = f"{where}.{key}" if where else key
-        if expected is None:
-            at = f" at '{where}'" if where else ""
-            raise invalid_argument(
-                f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.'
-            )
-        if isinstance(expected, dict):
-            _check_fields(item, expected, field)
-        elif expected is object:
-            if not isinstance(item, dict):
-                raise invalid_argument(f"Invalid value at '{field}': expected an object.")
-        elif expected is list:
-            if not isinstance(item, list):
-                raise invalid_argument(f"Invalid value at '{field}': expected a list.")
-        elif expected is bool:
-            if not isinstance(item, bool):
-                raise invalid_argument(f"Invalid value at '{field}' (TYPE_BOOL), {item!r}")
-        elif not isinstance(item, str):
-            raise invalid_argument(f"Invalid value at '{field}' (TYPE_STRING), {item!r}")
-
-
-def _check_one_notification_form(store: dict[str, Any]) -> None:
-    """A DICOM store has ``notificationConfig`` or ``notificationConfigs``, never both.
-
-    Source: the real API refuses a create or patch leaving both set with 400
-    INVALID_ARGUMENT (observed, issue 17); the discovery documents describe the singular
-    (Pub/Sub topic for new instances) and the list (notifications on store changes) as two
-    ways of configuring the same notifications.
-
-    Raises:
-        ApiException: 400 naming both fields and what to do.
-    """
-    if store.get("notificationConfig") and store.get("notificationConfigs"):
-        raise invalid_argument(
-            "Invalid DICOM store: notificationConfig and notificationConfigs are both set; "
-            "set only one of them (clear the other with updateMask)."
-        )
-
-
-def _page(request: Request, items: list[Any]) -> tuple[list[Any], str | None]:
-    size = request.int_arg("pageSize", _DEFAULT_PAGE_SIZE) or _DEFAULT_PAGE_SIZE
-    if size < 0:
-        raise invalid_argument("pageSize must not be negative.")
-    size = min(size, _MAX_PAGE_SIZE)
-    token = request.arg("pageToken") or ""
-    offset = 0
-    if token:
-        try:
-            offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("o:"))
-        except (ValueError, UnicodeError):
-            raise invalid_argument(f"Invalid pageToken {token!r}.") from None
-    page = items[offset : offset + size]
-    following = offset + size
-    next_token = (
-        base64.urlsafe_b64encode(f"o:{following}".encode()).decode()
-        if following < len(items)
-        else None
-    )
-    return page, next_token
 
 
 class HealthcareService:
@@ -372,98 +227,110 @@ class HealthcareService:
         for method, rule, handler, name in admin:
             router.add(method, rule, _state_errors(handler), api_method=f"emulator.{name}")
 
-    # -- names ---------------------------------------------------------------------------
+    # -- names and operations ------------------------------------------------------------
 
     @staticmethod
-    def _location(request: Request) -> str:
-        p = request.params
-        if not _PROJECT_RE.fullmatch(p["project"]):
-            raise invalid_argument(f"Invalid project ID {p['project']!r}.")
-        if not _LOCATION_RE.fullmatch(p["location"]):
-            raise invalid_argument(f"Invalid location {p['location']!r}.")
-        return f"projects/{p['project']}/locations/{p['location']}"
+    def _dataset(request: Request) -> str:
+        return dataset_name(request.params)
 
     @staticmethod
-    def _check_id(kind: str, value: str) -> str:
-        """A dataset or DICOM store ID, by the discovery documents' create parameters.
-
-        ``datasetId`` "must match the following regex: ``[\\p{L}\\p{N}_\\-\\.]{1,256}``";
-        ``dicomStoreId`` is "Any string value up to 256 characters in length" (a ``/`` would
-        split the resource name, so the emulator refuses it; ``:`` and other reserved
-        characters must reach it percent-encoded). Neither may be ``.`` or ``..``.
-        """
-        if kind == "dataset":
-            ok = all(ch in "_-." or unicodedata.category(ch)[0] in "LN" for ch in value)
-            form = "1-256 Unicode letters and numbers, '_', '-' and '.'"
-        else:
-            ok = "/" not in value
-            form = "1-256 characters other than '/'"
-        if not ok or not 0 < len(value) <= 256 or value in (".", ".."):
-            raise invalid_argument(
-                f"Invalid {kind} ID {value!r}: expected {form} (not '.' or '..')."
-            )
-        return value
-
-    def _dataset(self, request: Request) -> str:
-        dataset = self._check_id("dataset", request.params["dataset"])
-        return f"{self._location(request)}/datasets/{dataset}"
-
-    def _store_name(self, request: Request) -> str:
-        store = self._check_id("DICOM store", request.params["store"])
-        return f"{self._dataset(request)}/dicomStores/{store}"
-
-    def _now(self) -> str:
-        return rfc3339(self.clock())
+    def _store_name(request: Request) -> str:
+        return store_name(request.params)
 
     def _logs_url(self, op_id: str) -> str:
         return f"{self.healthcare_url}/_emulator/logs/{op_id}"
+
+    def _new_operation(
+        self,
+        request: Request,
+        parent: str,
+        service_method: str,
+        *,
+        kind: str,
+        target: str,
+        response: dict[str, Any] | None = None,
+    ) -> OperationRecord:
+        """Record an Operation under the dataset ``parent``.
+
+        Args:
+            request: the request (its API version names the method and the response type).
+            parent: the dataset's name.
+            service_method: e.g. ``dicom.DicomService.ImportDicomData``, after
+                ``google.cloud.healthcare.{version}.``.
+            kind: ``import``, ``export``, ``create-dataset`` or ``dicomweb-delete``.
+            target: the resource the operation acts on.
+            response: for a method answered at once, the operation's ``response`` (it is
+                recorded done with it, without a progress counter); None for a transfer,
+                which the runner finishes.
+        """
+        version = request.params["version"]
+        now = rfc3339(self.clock())
+        op = self.state.new_operation(
+            parent,
+            api_method_name=f"google.cloud.healthcare.{version}.{service_method}",
+            api_version=version,
+            create_time=now,
+            logs_url=self._logs_url,
+            kind=kind,
+            target=target,
+            counted=response is None,
+        )
+        if response is None:
+            return op
+
+        def finish(record: OperationRecord) -> None:
+            record.done = True
+            record.end_time = now
+            record.response = response
+
+        done = self.state.update_operation(op.name, finish, persist=True)
+        assert done is not None
+        return done
+
+    def _done_operation(self, request: Request, dataset: str, method: str) -> dict[str, Any]:
+        """Record a DICOMweb delete as an Operation that is already done (see .dicomweb)."""
+        return self._new_operation(
+            request,
+            dataset,
+            f"dicomweb.DicomWebService.{method}",
+            kind="dicomweb-delete",
+            target=request.path,
+            response={"@type": "type.googleapis.com/google.protobuf.Empty"},
+        ).to_json()
 
     # -- datasets ------------------------------------------------------------------------
 
     def create_dataset(self, request: Request) -> Response:
         """``datasets.create``: answers an already-done Operation."""
-        parent = self._location(request)
+        parent = location_name(request.params)
         dataset_id = request.arg("datasetId")
         if not dataset_id:
             raise invalid_argument("datasetId is required.")
-        self._check_id("dataset", dataset_id)
+        check_id("dataset", dataset_id)
         body = request.json()
-        _check_fields(body, {"name": str, "timeZone": str, "encryptionSpec": object}, "")
+        check_fields(body, DATASET_SCHEMA)
         name = f"{parent}/datasets/{dataset_id}"
-        resource = {"name": name, "timeZone": body.get("timeZone") or "UTC"}
-        created = self.state.create_dataset(name, resource)
+        created = self.state.create_dataset(
+            name, {"name": name, "timeZone": body.get("timeZone") or "UTC"}
+        )
         version = request.params["version"]
-        now = self._now()
-        op = self.state.new_operation(
+        done = self._new_operation(
+            request,
             name,
-            api_method_name=f"google.cloud.healthcare.{version}.dataset.DatasetService.CreateDataset",
-            api_version=version,
-            create_time=now,
-            logs_url=self._logs_url,
+            "dataset.DatasetService.CreateDataset",
             kind="create-dataset",
             target=name,
-            counted=False,
-        )
-
-        def finish(record: Any) -> None:
-            record.done = True
-            record.end_time = now
-            record.response = {
+            response={
                 "@type": f"type.googleapis.com/google.cloud.healthcare.{version}.Dataset",
                 **created,
-            }
-
-        done = self.state.update_operation(op.name, finish, persist=True)
-        assert done is not None
+            },
+        )
         return Response.json_response(done.to_json())
 
     def list_datasets(self, request: Request) -> Response:
         """``datasets.list``."""
-        page, token = _page(request, self.state.list_datasets(self._location(request)))
-        body: dict[str, Any] = {"datasets": page}
-        if token:
-            body["nextPageToken"] = token
-        return Response.json_response(body)
+        datasets = self.state.list_datasets(location_name(request.params))
+        return page_response(request, "datasets", datasets)
 
     def get_dataset(self, request: Request) -> Response:
         """``datasets.get``."""
@@ -473,15 +340,11 @@ class HealthcareService:
         """``datasets.patch`` (``updateMask=timeZone``)."""
         name = self._dataset(request)
         body = request.json()
-        _check_fields(body, {"name": str, "timeZone": str, "encryptionSpec": object}, "")
-        mask = [m.strip() for m in (request.arg("updateMask") or "").split(",") if m.strip()]
-        if not mask:
-            raise invalid_argument("updateMask is required.")
-        changes: dict[str, Any] = {}
-        for path in mask:
+        check_fields(body, DATASET_SCHEMA)
+        for path in mask_paths(request.arg("updateMask")):
             if path != "timeZone":
                 raise invalid_argument(f"updateMask path {path!r} cannot be updated.")
-            changes["timeZone"] = body.get("timeZone") or "UTC"
+        changes = {"timeZone": body.get("timeZone") or "UTC"}
         return Response.json_response(self.state.patch_dataset(name, changes))
 
     def delete_dataset(self, request: Request) -> Response:
@@ -497,21 +360,17 @@ class HealthcareService:
         store_id = request.arg("dicomStoreId")
         if not store_id:
             raise invalid_argument("dicomStoreId is required.")
-        self._check_id("DICOM store", store_id)
+        check_id("DICOM store", store_id)
         body = request.json()
-        _check_fields(body, _STORE_SCHEMA, "")
-        resource = {k: v for k, v in body.items() if k in _STORE_FIELDS and v is not None}
-        _check_one_notification_form(resource)
+        check_fields(body, STORE_SCHEMA)
+        resource = {k: v for k, v in body.items() if k in STORE_FIELDS and v is not None}
+        check_one_notification_form(resource)
         created = self.state.create_store(f"{dataset}/dicomStores/{store_id}", resource)
         return Response.json_response(created)
 
     def list_stores(self, request: Request) -> Response:
         """``dicomStores.list``."""
-        page, token = _page(request, self.state.list_stores(self._dataset(request)))
-        body: dict[str, Any] = {"dicomStores": page}
-        if token:
-            body["nextPageToken"] = token
-        return Response.json_response(body)
+        return page_response(request, "dicomStores", self.state.list_stores(self._dataset(request)))
 
     def get_store(self, request: Request) -> Response:
         """``dicomStores.get``."""
@@ -521,15 +380,12 @@ class HealthcareService:
         """``dicomStores.patch``: fields named in ``updateMask`` are set or cleared."""
         name = self._store_name(request)
         body = request.json()
-        _check_fields(body, _STORE_SCHEMA, "")
+        check_fields(body, STORE_SCHEMA)
         changes, removed = apply_update_mask(
-            self.state.get_store(name),
-            body,
-            mask_paths(request.arg("updateMask")),
-            _STORE_UPDATABLE,
+            self.state.get_store(name), body, mask_paths(request.arg("updateMask")), STORE_UPDATABLE
         )
         after = {**self.state.get_store(name), **changes}
-        _check_one_notification_form({k: v for k, v in after.items() if k not in removed})
+        check_one_notification_form({k: v for k, v in after.items() if k not in removed})
         return Response.json_response(self.state.patch_store(name, changes, removed))
 
     def delete_store(self, request: Request) -> Response:
@@ -547,56 +403,30 @@ class HealthcareService:
         policy = parse_set_policy(request.json())
         return Response.json_response(self.state.set_store_policy(name, policy))
 
-    def _done_operation(self, request: Request, dataset: str, method: str) -> dict[str, Any]:
-        """Record a DICOMweb delete as an Operation that is already done (see .dicomweb)."""
-        version = request.params["version"]
-        now = self._now()
-        op = self.state.new_operation(
-            dataset,
-            api_method_name=f"google.cloud.healthcare.{version}.dicomweb.DicomWebService.{method}",
-            api_version=version,
-            create_time=now,
-            logs_url=self._logs_url,
-            kind="dicomweb-delete",
-            target=request.path,
-            counted=False,
-        )
-
-        def finish(record: Any) -> None:
-            record.done = True
-            record.end_time = now
-            record.response = {"@type": "type.googleapis.com/google.protobuf.Empty"}
-
-        done = self.state.update_operation(op.name, finish, persist=True)
-        assert done is not None
-        return done.to_json()
-
-    # -- permission emulation ------------------------------------------------------------
-
-    def _require_role(self, project: str, bucket: str, role: str, permission: str) -> None:
-        if not self.permission_checks:
-            return
-        if self.storage.role_granted(bucket, service_agent_member(project), role):
-            return
-        raise ApiException(
-            403,
-            f"{service_agent_email(project)} does not have {permission} access to the Google "
-            f"Cloud Storage bucket {bucket}. Permission '{permission}' denied on resource (or it "
-            f"may not exist). Grant {role} on gs://{bucket} to the Cloud Healthcare Service "
-            "Agent.",
-            "PERMISSION_DENIED",
-        )
-
     # -- import / export -----------------------------------------------------------------
 
+    def _require_roles(self, project: str, roles: list[BucketRole]) -> None:
+        """403 PERMISSION_DENIED unless the project's service agent holds each role (when
+        :attr:`permission_checks` is on)."""
+        if not self.permission_checks:
+            return
+        for need in roles:
+            if self.storage.role_granted(need.bucket, service_agent_member(project), need.role):
+                continue
+            raise ApiException(
+                403,
+                f"{service_agent_email(project)} does not have {need.permission} access to the "
+                f"Google Cloud Storage bucket {need.bucket}. Permission '{need.permission}' "
+                f"denied on resource (or it may not exist). Grant {need.role} on "
+                f"gs://{need.bucket} to the Cloud Healthcare Service Agent.",
+                "PERMISSION_DENIED",
+            )
+
     def _new_transfer(self, request: Request, store: str, method: str, kind: str) -> Any:
-        version = request.params["version"]
-        return self.state.new_operation(
+        return self._new_operation(
+            request,
             store.split("/dicomStores/", 1)[0],
-            api_method_name=f"google.cloud.healthcare.{version}.dicom.DicomService.{method}",
-            api_version=version,
-            create_time=self._now(),
-            logs_url=self._logs_url,
+            f"dicom.DicomService.{method}",
             kind=kind,
             target=store,
         )
@@ -605,123 +435,25 @@ class HealthcareService:
         """``dicomStores.import``: validates, checks IAM, starts the background import."""
         store = self._store_name(request)
         body = request.json()
-        _check_fields(body, _IMPORT_SCHEMA, "")
         self.state.get_store(store)
-        uri = (body.get("gcsSource") or {}).get("uri")
-        if not uri:
-            raise invalid_argument("gcsSource.uri is required.")
-        source = parse_gcs_uri(uri, "gcsSource.uri", kind="pattern")
-        pattern = compile_import_pattern(source.path, "gcsSource.uri", uri)
-        settings = body.get("blobStorageSettings") or {}
-        storage_class = settings.get("blobStorageClass") or "STANDARD"
-        if storage_class not in _BLOB_STORAGE_CLASSES:
-            raise invalid_argument(
-                f"Invalid blobStorageSettings.blobStorageClass {storage_class!r}; expected one of "
-                + ", ".join(_BLOB_STORAGE_CLASSES)
-            )
-        if storage_class == "BLOB_STORAGE_CLASS_UNSPECIFIED":
-            storage_class = "STANDARD"
-        project = request.params["project"]
-        self._require_role(
-            project, source.bucket, "roles/storage.objectViewer", "storage.objects.list"
-        )
+        transfer, roles = import_request(body, store)
+        self._require_roles(request.params["project"], roles)
         op = self._new_transfer(request, store, "ImportDicomData", "import")
-        self.runner.start_import(
-            op,
-            ImportRequest(
-                store=store,
-                source_uri=uri,
-                bucket=source.bucket,
-                prefix=pattern.literal_prefix,
-                matches=pattern.matches,
-                storage_class=storage_class,
-            ),
-        )
+        self.runner.start_import(op, transfer)
         return Response.json_response(op.to_json())
 
     def export_dicom(self, request: Request) -> Response:
         """``dicomStores.export`` to Cloud Storage or BigQuery."""
         store = self._store_name(request)
         body = request.json()
-        _check_fields(body, _EXPORT_SCHEMAS[request.params["version"]], "")
         self.state.get_store(store)
-        project = request.params["project"]
-        gcs = body.get("gcsDestination")
-        bigquery = body.get("bigqueryDestination")
-        if (gcs is None) == (bigquery is None):
-            raise invalid_argument(
-                "Exactly one of gcsDestination and bigqueryDestination must be set."
-            )
-        filter_source: FilterSource | None = None
-        filter_uri = (body.get("filterConfig") or {}).get("resourcePathsGcsUri")
-        if filter_uri:
-            parsed = parse_gcs_uri(filter_uri, "filterConfig.resourcePathsGcsUri", kind="object")
-            filter_source = FilterSource(filter_uri, parsed.bucket, parsed.path)
-        if gcs is not None:
-            prefix_uri = gcs.get("uriPrefix")
-            if not prefix_uri:
-                raise invalid_argument("gcsDestination.uriPrefix is required.")
-            dest = parse_gcs_uri(prefix_uri, "gcsDestination.uriPrefix", kind="prefix")
-            try:
-                fmt = parse_export_format(gcs.get("mimeType"))
-            except ValueError as exc:
-                raise invalid_argument(f"gcsDestination.mimeType: {exc}") from None
-            prefix = dest.path.rstrip("/")
-            # Export overwrites existing objects, which takes storage.objects.delete: the
-            # permission objectCreator lacks (it has storage.objects.create) and objectAdmin has.
-            self._require_role(
-                project, dest.bucket, "roles/storage.objectAdmin", "storage.objects.delete"
-            )
-            if filter_source is not None:
-                self._require_role(
-                    project,
-                    filter_source.bucket,
-                    "roles/storage.objectViewer",
-                    "storage.objects.get",
-                )
-            op = self._new_transfer(request, store, "ExportDicomData", "export")
-            self.runner.start_gcs_export(
-                op,
-                GcsExportRequest(
-                    store=store,
-                    bucket=dest.bucket,
-                    prefix=f"{prefix}/" if prefix else "",
-                    fmt=fmt,
-                    filter=filter_source,
-                ),
-            )
-            return Response.json_response(op.to_json())
-        assert isinstance(bigquery, dict)
-        table_uri = bigquery.get("tableUri")
-        if not table_uri:
-            raise invalid_argument("bigqueryDestination.tableUri is required.")
-        try:
-            table = parse_table_uri(table_uri)
-            disposition = effective_disposition(
-                bigquery.get("writeDisposition"), bigquery.get("force")
-            )
-        except ValueError as exc:
-            raise invalid_argument(f"bigqueryDestination: {exc}") from None
-        shape = row_shape(bigquery, store)
-        # Any project: the guide documents exports to another project's table
-        # (how-tos/dicom-export-bigquery, "Exporting DICOM metadata to a different project");
-        # the older reference page's same-project sentence predates it. BigQuery IAM is not
-        # emulated, so no grant in that project is checked.
-        if filter_source is not None:
-            self._require_role(
-                project, filter_source.bucket, "roles/storage.objectViewer", "storage.objects.get"
-            )
+        transfer, roles = export_request(body, store, request.params["version"])
+        self._require_roles(request.params["project"], roles)
         op = self._new_transfer(request, store, "ExportDicomData", "export")
-        self.runner.start_bigquery_export(
-            op,
-            BigQueryExportRequest(
-                store=store,
-                table=table,
-                disposition=disposition,
-                shape=shape,
-                filter=filter_source,
-            ),
-        )
+        if isinstance(transfer, GcsExportRequest):
+            self.runner.start_gcs_export(op, transfer)
+        else:
+            self.runner.start_bigquery_export(op, transfer)
         return Response.json_response(op.to_json())
 
     # -- operations ----------------------------------------------------------------------
@@ -734,11 +466,7 @@ class HealthcareService:
     def list_operations(self, request: Request) -> Response:
         """``operations.list``, newest first, paged with ``pageSize``/``pageToken``."""
         ops = [op.to_json() for op in self.state.list_operations(self._dataset(request))]
-        page, token = _page(request, ops)
-        body: dict[str, Any] = {"operations": page}
-        if token:
-            body["nextPageToken"] = token
-        return Response.json_response(body)
+        return page_response(request, "operations", ops)
 
     def cancel_operation(self, request: Request) -> Response:
         """``operations.cancel``: best effort; a running import/export stops at the next
@@ -782,9 +510,7 @@ class HealthcareService:
 
     def service_agent(self, request: Request) -> Response:
         """The fake project number and service agent of a project."""
-        project = request.params["project"]
-        if not _PROJECT_RE.fullmatch(project):
-            raise invalid_argument(f"Invalid project ID {project!r}.")
+        project = check_project(request.params["project"])
         return Response.json_response(
             {
                 "projectId": project,

@@ -51,7 +51,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicom_transfer_emulator.dicom.dicom_json import dicom_json
-from dicom_transfer_emulator.dicom.export_formats import ExportFormat, parse_export_format
+from dicom_transfer_emulator.dicom.export_formats import ExportFormat, export_format
 from dicom_transfer_emulator.dicom.parsing import (
     BINARY_VRS,
     DicomParseError,
@@ -400,7 +400,7 @@ class DicomWeb:
                 + (" (or application/dicom for one instance)" if single_allowed else ""),
             )
         multipart, syntax = choice
-        fmt = parse_export_format(f"application/dicom; transfer-syntax={syntax}")
+        fmt = export_format("application/dicom", {"transfer-syntax": syntax})
         parts: list[tuple[str, bytes]] = []
         for record in records:
             data = self._render(store, record, fmt, syntax)[0]
@@ -450,10 +450,10 @@ class DicomWeb:
             ):
                 syntax = media.param("transfer-syntax", EXPLICIT_VR_LITTLE_ENDIAN)
                 if syntax in (EXPLICIT_VR_LITTLE_ENDIAN, "*"):
-                    fmt = parse_export_format(f"application/octet-stream; transfer-syntax={syntax}")
+                    fmt = export_format("application/octet-stream", {"transfer-syntax": syntax})
                     break
             if media.type == "multipart/related" and part_type in ("image/jpeg", "image/png"):
-                fmt = parse_export_format(part_type)
+                fmt = export_format(part_type)
                 break
         if fmt is None:
             raise _not_acceptable(
@@ -492,7 +492,7 @@ class DicomWeb:
                 break
         if mime is None:
             raise _not_acceptable(accept, "image/jpeg, image/png")
-        images = self._render(store, record, parse_export_format(mime), "")
+        images = self._render(store, record, export_format(mime), "")
         if frame > len(images):
             raise not_found(f"Frame {frame} not found: the instance has {len(images)} frame(s).")
         return Response(body=images[frame - 1], content_type=mime)
