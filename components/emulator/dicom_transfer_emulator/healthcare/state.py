@@ -23,8 +23,6 @@ The class is thread-safe: one lock guards the maps; searches run under it.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import secrets
 import threading
@@ -38,6 +36,7 @@ from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.search_index import StoreIndex
 from dicom_transfer_emulator.errors import RpcCode
 from dicom_transfer_emulator.healthcare.persistence import open_state_files
+from dicom_transfer_emulator.iam.policy import next_policy_etag, policy_etag, stale_etag
 
 OPERATION_METADATA_TYPE = "type.googleapis.com/google.cloud.healthcare.{version}.OperationMetadata"
 
@@ -139,7 +138,7 @@ class OperationRecord:
         return body
 
 
-_EMPTY_POLICY_ETAG = "ACAB"
+_EMPTY_POLICY_ETAG = policy_etag(0)
 
 
 @dataclass
@@ -158,26 +157,19 @@ def _replace_policy(current: dict[str, Any], policy: dict[str, Any]) -> dict[str
     """The policy that replaces ``current`` (IAM ``setIamPolicy`` semantics).
 
     An ``etag`` in ``policy`` must equal the current one (optimistic concurrency, as the IAM
-    ``Policy.etag`` documentation describes); the stored policy gets a fresh etag.
+    ``Policy.etag`` documentation describes); the stored policy gets the next etag (the same
+    etags as Cloud Storage's bucket policies, :mod:`dicom_transfer_emulator.iam.policy`).
 
     Raises:
         StateError: ``ABORTED`` (409) when the etag is stale.
     """
-    etag = policy.get("etag")
-    if etag and etag != current.get("etag"):
+    if stale_etag(policy.get("etag"), current.get("etag", "")):
         err = StateError("there were concurrent policy changes; re-read the policy")
         err.http_status, err.status = 409, "ABORTED"
         raise err
     stored = {k: copy.deepcopy(v) for k, v in policy.items() if k != "etag"}
-    stored["etag"] = _etag(stored)
+    stored["etag"] = next_policy_etag(current.get("etag"))
     return stored
-
-
-def _etag(policy: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).digest()
-    import base64
-
-    return base64.b64encode(digest[:8]).decode()
 
 
 class HealthcareState:

@@ -1,8 +1,11 @@
 """IAM policies, one rule for both APIs: Cloud Storage buckets and Healthcare datasets and
-DICOM stores take the same ``Policy`` message, checked by :func:`validate_policy`."""
+DICOM stores take the same ``Policy`` message, checked by :func:`validate_policy`, and carry
+the same kind of ``etag`` (:func:`policy_etag`, :func:`next_policy_etag`, :func:`stale_etag`)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 
@@ -98,4 +101,55 @@ def validate_policy(policy: object) -> tuple[list[dict[str, Any]], int]:
     return bindings, max(int(version), 1)
 
 
-__all__ = ["MEMBER_LITERALS", "MEMBER_PREFIXES", "PolicyError", "validate_policy"]
+def policy_etag(counter: int) -> str:
+    """The etag of a policy's ``counter``-th version: base64 of a protobuf varint field.
+
+    Source: etags the real APIs return have this form (Cloud Storage answers ``CAE=`` for a
+    bucket's first policy, bytes ``08 01``); ``Policy.etag`` in the discovery documents is
+    opaque to clients, who only send it back (read-modify-write).
+    """
+    varint = bytearray()
+    value = counter
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        varint.append(byte | (0x80 if value else 0))
+        if not value:
+            break
+    return base64.b64encode(b"\x08" + bytes(varint)).decode("ascii")
+
+
+def next_policy_etag(current: str | None) -> str:
+    """The etag that follows ``current`` (one made by :func:`policy_etag`; any other value,
+    such as the ``ACAB`` of state written by earlier emulator versions, counts as 0)."""
+    counter = 0
+    try:
+        raw = base64.b64decode(current or "", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if raw[:1] == b"\x08":
+        for shift, byte in enumerate(raw[1:]):
+            counter |= (byte & 0x7F) << (7 * shift)
+    return policy_etag(counter + 1)
+
+
+def stale_etag(sent: object, current: str) -> bool:
+    """Whether a ``setIamPolicy`` request's ``policy.etag`` is set and is not ``current``.
+
+    Source: ``Policy.etag`` in the discovery documents: "If no `etag` is provided in the call
+    to `setIamPolicy`, then the existing policy is overwritten blindly"; ``""`` is proto3's
+    unset string. Each API answers a stale etag its own way (Cloud Storage 412, Healthcare
+    409 ABORTED).
+    """
+    return bool(sent) and sent != current
+
+
+__all__ = [
+    "MEMBER_LITERALS",
+    "MEMBER_PREFIXES",
+    "PolicyError",
+    "next_policy_etag",
+    "policy_etag",
+    "stale_etag",
+    "validate_policy",
+]

@@ -13,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from dicom_transfer_emulator.iam.policy import PolicyError, validate_policy
+from dicom_transfer_emulator.iam.policy import (
+    PolicyError,
+    policy_etag,
+    stale_etag,
+    validate_policy,
+)
 from dicom_transfer_emulator.storage.errors import (
     BucketExists,
     BucketNotEmpty,
@@ -35,7 +40,6 @@ from dicom_transfer_emulator.storage.model import (
     fake_project_number,
     glob_to_regex,
     md5_base64,
-    policy_etag,
     validate_bucket_name,
     validate_object_name,
 )
@@ -566,7 +570,7 @@ class IndexedStorage:
         with self._lock:
             target = self._bucket(bucket)
             etag = policy.get("etag")
-            if etag is not None and etag != policy_etag(target.policy_counter):
+            if stale_etag(etag, policy_etag(target.policy_counter)):
                 raise PreconditionFailed(
                     "The etag of the policy does not match the current policy: "
                     "read it again, apply your change and retry."

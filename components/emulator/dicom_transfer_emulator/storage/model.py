@@ -59,19 +59,6 @@ def crc32c_base64(data: bytes) -> str:
     return base64.b64encode(crc32c_value(data).to_bytes(4, "big")).decode("ascii")
 
 
-def policy_etag(counter: int) -> str:
-    # Real etags are base64 protobuf varints ("CAE=" for 1); mimic that form.
-    varint = bytearray()
-    value = counter
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        varint.append(byte | (0x80 if value else 0))
-        if not value:
-            break
-    return base64.b64encode(b"\x08" + bytes(varint)).decode("ascii")
-
-
 def validate_bucket_name(name: str) -> None:
     """Check a bucket name against Cloud Storage's naming rules.
 
@@ -329,7 +316,6 @@ __all__ = [
     "fake_project_number",
     "glob_to_regex",
     "md5_base64",
-    "policy_etag",
     "rfc3339",
     "validate_bucket_name",
     "validate_object_name",
