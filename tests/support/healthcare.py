@@ -144,11 +144,11 @@ def expected_import(files: list[tuple[str, bytes]]) -> Expected:
     Rules (documented in the emulator): a file fails when pydicom cannot read it as a Part 10
     file, when it lacks Study/Series/SOP Instance UID, or when it is truncated (the corpus
     marks those with ``_truncated`` in the name — checked below to be shorter than the
-    complete file); a repeated SOP Instance UID with the same study/series is a success that
-    is not stored again; with a different study/series it is a failure.
+    complete file); a repeated SOP Instance UID is a success that is not stored again when its
+    file is byte-identical to the one stored first, and a failure otherwise.
     """
     success = failure = 0
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[str, bytes] = {}
     for name, data in sorted(files):
         try:
             ds = pydicom.dcmread(io.BytesIO(data))
@@ -159,11 +159,9 @@ def expected_import(files: list[tuple[str, bytes]]) -> Expected:
         if not all(str(u).strip() for u in uids) or "_truncated" in os.path.basename(name):
             failure += 1
             continue
-        study, series, sop = (str(u).strip() for u in uids)
-        previous = seen.get(sop)
-        if previous is not None and previous != (study, series):
+        sop = str(uids[2]).strip()
+        if seen.setdefault(sop, data) != data:
             failure += 1
             continue
-        seen.setdefault(sop, (study, series))
         success += 1
     return Expected(success, failure, set(seen))

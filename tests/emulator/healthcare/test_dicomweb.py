@@ -18,6 +18,7 @@ from pydicom.uid import generate_uid
 from support.healthcare import (
     CORPUS_DIR,
     client,
+    counters,
     datasets,
     fresh_copy,
     make_store,
@@ -169,19 +170,128 @@ def test_qido_matching_rules(emulator: Emulator) -> None:
     assert bad_date.status_code == 400 and "YYYYMMDD" in bad_date.json()["error"]["message"]
 
 
-def test_stow_reports_duplicates_and_instances_outside_the_study(emulator: Emulator) -> None:
+def _store_with_ct(emu: Emulator) -> tuple[str, DICOMwebClient, pydicom.Dataset]:
+    """A new store holding CT_small.dcm (stored by STOW-RS): the store, a client, the data set."""
+    store = make_store(client(emu))
+    web = web_client(emu, store)
+    ct = dataset("CT_small.dcm")
+    web.store_instances([ct])
+    return store, web, ct
+
+
+def _stow_statuses(emu: Emulator) -> list[int]:
+    """HTTP statuses of the STOW-RS requests so far (dicomweb-client hides 200 from 202)."""
+    return [r.status for r in emu.requests.matching("POST", r"/dicomWeb/studies(/[^/]+)?$")]
+
+
+def test_stow_of_an_identical_instance_again_is_stored(emulator: Emulator) -> None:
     store = make_store(client(emulator))
     web = web_client(emulator, store)
     ct = dataset("CT_small.dcm")
-    web.store_instances([ct])
-    with pytest.raises(requests.HTTPError) as duplicate:
-        web.store_instances([ct])
-    assert duplicate.value.response.status_code == 409
-    failed = pydicom.Dataset.from_json(duplicate.value.response.json()).FailedSOPSequence
-    assert [(f.ReferencedSOPInstanceUID, f.FailureReason) for f in failed] == [
+    first = web.store_instances([ct])
+    again = web.store_instances([ct])  # the same file again: no error
+
+    assert _stow_statuses(emulator) == [200, 200]
+    assert "FailedSOPSequence" not in again
+    assert [(i.ReferencedSOPInstanceUID, i.RetrieveURL) for i in again.ReferencedSOPSequence] == [
+        (i.ReferencedSOPInstanceUID, i.RetrieveURL) for i in first.ReferencedSOPSequence
+    ]
+    assert "WarningReason" not in again.ReferencedSOPSequence[0]
+    assert uids(web.search_for_instances(ct.StudyInstanceUID), SOP_UID) == [ct.SOPInstanceUID]
+
+
+def test_stow_of_other_content_under_stored_uids_is_409_and_keeps_the_stored_file(
+    emulator: Emulator,
+) -> None:
+    _, web, ct = _store_with_ct(emulator)
+    changed = dataset("CT_small.dcm")
+    changed.PatientName = "Other^Name"  # same Study/Series/SOP Instance UIDs, other bytes
+
+    with pytest.raises(requests.HTTPError) as conflict:
+        web.store_instances([changed])
+    assert conflict.value.response.status_code == 409
+    assert conflict.value.response.headers["Content-Type"] == "application/dicom+json"
+    result = pydicom.Dataset.from_json(conflict.value.response.json())
+    assert [(f.ReferencedSOPInstanceUID, f.FailureReason) for f in result.FailedSOPSequence] == [
         (ct.SOPInstanceUID, 0x0111)
     ]
+    assert "ReferencedSOPSequence" not in result
+    kept = web.retrieve_instance(ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID)
+    assert kept.PatientName == ct.PatientName
 
+
+def test_stow_mixing_new_identical_and_conflicting_instances(emulator: Emulator) -> None:
+    _, web, ct = _store_with_ct(emulator)
+    new = pydicom.dcmread(io.BytesIO(fresh_copy("CT_small.dcm")))
+    changed = dataset("CT_small.dcm")
+    changed.PatientName = "Other^Name"
+
+    # A new instance and an identical copy: all stored, 200 (PS3.18 §10.5.3.1).
+    both = web.store_instances([new, ct])
+    assert sorted(i.ReferencedSOPInstanceUID for i in both.ReferencedSOPSequence) == sorted(
+        [new.SOPInstanceUID, ct.SOPInstanceUID]
+    )
+    # Another new one and a conflicting copy: some stored, some failed, 202.
+    newer = pydicom.dcmread(io.BytesIO(fresh_copy("CT_small.dcm")))
+    mixed = web.store_instances([newer, changed])
+    assert _stow_statuses(emulator) == [200, 200, 202]
+    assert [i.ReferencedSOPInstanceUID for i in mixed.ReferencedSOPSequence] == [
+        newer.SOPInstanceUID
+    ]
+    assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in mixed.FailedSOPSequence] == [
+        (ct.SOPInstanceUID, 0x0111)
+    ]
+    assert uids(web.search_for_instances(ct.StudyInstanceUID), SOP_UID) == sorted(
+        [ct.SOPInstanceUID, new.SOPInstanceUID, newer.SOPInstanceUID]
+    )
+
+
+def test_import_and_stow_apply_the_same_duplicate_rule(emulator: Emulator) -> None:
+    hc = client(emulator)
+    store = make_store(hc)
+    base = f"{emulator.healthcare_url}/v1/{store}/dicomWeb/studies"
+    dicom = {"Content-Type": "application/dicom"}
+    emulator.storage.create_bucket("src", "test-project")
+    imported, stowed = fresh_copy("MR_small.dcm"), fresh_copy("CT_small.dcm")
+    emulator.storage.write_object("src", "imported.dcm", imported)
+    assert counters(run_import(hc, store, "gs://src/imported.dcm")) == (1, 0, 0)
+    assert requests.post(base, data=stowed, headers=dicom).status_code == 200
+
+    # What import stored, STOW-RS takes again as it is and refuses changed.
+    assert requests.post(base, data=imported, headers=dicom).status_code == 200
+    other = _reencoded(imported)
+    assert requests.post(base, data=other, headers=dicom).status_code == 409
+    # What STOW-RS stored, import takes again as it is and refuses changed.
+    emulator.storage.write_object("src", "stowed/same.dcm", stowed)
+    emulator.storage.write_object("src", "stowed/other.dcm", _reencoded(stowed))
+    op = run_import(hc, store, "gs://src/stowed/*")
+    assert counters(op) == (1, 1, 0)
+    logs = emulator.healthcare.state.get_logs(op["name"].rsplit("/", 1)[1])
+    assert logs is not None
+    assert {(e["resource"], e["severity"]) for e in logs} == {
+        ("gs://src/stowed/other.dcm", "ERROR"),
+        ("gs://src/stowed/same.dcm", "INFO"),
+    }
+    state = emulator.healthcare.state
+    files = {state.read_instance(store, r.sop_instance_uid) for r in state.list_instances(store)}
+    assert files == {imported, stowed}
+
+
+def _reencoded(data: bytes) -> bytes:
+    """The same data set (same UIDs) in the other uncompressed little endian syntax."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    implicit, explicit = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
+    syntax = ds.file_meta.TransferSyntaxUID
+    ds.file_meta.TransferSyntaxUID = explicit if syntax == implicit else implicit
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    assert out.getvalue() != data
+    return out.getvalue()
+
+
+def test_stow_refuses_instances_outside_the_study_of_the_path(emulator: Emulator) -> None:
+    store = make_store(client(emulator))
+    ct = dataset("CT_small.dcm")
     other = pydicom.dcmread(io.BytesIO(fresh_copy("MR_small.dcm")))
     same_study = pydicom.dcmread(io.BytesIO(fresh_copy("CT_small.dcm")))
     url = f"{emulator.healthcare_url}/v1/{store}/dicomWeb/studies/{ct.StudyInstanceUID}"
@@ -289,10 +399,7 @@ def test_dicomweb_instances_survive_a_restart(tmp_path: Path) -> None:
 def test_not_acceptable_and_unsupported_media_types_name_the_alternatives(
     emulator: Emulator,
 ) -> None:
-    store = make_store(client(emulator))
-    web = web_client(emulator, store)
-    ct = dataset("CT_small.dcm")
-    web.store_instances([ct])
+    store, _, ct = _store_with_ct(emulator)
     base = f"{emulator.healthcare_url}/v1/{store}/dicomWeb/studies/{ct.StudyInstanceUID}"
     refused = requests.get(base, headers={"Accept": "application/pdf"})
     assert refused.status_code == 406

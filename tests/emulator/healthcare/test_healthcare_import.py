@@ -79,8 +79,7 @@ def test_success_has_response_and_duplicates_are_ignored_not_overwritten(
         "@type": "type.googleapis.com/google.cloud.healthcare.v1.dicom.ImportDicomDataResponse"
     }
     assert counters(first) == (1, 0, 0)
-    # Same SOP Instance UID, other bytes (implicit VR): accepted, ignored, original kept.
-    emulator.storage.write_object("src", "a/1.dcm", corpus_bytes("MR_small_implicit.dcm"))
+    # The same file again: a duplicate, accepted, ignored.
     again = run_import(hc, store, "gs://src/a/1.dcm")
     assert counters(again) == (1, 0, 0) and "error" not in again
     service = emulator.healthcare
@@ -88,6 +87,17 @@ def test_success_has_response_and_duplicates_are_ignored_not_overwritten(
     assert service.state.read_instance(store, record.sop_instance_uid) == original
     logs = service.state.get_logs(again["name"].rsplit("/", 1)[1])
     assert logs is not None and logs[0]["severity"] == "INFO" and "duplicate" in logs[0]["message"]
+    # Same Study/Series/SOP Instance UIDs, other bytes (implicit VR): a failure with Google's
+    # message, the original kept.
+    implicit = corpus_bytes("MR_small_implicit.dcm")
+    assert pydicom.dcmread(io.BytesIO(implicit)).SOPInstanceUID == record.sop_instance_uid
+    emulator.storage.write_object("src", "a/1.dcm", implicit)
+    changed = run_import(hc, store, "gs://src/a/1.dcm")
+    assert counters(changed) == (0, 1, 0) and changed["error"]["code"] == 3
+    (entry,) = service.state.get_logs(changed["name"].rsplit("/", 1)[1]) or []
+    assert entry["severity"] == "ERROR"
+    assert entry["message"].endswith("but the DICOM files differ (checksum mismatch).")
+    assert service.state.read_instance(store, record.sop_instance_uid) == original
     # Same SOP Instance UID under another study: a failure, nothing overwritten.
     other = fresh_copy("MR_small.dcm", StudyInstanceUID="1.2.3.4")
     ds = pydicom.dcmread(io.BytesIO(other))

@@ -252,10 +252,15 @@ def test_state_instances_and_duplicates(tmp_path: Path, persist: bool) -> None:
     data = fresh_copy("CT_small.dcm")
     parsed = parse_instance(data)
     assert state.add_instance(store, parsed, data) is AddResult.ADDED
-    assert state.add_instance(store, parsed, b"other") is AddResult.DUPLICATE
+    assert state.add_instance(store, parsed, bytes(data)) is AddResult.DUPLICATE
+    longer = data + b"\0\0"  # same size is not enough, nor is a shared prefix
+    assert state.add_instance(store, parsed, longer) is AddResult.CHECKSUM_MISMATCH
+    flipped = data[:-1] + bytes([data[-1] ^ 1])
+    assert state.add_instance(store, parsed, flipped) is AddResult.CHECKSUM_MISMATCH
     moved = replace(parsed, series_uid="1.2.3")
-    assert state.add_instance(store, moved, b"other") is AddResult.CONFLICT
+    assert state.add_instance(store, moved, data) is AddResult.CONFLICT
     assert state.read_instance(store, parsed.sop_instance_uid) == data
+    assert [r.size for r in state.list_instances(store)] == [len(data)]
     state.delete_dataset(dataset)
     with pytest.raises(NotFound):
         state.list_instances(store)

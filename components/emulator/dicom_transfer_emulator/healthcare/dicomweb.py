@@ -21,10 +21,15 @@ Decisions (documented behaviour where known, else the emulator's choice noted he
 - STOW-RS accepts ``application/dicom`` (one instance, a Google convenience) and
   ``multipart/related; type="application/dicom"``. It answers 200 when every instance was
   stored, 202 when some failed, 409 when none was (PS3.18 §10.5.3), with a DICOM JSON body
-  of ``ReferencedSOPSequence``/``FailedSOPSequence``. An instance already stored is a failure
-  with reason 0x0111 (Duplicate SOP Instance, PS3.7 Annex C) — it is never overwritten, as
-  import does; an unreadable one, or one outside the study of the request path, fails with
-  0xC000 (Cannot understand, PS3.4 Annex B).
+  of ``ReferencedSOPSequence``/``FailedSOPSequence``. An instance whose SOP Instance UID is
+  already stored is never overwritten; the rule shared with import is
+  :class:`~.healthcare.state.AddResult`'s: the same file again (byte-identical, Google
+  compares an MD5) counts as stored — referenced with its RetrieveURL, no Warning Reason,
+  so a re-upload of what is there answers 200 — while other bytes under the same UIDs, or the
+  UID under another study or series, fail. The Failure Reason Google gives those is not
+  documented; the emulator's is 0x0111 (Duplicate SOP Instance, PS3.7 Annex C). An
+  unreadable instance, or one outside the study of the request path, fails with 0xC000
+  (Cannot understand, PS3.4 Annex B).
 - A QIDO-RS search without matches answers 204 No Content, as Google's service does
   (PS3.18 §10.6.3.2 allows that or 200 with an empty array).
 - Retrieval transcodes to explicit VR little endian by default and keeps the stored
@@ -101,6 +106,9 @@ _RESULT_CACHE_SIZE = 100_000
 #: Failure reasons of FailedSOPSequence (see the module docstring for their sources).
 DUPLICATE_SOP_INSTANCE = 0x0111
 CANNOT_UNDERSTAND = 0xC000
+#: Outcomes STOW-RS reports as stored: a byte-identical copy of a stored instance is
+#: answered like a new one (see :class:`~.healthcare.state.AddResult`).
+_STORED = (AddResult.ADDED, AddResult.DUPLICATE)
 
 _UID = r"(?P<{}>[^/:]+)"
 
@@ -309,7 +317,7 @@ class DicomWeb:
                 item.FailureReason = CANNOT_UNDERSTAND
                 failed.append(item)
                 continue
-            if self.state.add_instance(store, parsed, data) is not AddResult.ADDED:
+            if self.state.add_instance(store, parsed, data) not in _STORED:
                 item.FailureReason = DUPLICATE_SOP_INSTANCE
                 failed.append(item)
                 continue

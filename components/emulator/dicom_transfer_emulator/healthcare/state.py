@@ -67,10 +67,40 @@ class AlreadyExists(StateError):
 
 
 class AddResult(Enum):
-    """Outcome of storing one imported instance."""
+    """Outcome of storing one instance by import or STOW-RS (:meth:`.add_instance`).
+
+    The rule for an instance whose SOP Instance UID is already stored, one for both ways in
+    (Google's words, with their sources):
+
+    - ``DUPLICATE``: the same Study/Series/SOP Instance UIDs and the same file, byte for byte.
+      Import "accepts duplicate DICOM instances by ignoring the newly-pushed instance. It does
+      not overwrite." (``ImportDicomDataRequest`` in the v1 discovery document / REST
+      reference); STOW-RS answers it as stored: "if the md5 of the instances match, we will get
+      a HTTP 200" (Google's DICOM adapter, GoogleCloudPlatform/healthcare-dicom-dicomweb-adapter,
+      ``dicom_util/.../DicomWebClient.java``, ``tryStowRs``; also
+      GoogleCloudPlatform/healthcare-api-dicom-fuse issue 20: "If we upload a file and the
+      file exist on the server, the file will be uploaded without any error"). "Identical" is
+      therefore the file's bytes (Google compares a checksum, MD5), not the data set: a
+      re-encoded copy of the same instance differs.
+    - ``CHECKSUM_MISMATCH``: the same three UIDs, other bytes. Rejected, the stored file kept:
+      "We will only get an HTTP 409 when there is a difference in the MD5 between the
+      instances" (same adapter source); import logs "An instance already exists in this DICOM
+      Store with the same Study/Series/SOPInstance UID, but the DICOM files differ (checksum
+      mismatch)." (error quoted in GoogleCloudPlatform/nodejs-docs-samples issue 3502).
+    - ``CONFLICT``: the SOP Instance UID is stored under another study or series. Google does
+      not document this case; the emulator keys instances by SOP Instance UID and rejects it
+      (its behaviour before the rule above, kept).
+
+    The conformance statement (https://cloud.google.com/healthcare-api/docs/dicom, "Store
+    transaction") is where the API reference sends STOW-RS readers; the parts of it available
+    to this project state no rule for duplicates, hence the sources above. Which Failure
+    Reason (STOW-RS) or error code (import log) Google gives a rejected one is not documented:
+    see :mod:`.dicomweb` and :mod:`.transfers` for the emulator's choice.
+    """
 
     ADDED = "added"
-    DUPLICATE = "duplicate"  # same SOP Instance UID already stored: ignored, not overwritten
+    DUPLICATE = "duplicate"  # identical file already stored: ignored, counted as stored
+    CHECKSUM_MISMATCH = "checksum-mismatch"  # same UIDs, other bytes: rejected
     CONFLICT = "conflict"  # same SOP Instance UID under another study/series: rejected
 
 
@@ -448,10 +478,11 @@ class HealthcareState:
         storage_class: str = "STANDARD",
         stored_at: str = "",
     ) -> AddResult:
-        """Store one imported instance unless its SOP Instance UID is already present.
+        """Store one instance unless its SOP Instance UID is already present.
 
-        A duplicate is ignored, never overwritten (the real API "accepts duplicate DICOM
-        instances by ignoring the newly-pushed instance").
+        An instance already stored is never overwritten; whether the new one is a duplicate
+        (ignored) or rejected is the rule of :class:`AddResult`, decided here for import and
+        STOW-RS alike.
 
         Args:
             store: the store name.
@@ -461,8 +492,9 @@ class HealthcareState:
             stored_at: RFC 3339 time of storing (BigQuery JSON rows' ``LastUpdated``).
 
         Returns:
-            Whether it was added, a duplicate, or a conflict (same SOP Instance UID under a
-            different study or series).
+            ``ADDED``, or for a SOP Instance UID already stored ``DUPLICATE`` (same file),
+            ``CHECKSUM_MISMATCH`` (same UIDs, other bytes) or ``CONFLICT`` (another study or
+            series).
 
         Raises:
             NotFound: the store was deleted.
@@ -472,11 +504,15 @@ class HealthcareState:
             target = self._store(store)
             existing = target.instances.get(record.sop_instance_uid)
             if existing is not None:
-                same = (existing.study_uid, existing.series_uid) == (
+                if (existing.study_uid, existing.series_uid) != (
                     record.study_uid,
                     record.series_uid,
+                ):
+                    return AddResult.CONFLICT
+                same_file = existing.size == len(data) and (
+                    self._files.read_instance(store, existing.sop_instance_uid) == data
                 )
-                return AddResult.DUPLICATE if same else AddResult.CONFLICT
+                return AddResult.DUPLICATE if same_file else AddResult.CHECKSUM_MISMATCH
             target.keep(record)
             self._files.put_instance(store, record, data)
             return AddResult.ADDED

@@ -22,12 +22,16 @@ is finished.
 
 Counting rules:
 
-- import: a unit is one matched object. Readable DICOM that is stored counts as success; a
-  duplicate (same Study/Series/SOP Instance UID already in the store, from an earlier import
-  or earlier in the same one — objects are processed in name order) is ignored, not
-  overwritten, and also counts as success with an INFO log entry; the same SOP Instance UID
-  under a different study or series is a failure (ALREADY_EXISTS); anything pydicom cannot
-  read as a DICOM Part 10 file with the three UIDs (or that is truncated) is a failure.
+- import: a unit is one matched object. Readable DICOM that is stored counts as success. An
+  object whose SOP Instance UID is already stored (from an earlier import, STOW-RS, or
+  earlier in the same import — objects are processed in name order) follows the rule of
+  :class:`~.state.AddResult`: the same file byte for byte is a duplicate, ignored, not
+  overwritten, and counts as success with an INFO log entry; other bytes under the same
+  Study/Series/SOP Instance UIDs are a failure logged with Google's message ("… the DICOM
+  files differ (checksum mismatch)."), and the UID under a different study or series is a
+  failure too (a case Google does not document). The error code of those two log entries is
+  not documented either; the emulator's is ALREADY_EXISTS. Anything pydicom cannot read as a
+  DICOM Part 10 file with the three UIDs (or that is truncated) is a failure.
 - export: a unit is one instance (all frame files of an instance succeed or it fails).
 """
 
@@ -64,6 +68,12 @@ CODE_ALREADY_EXISTS = RpcCode.ALREADY_EXISTS
 CODE_FAILED_PRECONDITION = RpcCode.FAILED_PRECONDITION
 CODE_INTERNAL = RpcCode.INTERNAL
 MAX_SAMPLE_ERRORS = 5
+#: Google's import error for a stored instance's UIDs with other bytes, as users quote it
+#: (GoogleCloudPlatform/nodejs-docs-samples issue 3502).
+CHECKSUM_MISMATCH_MESSAGE = (
+    "An instance already exists in this DICOM Store with the same Study/Series/SOPInstance "
+    "UID, but the DICOM files differ (checksum mismatch)."
+)
 
 
 @dataclass(frozen=True)
@@ -372,6 +382,9 @@ class TransferRunner:
             )
         except NotFound as exc:
             job.failed(uri, CODE_NOT_FOUND, exc.message)
+            return
+        if result is AddResult.CHECKSUM_MISMATCH:
+            job.failed(uri, CODE_ALREADY_EXISTS, CHECKSUM_MISMATCH_MESSAGE)
             return
         if result is AddResult.CONFLICT:
             job.failed(
