@@ -302,16 +302,12 @@ class HealthcareState:
             NotFound: no such dataset.
         """
         with self._lock:
-            if name not in self._datasets:
-                raise NotFound(f"dataset {name} not found")
-            return copy.deepcopy(self._datasets[name])
+            return copy.deepcopy(self._dataset(name))
 
     def patch_dataset(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply already-validated field changes to a dataset; returns the new resource."""
         with self._lock:
-            if name not in self._datasets:
-                raise NotFound(f"dataset {name} not found")
-            self._datasets[name].update(changes)
+            self._dataset(name).update(changes)
             self._save_datasets()
             return copy.deepcopy(self._datasets[name])
 
@@ -330,8 +326,7 @@ class HealthcareState:
             NotFound: no such dataset.
         """
         with self._lock:
-            if name not in self._datasets:
-                raise NotFound(f"dataset {name} not found")
+            self._dataset(name)
             del self._datasets[name]
             if self._dataset_policies.pop(name, None) is not None:
                 self._save_dataset_policies()
@@ -362,6 +357,12 @@ class HealthcareState:
             self._stores[name] = _StoreData(resource=dict(resource, name=name))
             self._save_stores()
             return copy.deepcopy(self._stores[name].resource)
+
+    def _dataset(self, name: str) -> dict[str, Any]:
+        data = self._datasets.get(name)
+        if data is None:
+            raise NotFound(f"dataset {name} not found")
+        return data
 
     def _store(self, name: str) -> _StoreData:
         data = self._stores.get(name)
@@ -449,8 +450,7 @@ class HealthcareState:
             NotFound: no such dataset.
         """
         with self._lock:
-            if name not in self._datasets:
-                raise NotFound(f"dataset {name} not found")
+            self._dataset(name)
             return copy.deepcopy(self._dataset_policies.get(name, {"etag": _EMPTY_POLICY_ETAG}))
 
     def set_dataset_policy(self, name: str, policy: dict[str, Any]) -> dict[str, Any]:
@@ -461,8 +461,7 @@ class HealthcareState:
             StateError: ``ABORTED`` when the policy's etag is stale.
         """
         with self._lock:
-            if name not in self._datasets:
-                raise NotFound(f"dataset {name} not found")
+            self._dataset(name)
             current = self._dataset_policies.get(name, {"etag": _EMPTY_POLICY_ETAG})
             self._dataset_policies[name] = _replace_policy(current, policy)
             self._save_dataset_policies()
