@@ -28,7 +28,7 @@ from typing import IO, Any, Protocol
 from dicom_transfer_emulator.dicom.parsing import DicomParseError, read_dataset
 from dicom_transfer_emulator.dicom.records import InstanceRecord
 from dicom_transfer_emulator.dicom.search_index import match_json
-from dicom_transfer_emulator.files import file_key, write_json
+from dicom_transfer_emulator.files import file_key, write_atomic, write_json
 
 
 @dataclass
@@ -244,9 +244,7 @@ class StateFiles:
         folder = self._folder(store)
         self._close_index(store)
         lines = "".join(json.dumps(asdict(r)) + "\n" for r in kept)
-        tmp = folder / "index.jsonl.tmp"
-        tmp.write_text(lines, encoding="utf-8")
-        os.replace(tmp, folder / "index.jsonl")
+        write_atomic(folder / "index.jsonl", lines.encode("utf-8"))
         for record in gone:
             (folder / f"{record.sop_instance_uid}.dcm").unlink(missing_ok=True)
 
