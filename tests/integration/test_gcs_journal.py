@@ -18,7 +18,7 @@ from dicom_transfer.healthcare.client import ApiConfig, StorageApi
 from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
 from dicom_transfer_emulator.app import Emulator
-from integration_support import (
+from support.integration import (
     FAST,
     PROJECT,
     claim_and_submit_import,

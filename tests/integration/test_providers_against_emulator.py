@@ -1,7 +1,7 @@
 """DicomImportProvider / DicomExportProvider over real HTTP against the in-process emulator.
 
 The providers run their production path (googleapiclient over HTTP, the journal on disk,
-real clocks); only the poll and retry schedules are shortened (``integration_support.FAST``).
+real clocks); only the poll and retry schedules are shortened (``support.integration.FAST``).
 Expected counters and exported objects are computed with pydicom from the uploaded bytes.
 """
 
@@ -27,7 +27,7 @@ from dicom_transfer.healthcare.journal import Journal
 from dicom_transfer.specs.requests import filter_file_content
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.healthcare.api import service_agent_member
-from integration_support import (
+from support.integration import (
     EXPORT_BUCKET,
     FAST,
     PROJECT,

@@ -13,8 +13,8 @@ from dicom_transfer import (
     Transient,
 )
 from dicom_transfer.healthcare.runtime import TransferRuntime
-from fake_http import OPERATION, ScriptedHttp, operation, reply
 from support.clock import FakeClock
+from support.scripted_http import OPERATION, ScriptedHttp, operation, reply
 from test_providers_fake_http import EXPORT_PROPS, IMPORT_PROPS
 
 

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from dicom_transfer.specs.inputs import TransferKind
 from dicom_transfer.specs.problems import UNKNOWN
-from fake_http import LOGS, OPERATION, STORE
+
+from support.scripted_http import LOGS, OPERATION, STORE
 
 _T = TypeVar("_T")
 
