@@ -24,10 +24,10 @@ from support.integration import (
     claim_and_submit_import,
     corpus_files,
     expected_import,
+    import_props,
     operation_count,
     upload,
 )
-from test_providers_against_emulator import import_props
 
 pytestmark = pytest.mark.usefixtures("journal_dir")
 

@@ -15,7 +15,6 @@ import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer.native.provider import DicomTransferProvider
-from dicom_transfer.native.schema import RESOURCE_TOKENS
 from dicom_transfer.native.values import camel_text, from_props, to_props
 from dicom_transfer.specs.inputs import TransferKind
 from pulumi.provider.experimental.provider import (
@@ -33,14 +32,11 @@ from support.lifecycle_cases import (
     DiffCase,
     recorded,
     run_async,
+    urn,
 )
 from support.scripted_http import OPERATION, ScriptedHttp, error, operation, reply
 
 DYNAMIC = {"import": DicomImportProvider, "export": DicomExportProvider}
-
-
-def urn(kind: TransferKind, name: str = "t") -> str:
-    return f"urn:pulumi:local::dicom::{RESOURCE_TOKENS[kind]}::{name}"
 
 
 def dynamic_check(kind: TransferKind, props: dict[str, Any]) -> set[str]:

@@ -31,9 +31,8 @@ from pulumi.provider.experimental.provider import (
     UpdateRequest,
 )
 from support.clock import FakeClock
-from support.lifecycle_cases import IMPORT, recorded, run_async
+from support.lifecycle_cases import IMPORT, recorded, run_async, urn
 from support.scripted_http import OPERATION, ScriptedHttp, operation, reply
-from test_lifecycle_front_ends import urn
 
 URN = urn("import", "load")
 

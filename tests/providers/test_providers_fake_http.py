@@ -17,7 +17,7 @@ from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer.specs.problems import UNKNOWN
 from pulumi.dynamic import CheckResult
 from support.clock import FakeClock
-from support.lifecycle_cases import EXPORT, IMPORT, recorded
+from support.lifecycle_cases import EXPORT_PROPS, IMPORT_PROPS, recorded
 from support.scripted_http import (
     LOGS,
     OPERATION,
@@ -27,15 +27,6 @@ from support.scripted_http import (
     operation,
     reply,
 )
-
-ENDPOINT = "http://127.0.0.1:9/"
-IMPORT_PROPS: dict[str, Any] = {**IMPORT, "resource_name": "load", "endpoint": ENDPOINT}
-EXPORT_PROPS: dict[str, Any] = {
-    **EXPORT,
-    "resource_name": "copy",
-    "endpoint": ENDPOINT,
-    "storage_endpoint": ENDPOINT,
-}
 
 
 def _script(http: ScriptedHttp, *responses: tuple[dict[str, str], str]) -> None:
