@@ -3,11 +3,11 @@
 pytest's default import mode (``prepend``) puts the directory of each test module first on
 ``sys.path`` when the tiers are not packages, as here; a helper module left beside the tests
 then imports by its bare name from that directory only, and so does another test module. The
-``importlib`` mode, which leaves ``sys.path`` alone, cannot import either ("test modules are
-non-importable by each other", "test utility modules in the tests directories are not
-importable"). Source: pytest documentation, "pytest import mechanisms and sys.path/PYTHONPATH",
-Import modes. ``tests/`` itself is on ``sys.path`` through the ``pythonpath`` option
-(pyproject.toml), so ``support.…`` resolves from any test in either mode.
+``importlib`` mode, which leaves ``sys.path`` alone, imports neither: there test modules
+cannot import each other, nor utility modules kept in the test directories. Source: pytest
+documentation, "pytest import mechanisms and sys.path/PYTHONPATH", Import modes. ``tests/``
+itself is on ``sys.path`` through the ``pythonpath`` option (pyproject.toml), so ``support.…``
+resolves from any test in either mode.
 
 So a tier's directory holds only ``test_*.py``, ``conftest.py`` and the fixtures listed in
 ``FIXTURES``, and no module under ``tests/`` imports a test module or a ``conftest``.
