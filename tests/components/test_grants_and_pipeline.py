@@ -16,7 +16,7 @@ from dicom_transfer import (
 )
 from dicom_transfer.errors import InvalidSpec
 from dicom_transfer.pipeline import bigquery_dataset_of
-from mock_stack import SERVICE_AGENT, Stack, run_under_mocks
+from support.pulumi_mocks import SERVICE_AGENT, Stack, run_under_mocks
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 BUCKET_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"

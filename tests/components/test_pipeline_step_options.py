@@ -7,7 +7,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 from dicom_transfer import DicomPipeline, ExportStep, ImportStep
-from mock_stack import run_under_mocks
+from support.pulumi_mocks import run_under_mocks
 
 STORE = "projects/demo-project/locations/us-central1/datasets/imaging/dicomStores/archive"
 TABLE = "bq://demo-project.meta.instances"

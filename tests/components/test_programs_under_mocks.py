@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mock_stack import Stack, run_under_mocks
+from support.pulumi_mocks import Stack, run_under_mocks
 
 ROOT = Path(__file__).resolve().parents[2]
 DYNAMIC = "pulumi-python:dynamic:Resource"

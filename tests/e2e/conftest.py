@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dicom_stack import DicomStack, SeededEmulator, dicom_stack, seeded_emulator
+from support.e2e.dicom_stack import DicomStack, SeededEmulator, dicom_stack, seeded_emulator
 
 
 @pytest.fixture

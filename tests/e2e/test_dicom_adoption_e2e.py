@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dicom_stack import PLAN, DicomStack, SeededEmulator, dicom_stack
+from support.e2e.dicom_stack import PLAN, DicomStack, SeededEmulator, dicom_stack
 
 pytestmark = pytest.mark.e2e
 

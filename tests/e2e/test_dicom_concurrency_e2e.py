@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, DicomStack, SeededEmulator, dicom_stack
+from support.e2e.dicom_stack import PLAN, DicomStack, SeededEmulator, dicom_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from dicom_stack import PLAN, DicomStack
+from support.e2e.dicom_stack import PLAN, DicomStack
 
 pytestmark = pytest.mark.e2e
 

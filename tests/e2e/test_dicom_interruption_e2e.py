@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dicom_stack import IMPORT_PATH, DicomStack, wait_until
-from process_session import kill_session, session_pids
+from support.e2e.dicom_stack import IMPORT_PATH, DicomStack, wait_until
+from support.e2e.process_session import kill_session, session_pids
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dicom_stack import PASSPHRASE, DicomStack
+from support.e2e.dicom_stack import PASSPHRASE, DicomStack
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, DicomStack, SeededEmulator, dicom_stack
+from support.e2e.dicom_stack import PLAN, DicomStack, SeededEmulator, dicom_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ transfer as unchanged: no replace, no new operation.
 from __future__ import annotations
 
 import pytest
-from dicom_stack import DicomStack
+from support.e2e.dicom_stack import DicomStack
 
 pytestmark = pytest.mark.e2e
 

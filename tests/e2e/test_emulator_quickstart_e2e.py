@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from dicom_transfer_emulator.testing.launch import EmulatorProcess
 from dicom_transfer_emulator.testing.seed import corpus_files
-from pulumi_cli import REPO, PulumiCli
+from support.e2e.pulumi_cli import REPO, PulumiCli
 
 pytestmark = pytest.mark.e2e
 

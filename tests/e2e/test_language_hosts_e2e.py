@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from language_projects import PROGRAMS, copy_project, go_module_copy
-from pulumi_cli import PulumiCli
+from support.e2e.language_projects import PROGRAMS, copy_project, go_module_copy
+from support.e2e.pulumi_cli import PulumiCli
 
 pytestmark = pytest.mark.e2e
 

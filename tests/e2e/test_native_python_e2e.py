@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, SeededEmulator
-from native_stack import EXPORT_TYPE, IMPORT_TYPE, native_stack
+from support.e2e.dicom_stack import PLAN, SeededEmulator
+from support.e2e.native_stack import EXPORT_TYPE, IMPORT_TYPE, native_stack
 
 pytestmark = pytest.mark.e2e
 

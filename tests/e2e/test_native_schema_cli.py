@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pulumi_cli import REPO, PulumiCli
+from support.e2e.pulumi_cli import REPO, PulumiCli
 
 pytestmark = pytest.mark.e2e
 

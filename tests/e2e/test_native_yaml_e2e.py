@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, SeededEmulator, wait_until
-from native_stack import EXPORT_TYPE, IMPORT_TYPE, NativeStack, native_stack
+from support.e2e.dicom_stack import PLAN, SeededEmulator, wait_until
+from support.e2e.native_stack import EXPORT_TYPE, IMPORT_TYPE, NativeStack, native_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi_cli import PulumiCli
+from support.e2e.pulumi_cli import PulumiCli
 
 E2E_DIR = Path(__file__).resolve().parent
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pulumi_cli import REPO
+from support.e2e.pulumi_cli import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, SeededEmulator
-from language_projects import transfer_posts
-from native_stack import EXPORT_TYPE, IMPORT_TYPE, native_stack
+from support.e2e.dicom_stack import PLAN, SeededEmulator
+from support.e2e.language_projects import transfer_posts
+from support.e2e.native_stack import EXPORT_TYPE, IMPORT_TYPE, native_stack
 
 pytestmark = pytest.mark.e2e
 

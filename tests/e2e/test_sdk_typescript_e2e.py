@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dicom_stack import PLAN, SeededEmulator
-from language_projects import (
+from support.e2e.dicom_stack import PLAN, SeededEmulator
+from support.e2e.language_projects import (
     TYPESCRIPT_EXAMPLE,
     copy_project,
     example_stack,
@@ -18,7 +18,7 @@ from language_projects import (
     run,
     transfer_posts,
 )
-from native_stack import EXPORT_TYPE, IMPORT_TYPE
+from support.e2e.native_stack import EXPORT_TYPE, IMPORT_TYPE
 
 pytestmark = pytest.mark.e2e
 

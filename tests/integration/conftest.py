@@ -2,7 +2,7 @@
 
 ``emulator`` and ``journal_dir`` come from ``tests/conftest.py``.
 
-* (``integration_support.FAST``, not a fixture: the runtime the tests give the providers, with
+* (``support.integration.FAST``, not a fixture: the runtime the tests give the providers, with
   poll, retry and permission-retry schedules of tens of milliseconds instead of seconds.
   Everything else is the production path: real HTTP through googleapiclient, real clocks.)
 * ``store``: the dataset and DICOM store created over HTTP; returns the store name.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 from dicom_transfer.healthcare.credentials import HEALTHCARE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
 from dicom_transfer_emulator.app import Emulator
-from integration_support import create_store
+from support.integration import create_store
 
 
 @pytest.fixture(autouse=True)

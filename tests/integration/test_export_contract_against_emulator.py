@@ -20,7 +20,7 @@ import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer_emulator.app import Emulator
 from googleapiclient.discovery_cache import get_static_doc
-from integration_support import (
+from support.integration import (
     EXPORT_BUCKET,
     FAST,
     PROJECT,

@@ -12,8 +12,7 @@ import pytest
 from dicom_transfer import DicomExportProvider, OperationFailed
 from dicom_transfer.healthcare.journal import JOURNAL_ENV
 from dicom_transfer_emulator.app import Emulator
-from integration_support import FAST, PROJECT, operation_count
-from test_providers_against_emulator import export_props, http_json, imported
+from support.integration import FAST, PROJECT, export_props, http_json, imported, operation_count
 
 pytestmark = [
     pytest.mark.usefixtures("journal_dir"),

@@ -18,16 +18,16 @@ from dicom_transfer.healthcare.client import ApiConfig, StorageApi
 from dicom_transfer.healthcare.gcs_journal import GcsJournal
 from dicom_transfer.healthcare.journal import JOURNAL_ENV, STATE_DIR_ENV, journal_uri
 from dicom_transfer_emulator.app import Emulator
-from integration_support import (
+from support.integration import (
     FAST,
     PROJECT,
     claim_and_submit_import,
     corpus_files,
     expected_import,
+    import_props,
     operation_count,
     upload,
 )
-from test_providers_against_emulator import import_props
 
 pytestmark = pytest.mark.usefixtures("journal_dir")
 

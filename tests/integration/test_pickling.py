@@ -17,9 +17,9 @@ import dill
 import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer_emulator.app import Emulator
-from integration_support import EXPORT_BUCKET, PROJECT, SOURCE_BUCKET, corpus_files, upload
 from pulumi.dynamic import ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
+from support.integration import EXPORT_BUCKET, PROJECT, SOURCE_BUCKET, corpus_files, upload
 
 MAX_PAYLOAD_BYTES = 2048
 FORBIDDEN = (

@@ -30,7 +30,11 @@ import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer_emulator.app import Emulator
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]
-from integration_support import (
+from pulumi.dynamic import ResourceProvider
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from support.integration import (
     EXPORT_BUCKET,
     PROJECT,
     SOURCE_BUCKET,
@@ -41,10 +45,6 @@ from integration_support import (
     read_instance,
     upload,
 )
-from pulumi.dynamic import ResourceProvider
-from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime import rpc
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 IMPORT_TYPE = "pulumi-python:dynamic:Resource"
 PROVIDER_KEY = "__provider"

@@ -1,7 +1,7 @@
 """DicomImportProvider / DicomExportProvider over real HTTP against the in-process emulator.
 
 The providers run their production path (googleapiclient over HTTP, the journal on disk,
-real clocks); only the poll and retry schedules are shortened (``integration_support.FAST``).
+real clocks); only the poll and retry schedules are shortened (``support.integration.FAST``).
 Expected counters and exported objects are computed with pydicom from the uploaded bytes.
 """
 
@@ -10,9 +10,7 @@ from __future__ import annotations
 import io
 import json
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pydicom
 import pytest
@@ -27,20 +25,26 @@ from dicom_transfer.healthcare.journal import Journal
 from dicom_transfer.specs.requests import filter_file_content
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.healthcare.names import service_agent_member
-from integration_support import (
+from support.integration import (
     EXPORT_BUCKET,
     FAST,
     PROJECT,
     SOURCE_BUCKET,
+    SOURCE_URI,
     Instance,
     claim_and_submit_import,
     corpus_files,
     expected_import,
+    export_props,
     get_operation,
     healthcare_client,
+    http_json,
+    import_props,
+    imported,
     list_operations,
     operation_count,
     read_instance,
+    stored_instances,
     truncated,
     upload,
 )
@@ -51,66 +55,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning"),
 ]
 
-SOURCE_URI = f"gs://{SOURCE_BUCKET}/incoming/**.dcm"
-
-
-def import_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
-    """Import inputs as the engine hands them to the provider (snake_case)."""
-    props: dict[str, Any] = {
-        "resource_name": "load",
-        "dicom_store": store,
-        "gcs_uri": SOURCE_URI,
-        "api_version": "v1",
-        "timeout_seconds": 30.0,
-        "max_failures": 0,
-        "permission_retry_seconds": 5.0,
-    }
-    props.update(overrides)
-    return props
-
-
-def export_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
-    """Export inputs (Cloud Storage destination unless overridden)."""
-    props: dict[str, Any] = {
-        "resource_name": "copy",
-        "dicom_store": store,
-        "gcs_destination": {"uri_prefix": f"gs://{EXPORT_BUCKET}/copy"},
-        "api_version": "v1",
-        "timeout_seconds": 30.0,
-        "max_failures": 0,
-        "permission_retry_seconds": 5.0,
-    }
-    props.update(overrides)
-    return props
-
-
-def stored_instances(emu: Emulator, store: str) -> set[Instance]:
-    """What the emulator's store holds."""
-    return {
-        Instance(r.study_uid, r.series_uid, r.sop_instance_uid)
-        for r in emu.healthcare.state.list_instances(store)
-    }
-
 
 def journal_files(journal_dir: Path) -> list[Path]:
     """Journal records on disk (one JSON file per in-flight request)."""
     return sorted(journal_dir.glob("*.json")) if journal_dir.exists() else []
-
-
-def http_json(url: str) -> Any:
-    """GET a URL of the emulator and decode its JSON."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def imported(emu: Emulator, store: str) -> set[Instance]:
-    """Import the corpus through the provider; return the instances pydicom sees in it."""
-    files = corpus_files()
-    upload(emu, files)
-    DicomImportProvider(FAST).create(import_props(emu, store))
-    expected = expected_import(files).instances
-    assert stored_instances(emu, store) == expected
-    return set(expected)
 
 
 # --- import ----------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from dicom_transfer.healthcare.runtime import TransferRuntime
-from fake_http import ScriptedHttp
 from support.clock import FakeClock
+from support.scripted_http import ScriptedHttp
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The lifecycle's cases through both front ends: the dynamic and the native provider.
 
-Every case of ``lifecycle_cases`` runs through ``DicomImportProvider``/``DicomExportProvider``
-(snake_case props) and through ``DicomTransferProvider`` (camelCase property values); both must
-name the same fields and decide the same replaces.
+Every case of ``support.lifecycle_cases`` runs through
+``DicomImportProvider``/``DicomExportProvider`` (snake_case props) and through
+``DicomTransferProvider`` (camelCase property values); both must name the same fields and decide
+the same replaces.
 """
 
 from __future__ import annotations
@@ -14,19 +15,8 @@ import pytest
 from dicom_transfer import DicomExportProvider, DicomImportProvider
 from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer.native.provider import DicomTransferProvider
-from dicom_transfer.native.schema import RESOURCE_TOKENS
 from dicom_transfer.native.values import camel_text, from_props, to_props
 from dicom_transfer.specs.inputs import TransferKind
-from fake_http import OPERATION, ScriptedHttp, error, operation, reply
-from lifecycle_cases import (
-    CHECK_CASES,
-    DIFF_CASES,
-    IMPORT,
-    CheckCase,
-    DiffCase,
-    recorded,
-    run_async,
-)
 from pulumi.provider.experimental.provider import (
     CheckRequest,
     CreateRequest,
@@ -34,12 +24,19 @@ from pulumi.provider.experimental.provider import (
     DiffRequest,
     ReadRequest,
 )
+from support.lifecycle_cases import (
+    CHECK_CASES,
+    DIFF_CASES,
+    IMPORT,
+    CheckCase,
+    DiffCase,
+    recorded,
+    run_async,
+    urn,
+)
+from support.scripted_http import OPERATION, ScriptedHttp, error, operation, reply
 
 DYNAMIC = {"import": DicomImportProvider, "export": DicomExportProvider}
-
-
-def urn(kind: TransferKind, name: str = "t") -> str:
-    return f"urn:pulumi:local::dicom::{RESOURCE_TOKENS[kind]}::{name}"
 
 
 def dynamic_check(kind: TransferKind, props: dict[str, Any]) -> set[str]:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from dicom_transfer.native.engine_log import EngineLog
-from lifecycle_cases import run_async
+from support.lifecycle_cases import run_async
 
 URN = "urn:pulumi:local::p::dicomtransfer:index:DicomImport::load"
 

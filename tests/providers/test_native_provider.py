@@ -22,8 +22,6 @@ from dicom_transfer.native.provider import (
 from dicom_transfer.native.schema import render_schema
 from dicom_transfer.native.values import from_props, to_props
 from dicom_transfer.specs.problems import UNKNOWN
-from fake_http import OPERATION, ScriptedHttp, operation, reply
-from lifecycle_cases import IMPORT, recorded, run_async
 from pulumi.provider.experimental.provider import (
     CheckRequest,
     CreateRequest,
@@ -33,7 +31,8 @@ from pulumi.provider.experimental.provider import (
     UpdateRequest,
 )
 from support.clock import FakeClock
-from test_lifecycle_front_ends import urn
+from support.lifecycle_cases import IMPORT, recorded, run_async, urn
+from support.scripted_http import OPERATION, ScriptedHttp, operation, reply
 
 URN = urn("import", "load")
 

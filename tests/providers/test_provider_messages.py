@@ -13,9 +13,9 @@ from dicom_transfer import (
     Transient,
 )
 from dicom_transfer.healthcare.runtime import TransferRuntime
-from fake_http import OPERATION, ScriptedHttp, operation, reply
 from support.clock import FakeClock
-from test_providers_fake_http import EXPORT_PROPS, IMPORT_PROPS
+from support.lifecycle_cases import EXPORT_PROPS, IMPORT_PROPS
+from support.scripted_http import OPERATION, ScriptedHttp, operation, reply
 
 
 def test_check_fails_on_the_retired_endpoint_variable_naming_its_replacement(

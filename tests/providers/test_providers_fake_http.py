@@ -15,7 +15,10 @@ from dicom_transfer import (
 )
 from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer.specs.problems import UNKNOWN
-from fake_http import (
+from pulumi.dynamic import CheckResult
+from support.clock import FakeClock
+from support.lifecycle_cases import EXPORT_PROPS, IMPORT_PROPS, recorded
+from support.scripted_http import (
     LOGS,
     OPERATION,
     STORE,
@@ -24,18 +27,6 @@ from fake_http import (
     operation,
     reply,
 )
-from lifecycle_cases import EXPORT, IMPORT, recorded
-from pulumi.dynamic import CheckResult
-from support.clock import FakeClock
-
-ENDPOINT = "http://127.0.0.1:9/"
-IMPORT_PROPS: dict[str, Any] = {**IMPORT, "resource_name": "load", "endpoint": ENDPOINT}
-EXPORT_PROPS: dict[str, Any] = {
-    **EXPORT,
-    "resource_name": "copy",
-    "endpoint": ENDPOINT,
-    "storage_endpoint": ENDPOINT,
-}
 
 
 def _script(http: ScriptedHttp, *responses: tuple[dict[str, str], str]) -> None:

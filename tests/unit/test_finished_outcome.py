@@ -16,7 +16,7 @@ from dicom_transfer.healthcare.journal import Journal, JournalRecord, JournalSto
 from dicom_transfer.healthcare.results import parse_operation
 from dicom_transfer.specs.gcs import parse_gcs_uri
 from dicom_transfer.specs.props import WaitPolicy, export_spec_from_props
-from test_transfer import (
+from support.scripted_api import (
     EXPORT_METHOD,
     FP,
     OP,

@@ -11,9 +11,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dicom_transfer.native.schema import RESOURCE_TOKENS
 from dicom_transfer.specs.inputs import TransferKind
 from dicom_transfer.specs.problems import UNKNOWN
-from fake_http import LOGS, OPERATION, STORE
+
+from support.scripted_http import LOGS, OPERATION, STORE
 
 _T = TypeVar("_T")
 
@@ -47,6 +49,22 @@ EXPORT: dict[str, Any] = {
     "timeout_seconds": 600.0,
 }
 DEFAULTS: dict[TransferKind, dict[str, Any]] = {"import": IMPORT, "export": EXPORT}
+
+# The inputs as the engine hands them to the dynamic providers: the resource's name and the
+# endpoints too (nothing listens on port 9; the scripted transport answers every request).
+ENDPOINT = "http://127.0.0.1:9/"
+IMPORT_PROPS: dict[str, Any] = {**IMPORT, "resource_name": "load", "endpoint": ENDPOINT}
+EXPORT_PROPS: dict[str, Any] = {
+    **EXPORT,
+    "resource_name": "copy",
+    "endpoint": ENDPOINT,
+    "storage_endpoint": ENDPOINT,
+}
+
+
+def urn(kind: TransferKind, name: str = "t") -> str:
+    """The URN the engine gives the native provider for the resource ``name`` of ``kind``."""
+    return f"urn:pulumi:local::dicom::{RESOURCE_TOKENS[kind]}::{name}"
 
 
 def recorded(props: dict[str, Any]) -> dict[str, Any]:

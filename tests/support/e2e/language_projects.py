@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dicom_stack import IMPORT_PATH, SeededEmulator
-from native_stack import NativeStack, native_stack
 
-REPO = Path(__file__).resolve().parents[2]
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+from support.e2e.dicom_stack import IMPORT_PATH, SeededEmulator
+from support.e2e.native_stack import NativeStack, native_stack
+from support.e2e.pulumi_cli import REPO
+
+PROGRAMS = REPO / "tests" / "e2e" / "programs"
 TYPESCRIPT_EXAMPLE = REPO / "examples" / "typescript"
 GO_EXAMPLE = REPO / "examples" / "go"
 NODE_MODULES = TYPESCRIPT_EXAMPLE / "node_modules"

@@ -7,11 +7,14 @@ independently of the emulator's own DICOM parsing.
 from __future__ import annotations
 
 import io
+import json
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
+from dicom_transfer import DicomImportProvider
 from dicom_transfer.healthcare.operations import PollPolicy
 from dicom_transfer.healthcare.retrying import RetryPolicy
 from dicom_transfer.healthcare.runtime import TransferRuntime
@@ -195,3 +198,60 @@ def claim_and_submit_import(
     datasets = healthcare_client(emu).projects().locations().datasets()
     operation = datasets.dicomStores().import_(name=store, body=spec.request_body()).execute()
     return fingerprint, str(operation["name"])
+
+
+SOURCE_URI = f"gs://{SOURCE_BUCKET}/incoming/**.dcm"
+
+
+def import_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
+    """Import inputs as the engine hands them to the provider (snake_case)."""
+    props: dict[str, Any] = {
+        "resource_name": "load",
+        "dicom_store": store,
+        "gcs_uri": SOURCE_URI,
+        "api_version": "v1",
+        "timeout_seconds": 30.0,
+        "max_failures": 0,
+        "permission_retry_seconds": 5.0,
+    }
+    props.update(overrides)
+    return props
+
+
+def export_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
+    """Export inputs (Cloud Storage destination unless overridden)."""
+    props: dict[str, Any] = {
+        "resource_name": "copy",
+        "dicom_store": store,
+        "gcs_destination": {"uri_prefix": f"gs://{EXPORT_BUCKET}/copy"},
+        "api_version": "v1",
+        "timeout_seconds": 30.0,
+        "max_failures": 0,
+        "permission_retry_seconds": 5.0,
+    }
+    props.update(overrides)
+    return props
+
+
+def stored_instances(emu: Emulator, store: str) -> set[Instance]:
+    """What the emulator's store holds."""
+    return {
+        Instance(r.study_uid, r.series_uid, r.sop_instance_uid)
+        for r in emu.healthcare.state.list_instances(store)
+    }
+
+
+def http_json(url: str) -> Any:
+    """GET a URL of the emulator and decode its JSON."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def imported(emu: Emulator, store: str) -> set[Instance]:
+    """Import the corpus through the provider; return the instances pydicom sees in it."""
+    files = corpus_files()
+    upload(emu, files)
+    DicomImportProvider(FAST).create(import_props(emu, store))
+    expected = expected_import(files).instances
+    assert stored_instances(emu, store) == expected
+    return set(expected)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dicom_stack import PASSPHRASE, SeededEmulator
-from pulumi_cli import REPO, PulumiCli, offline_env
+
+from support.e2e.dicom_stack import PASSPHRASE, SeededEmulator
+from support.e2e.pulumi_cli import REPO, PulumiCli, offline_env
 
 EXAMPLE = REPO / "examples" / "yaml"
 IMPORT_TYPE = "dicomtransfer:index:DicomImport"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from dicom_transfer_pulumi_host.environment import checkout_environment
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def offline_env(state_dir: Path) -> dict[str, str]:

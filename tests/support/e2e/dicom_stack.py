@@ -21,7 +21,8 @@ from typing import Any
 
 from dicom_transfer_emulator.testing.launch import EmulatorProcess
 from dicom_transfer_emulator.testing.seed import DEMO_PLAN, CorpusFile, seed
-from pulumi_cli import PulumiCli
+
+from support.e2e.pulumi_cli import PulumiCli
 
 PLAN = replace(
     DEMO_PLAN,
