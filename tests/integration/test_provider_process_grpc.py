@@ -40,7 +40,7 @@ from support.integration import (
     SOURCE_BUCKET,
     Instance,
     corpus_files,
-    expected_import,
+    expected_distinct_import,
     operation_count,
     read_instance,
     upload,
@@ -331,7 +331,7 @@ def test_import_lifecycle(rpc_provider: ProviderProcess, emulator: Emulator, sto
     stub = rpc_provider.stub
     files = corpus_files()
     upload(emulator, files)
-    expected = expected_import(files)
+    expected = expected_distinct_import(files)
     inputs = from_struct(check(stub, "load", import_inputs(store)).inputs)
 
     id_, outs = create(stub, "load", inputs)
@@ -397,7 +397,7 @@ def test_export_lifecycle(rpc_provider: ProviderProcess, emulator: Emulator, sto
     upload(emulator, files)
     emulator.storage.create_bucket(EXPORT_BUCKET, PROJECT)
     create(stub, "load", import_inputs(store))
-    instances = sorted(expected_import(files).instances, key=lambda i: i.sop)
+    instances = sorted(expected_distinct_import(files).instances, key=lambda i: i.sop)
     chosen = instances[:2]
     paths = [i.path for i in chosen]
     inputs = from_struct(
@@ -459,8 +459,8 @@ def test_concurrent_creates_share_one_process(
     assert elapsed < 3 * 1.5  # they ran side by side, not one after the other
     assert len({id_ for id_, _outs in results.values()}) == 3
     for part, (_id, outs) in results.items():
-        assert outs["success_count"] == expected_import(groups[part]).success
+        assert outs["success_count"] == expected_distinct_import(groups[part]).success
         assert outs["failure_count"] == 0
-    assert stored(emulator, store) == expected_import(files).instances
+    assert stored(emulator, store) == expected_distinct_import(files).instances
     assert operation_count(emulator, "import") == 3
     assert rpc_provider.journal_files() == []

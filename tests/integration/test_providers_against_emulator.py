@@ -34,7 +34,7 @@ from support.integration import (
     Instance,
     claim_and_submit_import,
     corpus_files,
-    expected_import,
+    expected_distinct_import,
     export_props,
     get_operation,
     healthcare_client,
@@ -67,7 +67,7 @@ def journal_files(journal_dir: Path) -> list[Path]:
 def test_import_reports_exact_counters(emulator: Emulator, store: str, journal_dir: Path) -> None:
     files = corpus_files()
     upload(emulator, files)
-    expected = expected_import(files)
+    expected = expected_distinct_import(files)
     assert expected.failure == 0
 
     result = DicomImportProvider(FAST).create(import_props(emulator, store))
@@ -98,7 +98,7 @@ def test_partial_failure_against_max_failures(
         "incoming/cut.dcm": truncated("CT_small.dcm"),
     }
     upload(emulator, files)
-    expected = expected_import(files)
+    expected = expected_distinct_import(files)
     assert expected.failure == 2
     props = import_props(emulator, store, max_failures=max_failures)
 
@@ -154,7 +154,7 @@ def test_503_on_poll_and_429_on_submit_create_exactly_one_operation(
     outs = DicomImportProvider(FAST).create(import_props(emulator, store)).outs
 
     assert outs is not None
-    assert outs["success_count"] == expected_import(files).success
+    assert outs["success_count"] == expected_distinct_import(files).success
     submits = emulator.requests.matching("POST", r"/dicomStores/[^/]+:import$")
     assert [r.status for r in submits] == [429, 429, 200]
     assert operation_count(emulator, "import") == 1
@@ -184,7 +184,7 @@ def test_permission_denied_until_the_grant_propagates(emulator: Emulator, store:
 
     assert time.monotonic() - granted_at >= 2.0
     assert outs is not None
-    assert outs["success_count"] == expected_import(files).success
+    assert outs["success_count"] == expected_distinct_import(files).success
     statuses = [r.status for r in emulator.requests.matching("POST", r":import$")]
     assert statuses[-1] == 200
     assert set(statuses[:-1]) == {403}
@@ -249,7 +249,7 @@ def test_resume_after_an_interrupted_create(
 
     assert result.id == first
     assert result.outs is not None
-    assert result.outs["success_count"] == expected_import(files).success
+    assert result.outs["success_count"] == expected_distinct_import(files).success
     assert operation_count(emulator, "import") == 1
     assert len(list_operations(emulator)) == 1
     assert journal_files(journal_dir) == []
@@ -443,7 +443,7 @@ def test_adopts_the_operation_of_a_submit_interrupted_before_its_answer(
 
     assert result.id == lost
     assert result.outs is not None
-    assert result.outs["success_count"] == expected_import(files).success
+    assert result.outs["success_count"] == expected_distinct_import(files).success
     assert operation_count(emulator, "import") == 1
     assert journal_files(journal_dir) == []
 
@@ -463,7 +463,10 @@ def test_import_into_a_store_with_ids_the_api_documents(emulator: Emulator) -> N
     outs = DicomImportProvider(FAST).create(import_props(emulator, store)).outs
 
     assert outs is not None
-    assert (outs["success_count"], outs["failure_count"]) == (expected_import(files).success, 0)
+    assert (outs["success_count"], outs["failure_count"]) == (
+        expected_distinct_import(files).success,
+        0,
+    )
     assert outs["operation_name"].startswith(f"{dataset}/operations/")
 
 
@@ -475,7 +478,7 @@ def test_import_v1beta1_with_a_blob_storage_class(emulator: Emulator, store: str
     result = DicomImportProvider(FAST).create(props)
 
     assert result.outs is not None
-    assert result.outs["success_count"] == expected_import(files).success
+    assert result.outs["success_count"] == expected_distinct_import(files).success
     [submit] = emulator.requests.matching("POST", r":import$")
     assert submit.path.startswith("/v1beta1/")
     classes = {r.storage_class for r in emulator.healthcare.state.list_instances(store)}

@@ -10,7 +10,6 @@ import io
 import json
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -21,13 +20,14 @@ from dicom_transfer.healthcare.runtime import TransferRuntime
 from dicom_transfer_emulator.app import Emulator
 from dicom_transfer_emulator.testing.clients import healthcare_client as emulator_healthcare_client
 
+from support.healthcare import corpus_bytes
+
 PROJECT = "demo-project"
 LOCATION = "us-central1"
 DATASET_NAME = f"projects/{PROJECT}/locations/{LOCATION}/datasets/imaging"
 STORE = f"{DATASET_NAME}/dicomStores/archive"
 SOURCE_BUCKET = "raw-dicom"
 EXPORT_BUCKET = "out-dicom"
-CORPUS_DIR = Path(pydicom.__file__).parent / "data" / "test_files"
 
 FAST = TransferRuntime(
     read_retry=RetryPolicy(initial_s=0.02, maximum_s=0.1, jitter_s=0.0, timeout_s=10.0),
@@ -82,11 +82,6 @@ class Instance:
         return f"{self.study}/{self.series}/{self.sop}"
 
 
-def corpus_bytes(name: str) -> bytes:
-    """Bytes of one of pydicom's bundled test files."""
-    return (CORPUS_DIR / name).read_bytes()
-
-
 def read_instance(data: bytes) -> Instance | None:
     """The instance a DICOM Part 10 file holds, or None when pydicom cannot read it fully."""
     try:
@@ -103,7 +98,7 @@ def read_instance(data: bytes) -> Instance | None:
 
 
 @dataclass(frozen=True)
-class Expected:
+class ExpectedImport:
     """What importing a set of files into an empty store must report."""
 
     success: int
@@ -111,13 +106,13 @@ class Expected:
     instances: frozenset[Instance]
 
 
-def expected_import(files: dict[str, bytes]) -> Expected:
+def expected_distinct_import(files: dict[str, bytes]) -> ExpectedImport:
     """Counters for importing ``files`` (distinct SOP instances or unreadable) into an empty
     store, computed with pydicom alone."""
     instances = [read_instance(data) for data in files.values()]
     readable = [i for i in instances if i is not None]
     assert len({i.sop for i in readable}) == len(readable), "corpus must hold distinct SOPs"
-    return Expected(len(readable), len(instances) - len(readable), frozenset(readable))
+    return ExpectedImport(len(readable), len(instances) - len(readable), frozenset(readable))
 
 
 def truncated(name: str, keep: int = 300) -> bytes:
@@ -252,6 +247,6 @@ def imported(emu: Emulator, store: str) -> set[Instance]:
     files = corpus_files()
     upload(emu, files)
     DicomImportProvider(FAST).create(import_props(emu, store))
-    expected = expected_import(files).instances
+    expected = expected_distinct_import(files).instances
     assert stored_instances(emu, store) == expected
     return set(expected)

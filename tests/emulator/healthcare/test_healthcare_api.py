@@ -366,3 +366,27 @@ def test_dataset_and_store_policies_follow_the_bucket_iam_rules(emulator: Emulat
         error = error_of(exc.value)
         assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
         assert "'bob'" in error["message"] and "user:EMAIL" in error["message"]
+
+
+@pytest.mark.parametrize("method", ["import_", "export"])
+def test_a_malformed_body_is_refused_before_the_store_is_looked_up(
+    emulator: Emulator, method: str
+) -> None:
+    # The API parses the JSON body before it resolves the resource: an unknown field is a 400
+    # even when the store does not exist; a well-formed body to that store is a 404.
+    hc = client(emulator)
+    missing = make_store(hc) + "-missing"
+    stores = datasets(hc).dicomStores()
+    call = getattr(stores, method)
+    with pytest.raises(HttpError) as malformed:
+        call(name=missing, body={"nope": 1}).execute()
+    assert error_of(malformed.value)["status"] == "INVALID_ARGUMENT"
+    assert 'Unknown name "nope"' in error_of(malformed.value)["message"]
+    body = (
+        {"gcsSource": {"uri": "gs://bkt/x/**"}}
+        if method == "import_"
+        else {"gcsDestination": {"uriPrefix": "gs://bkt/out"}}
+    )
+    with pytest.raises(HttpError) as well_formed:
+        call(name=missing, body=body).execute()
+    assert error_of(well_formed.value)["status"] == "NOT_FOUND"

@@ -123,9 +123,10 @@ def export_format(
 ) -> ExportFormat:
     """Validate a ``gcsDestination.mimeType`` (or a DICOMweb media type), already split.
 
-    The caller splits the text with the HTTP layer's media-type parser (werkzeug's
-    ``parse_options_header``: quoting, spaces and the case of names, RFC 9110 §8.3.1); this
-    module only knows which values the API documents. UIDs are compared exactly.
+    The caller splits the text: ``gcsDestination.mimeType`` in
+    :func:`dicom_transfer_emulator.healthcare.request_bodies.gcs_destination_format`, DICOMweb
+    ``Accept`` headers in the server's media-type parser; this module only knows which values
+    the API documents. UIDs are compared exactly.
 
     Args:
         media_type: ``type/subtype`` in lower case, e.g. ``"application/dicom"``; ``None`` or

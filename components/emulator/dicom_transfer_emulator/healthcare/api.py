@@ -36,7 +36,7 @@ Decisions (the real API's behaviour where known, else the choice documented here
   export's destination bucket, counting grants only after the propagation delay. The real
   service reports a missing grant when it reads the bucket; the emulator fails the
   *submit* call with 403 PERMISSION_DENIED so the submitter sees it at once. BigQuery
-  dataset IAM is not emulated. ``PROJECT_NUMBER`` is :func:`project_number` — the same fake
+  dataset IAM is not emulated. ``PROJECT_NUMBER`` is :func:`.names.project_number` — the same fake
   number the storage side reports for buckets.
 - A missing source/destination bucket, an import pattern matching nothing, or an unreadable
   filter file end the *operation* with ``NOT_FOUND`` (5); a malformed filter line with
@@ -69,6 +69,8 @@ from dicom_transfer_emulator.healthcare.operation_faults import OperationFaults
 from dicom_transfer_emulator.healthcare.paging import page_response
 from dicom_transfer_emulator.healthcare.request_bodies import (
     DATASET_SCHEMA,
+    EXPORT_SCHEMAS,
+    IMPORT_SCHEMA,
     STORE_FIELDS,
     STORE_SCHEMA,
     STORE_UPDATABLE,
@@ -435,6 +437,7 @@ class HealthcareService:
         """``dicomStores.import``: validates, checks IAM, starts the background import."""
         store = self._store_name(request)
         body = request.json()
+        check_fields(body, IMPORT_SCHEMA)
         self.state.get_store(store)
         transfer, roles = import_request(body, store)
         self._require_roles(request.params["project"], roles)
@@ -446,8 +449,9 @@ class HealthcareService:
         """``dicomStores.export`` to Cloud Storage or BigQuery."""
         store = self._store_name(request)
         body = request.json()
+        check_fields(body, EXPORT_SCHEMAS[request.params["version"]])
         self.state.get_store(store)
-        transfer, roles = export_request(body, store, request.params["version"])
+        transfer, roles = export_request(body, store)
         self._require_roles(request.params["project"], roles)
         op = self._new_transfer(request, store, "ExportDicomData", "export")
         if isinstance(transfer, GcsExportRequest):

@@ -24,9 +24,10 @@ Decisions (documented behaviour where known, else the emulator's choice noted he
   of ``ReferencedSOPSequence``/``FailedSOPSequence``. An instance whose SOP Instance UID is
   already stored is never overwritten; the rule shared with import is
   :class:`~.healthcare.state.AddResult`'s: the same file again (byte-identical, Google
-  compares an MD5) counts as stored — referenced with its RetrieveURL, no Warning Reason,
-  so a re-upload of what is there answers 200 — while other bytes under the same UIDs, or the
-  UID under another study or series, fail. The Failure Reason Google gives those is not
+  compares an MD5) counts as stored, so a re-upload of what is there answers 200 — referenced
+  with its RetrieveURL and without a Warning Reason (the emulator's choice: Google documents
+  none) — while other bytes under the same UIDs, or the UID under another study or series,
+  fail. The Failure Reason Google gives those is not
   documented; the emulator's is 0x0111 (Duplicate SOP Instance, PS3.7 Annex C). An
   unreadable instance, or one outside the study of the request path, fails with 0xC000
   (Cannot understand, PS3.4 Annex B).

@@ -1,7 +1,10 @@
 """Resource names and IDs of the emulated Healthcare API, and the Healthcare service agent.
 
-A request's path variables become resource names here, each checked against the rule of the
-discovery documents bundled with google-api-python-client before it names any state.
+A request's path variables become resource names here, each checked before it names any
+state: dataset and DICOM store IDs by the rules of the discovery documents bundled with
+google-api-python-client; project IDs by Resource Manager's rules (the documents' path
+pattern is only ``projects/[^/]+``); locations by the form of Google Cloud region names
+(lower-case letters, digits and ``-``), the emulator's choice, as the documents give none.
 """
 
 from __future__ import annotations
@@ -67,9 +70,10 @@ def check_id(kind: str, value: str) -> str:
 
 def location_name(params: Mapping[str, str]) -> str:
     """``projects/P/locations/L`` of a request's path variables (400 when malformed)."""
+    project = check_project(params["project"])
     if not _LOCATION_RE.fullmatch(params["location"]):
         raise invalid_argument(f"Invalid location {params['location']!r}.")
-    return f"projects/{check_project(params['project'])}/locations/{params['location']}"
+    return f"projects/{project}/locations/{params['location']}"
 
 
 def dataset_name(params: Mapping[str, str]) -> str:

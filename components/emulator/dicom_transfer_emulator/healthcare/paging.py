@@ -1,9 +1,10 @@
 """``pageSize``/``pageToken`` paging of the Healthcare API's list methods.
 
-Source: the discovery documents' list methods (``datasets.list``, ``dicomStores.list``,
-``operations.list``): "The maximum number of items to return. If not specified, 100 is
-used. May not be larger than 1000." The token is opaque to clients; the emulator's is the
-base64 of the offset.
+Source: ``pageSize`` of ``datasets.list`` and ``dicomStores.list`` in the discovery
+documents: "The maximum number of items to return. If not specified, 100 is used. May not be
+larger than 1000." ``operations.list`` says only "The standard list page size"; the emulator
+applies the same default and cap to it (its choice). The token is opaque to clients; the
+emulator's is the base64 of the offset.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ from dicom_transfer_emulator.healthcare.transfers import (
 
 __all__ = [
     "DATASET_SCHEMA",
+    "EXPORT_SCHEMAS",
+    "IMPORT_SCHEMA",
     "STORE_FIELDS",
     "STORE_SCHEMA",
     "STORE_UPDATABLE",
@@ -51,7 +53,7 @@ STORE_SCHEMA: dict[str, Any] = {
     "notificationConfigs": list,
     "streamConfigs": list,
 }
-_IMPORT_SCHEMA: dict[str, Any] = {
+IMPORT_SCHEMA: dict[str, Any] = {
     "gcsSource": {"uri": str},
     "blobStorageSettings": {"blobStorageClass": str},
 }
@@ -66,7 +68,7 @@ _V1_BIGQUERY_DESTINATION: dict[str, Any] = {
 }
 #: Per API version: ``changeDataCaptureConfig`` (a message without properties) is in the
 #: v1beta1 discovery document's DicomBigQueryDestination only.
-_EXPORT_SCHEMAS: dict[str, dict[str, Any]] = {
+EXPORT_SCHEMAS: dict[str, dict[str, Any]] = {
     version: {
         "gcsDestination": {"uriPrefix": str, "mimeType": str},
         "bigqueryDestination": destination,
@@ -162,13 +164,14 @@ def import_request(body: Any, store: str) -> tuple[ImportRequest, list[BucketRol
     """A ``dicomStores.import`` body as a validated request and the roles it needs.
 
     Args:
-        body: the request's JSON body (``ImportDicomDataRequest``).
+        body: the request's JSON body (``ImportDicomDataRequest``), its fields already checked
+            with :func:`check_fields` and :data:`IMPORT_SCHEMA` (the route does that before
+            it looks the store up, as the API parses the body first).
         store: the store's resource name.
 
     Raises:
         ApiException: 400 INVALID_ARGUMENT naming the field.
     """
-    check_fields(body, _IMPORT_SCHEMA)
     uri = (body.get("gcsSource") or {}).get("uri")
     if not uri:
         raise invalid_argument("gcsSource.uri is required.")
@@ -196,19 +199,18 @@ def import_request(body: Any, store: str) -> tuple[ImportRequest, list[BucketRol
 
 
 def export_request(
-    body: Any, store: str, version: str
+    body: Any, store: str
 ) -> tuple[GcsExportRequest | BigQueryExportRequest, list[BucketRole]]:
     """A ``dicomStores.export`` body as a validated request and the roles it needs.
 
     Args:
-        body: the request's JSON body (``ExportDicomDataRequest``).
+        body: the request's JSON body (``ExportDicomDataRequest``), its fields already checked
+            with :func:`check_fields` and :data:`EXPORT_SCHEMAS` of its API version.
         store: the store's resource name.
-        version: ``v1`` or ``v1beta1`` (the accepted fields differ).
 
     Raises:
         ApiException: 400 INVALID_ARGUMENT naming the field.
     """
-    check_fields(body, _EXPORT_SCHEMAS[version])
     gcs = body.get("gcsDestination")
     bigquery = body.get("bigqueryDestination")
     if (gcs is None) == (bigquery is None):
@@ -287,6 +289,8 @@ def gcs_destination_format(value: str | None) -> ExportFormat:
         if value is None or not value.strip():
             return export_format(None)
         media, *pairs = (part.strip() for part in value.split(";"))
+        if not media:  # parameters without a media type
+            raise unsupported(value)
         params: dict[str, str] = {}
         for pair in pairs:
             name, sep, raw = (item.strip() for item in pair.partition("="))

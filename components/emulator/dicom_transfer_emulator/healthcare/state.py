@@ -469,6 +469,15 @@ class HealthcareState:
 
     # --- instances ---------------------------------------------------------------------
 
+    def _stored_bytes_are(self, store: str, sop_instance_uid: str, data: bytes) -> bool:
+        """Whether the stored file of an instance is ``data`` (a stored file that cannot be
+        read, e.g. removed from ``--data-dir`` by hand, counts as different: the new one is
+        rejected and nothing is overwritten). Read only when a same-size duplicate arrives."""
+        try:
+            return self._files.read_instance(store, sop_instance_uid) == data
+        except (OSError, KeyError):
+            return False
+
     def add_instance(
         self,
         store: str,
@@ -508,8 +517,8 @@ class HealthcareState:
                     record.series_uid,
                 ):
                     return AddResult.CONFLICT
-                same_file = existing.size == len(data) and (
-                    self._files.read_instance(store, existing.sop_instance_uid) == data
+                same_file = existing.size == len(data) and self._stored_bytes_are(
+                    store, existing.sop_instance_uid, data
                 )
                 return AddResult.DUPLICATE if same_file else AddResult.CHECKSUM_MISMATCH
             target.keep(record)

@@ -104,9 +104,10 @@ def validate_policy(policy: object) -> tuple[list[dict[str, Any]], int]:
 def policy_etag(counter: int) -> str:
     """The etag of a policy's ``counter``-th version: base64 of a protobuf varint field.
 
-    Source: etags the real APIs return have this form (Cloud Storage answers ``CAE=`` for a
-    bucket's first policy, bytes ``08 01``); ``Policy.etag`` in the discovery documents is
-    opaque to clients, who only send it back (read-modify-write).
+    Source: Cloud Storage's policy etags have this form (``CAE=`` for a bucket's first
+    policy, bytes ``08 01``); the Healthcare API documents its etag only as opaque ``bytes``
+    (``Policy.etag`` in the discovery documents: clients send it back, read-modify-write), so
+    the emulator gives its policies the same form (its choice).
     """
     varint = bytearray()
     value = counter
