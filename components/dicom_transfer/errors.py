@@ -308,3 +308,43 @@ class JournalConflict(DicomTransferError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.fingerprint, self.path, self.detail))
+
+
+class OperationForgotten(JournalConflict):
+    """The journal names this request's operation, but the API no longer knows it.
+
+    The request was submitted (the journal records the operation's name only after the API
+    answered), so the operation may have moved data before it was forgotten: Cloud Healthcare
+    keeps an operation for a limited time after it finishes (the reference pages put it at
+    about 30 days), and a reset emulator or another endpoint knows none. Submitting again
+    could duplicate data (a ``WRITE_APPEND`` BigQuery export appends every row again), so
+    nothing is submitted (one request, one operation).
+
+    Attributes:
+        fingerprint: Fingerprint of the request.
+        path: Journal file that names the operation.
+        operation_name: The operation the API answered 404 for.
+        submitted_at: When the request was submitted (RFC 3339).
+    """
+
+    def __init__(self, fingerprint: str, path: str, operation_name: str, submitted_at: str) -> None:
+        self.operation_name = operation_name
+        self.submitted_at = submitted_at
+        detail = f"{operation_name} (submitted {submitted_at}) is no longer known to the API"
+        DicomTransferError.__init__(
+            self,
+            f"this request was submitted at {submitted_at} as {operation_name}, which the API "
+            "no longer knows (operations are forgotten some time after they finish; or the "
+            "endpoint was reset or changed). It may already have moved data, so nothing was "
+            "submitted. To run the transfer again, change `triggers`; if you know it never ran, "
+            f"delete the journal entry {path}",
+        )
+        self.fingerprint = fingerprint
+        self.path = path
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.fingerprint, self.path, self.operation_name, self.submitted_at),
+        )

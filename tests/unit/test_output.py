@@ -143,6 +143,7 @@ def test_the_first_line_is_the_whole_message_for_every_error_of_ours() -> None:
         errors.OperationFailed(result.name, 3, "2 failed", result, "https://logs", "hint"),
         errors.OperationTimedOut(result.name, 12.0),
         errors.JournalConflict("f" * 64, "/journal/f.json", "two candidates"),
+        errors.OperationForgotten("f" * 64, "/journal/f.json", result.name, "2026-01-01T00:00:00Z"),
     ]
     for error in samples:
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from dicom_transfer.errors import (
     JournalConflict,
     OperationFailed,
+    OperationForgotten,
     OperationTimedOut,
     PermissionDenied,
     Transient,
@@ -96,14 +98,26 @@ def test_a_claim_lost_twice_to_another_run_submits_nothing(tmp_path: Path) -> No
     assert api.submitted == []
 
 
-def test_forgotten_operation_is_treated_as_not_submitted(journal: Journal) -> None:
+def test_a_forgotten_operation_submits_nothing_and_keeps_its_record(journal: Journal) -> None:
+    # The journal names an operation only once the API answered the submit: the request ran
+    # (or runs) and may have moved data, so a 404 for it is no licence to submit again.
     fake = FakeTime(0.0)
     old = f"{DATASET}/operations/1"
-    journal.put(JournalRecord(FP, "import", STORE, SUBMITTED_AT - 40 * 86400, old))
+    record = JournalRecord(FP, "import", STORE, SUBMITTED_AT - 40 * 86400, old)
+    journal.put(record)
     api = FakeApi(submits=[OP], operations={OP: [op(done=True, success=1)]})
-    result, lines = run(api, journal, fake)
+    with pytest.raises(OperationForgotten) as forgotten:
+        run(api, journal, fake)
+    assert api.submitted == []
+    assert journal.get(FP) == record
+    message = str(forgotten.value)
+    assert old in message and record.submitted_at_iso in message
+    assert "change `triggers`" in message and str(journal.path_for(FP)) in message
+    assert isinstance(forgotten.value, JournalConflict)
+    assert str(pickle.loads(pickle.dumps(forgotten.value))) == message
+    journal.remove(FP)  # what the message says to do when the transfer never ran
+    result, _ = run(api, journal, fake)
     assert len(api.submitted) == 1 and result.name == OP
-    assert any("no longer knows" in line for line in lines)
 
 
 def test_interrupted_submit_adopts_the_single_matching_operation(journal: Journal) -> None:

@@ -14,7 +14,9 @@ Lifecycle of a record (see :func:`dicom_transfer.healthcare.transfer.run_transfe
    operation is its request's outcome, so a later create of the same request judges that
    outcome again instead of submitting (the user changes ``triggers`` to run again);
 4. removed when the submit provably created nothing; kept when the deadline passed, so the
-   next run resumes the same operation.
+   next run resumes the same operation; kept, too, when the API no longer knows the operation
+   it names (:class:`~dicom_transfer.errors.OperationForgotten`: it may have moved data, so
+   nothing is submitted until the user changes ``triggers`` or deletes the record).
 
 Writes are atomic (temporary file in the same directory, then ``os.replace``); the "submitting"
 record is created exclusively (``os.link``), so two processes or threads cannot both claim the

@@ -7,8 +7,10 @@
      moved): judge that outcome again under the current ``max_failures`` and submit nothing
      -- a finished operation is its request's outcome; ``triggers`` is how a user asks for a
      new run;
-   * with an operation name: resume waiting on that operation (if the API no longer knows it,
-     the record is dropped and the request submitted again -- and the progress says so);
+   * with an operation name: resume waiting on that operation; if the API no longer knows it
+     (forgotten after it finished, or a reset endpoint), raise
+     :class:`~dicom_transfer.errors.OperationForgotten` and submit nothing: it may have moved
+     data, and the record stays until the user changes ``triggers`` or deletes it;
    * without one ("submitting": the previous run died between sending and the answer): list the
      dataset's operations and adopt the one with the same ``apiMethodName`` created within the
      submit window, if exactly one matches (and no other journal record owns it); otherwise
@@ -43,6 +45,7 @@ from dicom_transfer.errors import (
     JournalConflict,
     NotFound,
     OperationFailed,
+    OperationForgotten,
     OperationTimedOut,
     PermissionDenied,
     Transient,
@@ -187,13 +190,12 @@ class _Run:
             try:
                 self.api.get_operation(record.operation_name)
             except NotFound:
-                self.say(
-                    f"journal names {record.operation_name}, which the API no longer knows "
-                    "(operations expire about 30 days after they finish); treating the "
-                    "request as not submitted and submitting it again"
-                )
-                self.journal.remove(self.fingerprint)
-                return None
+                raise OperationForgotten(
+                    self.fingerprint,
+                    self.journal_path,
+                    record.operation_name,
+                    record.submitted_at_iso,
+                ) from None
             self.say(f"resuming {record.operation_name} (from journal {self.journal_path})")
             return record.operation_name
         return self.adopt(record, after_interrupted_run=True)
@@ -459,6 +461,8 @@ def run_transfer(
             and ``hint`` says so).
         OperationTimedOut: Still running at the deadline (the journal keeps it for resuming).
         JournalConflict: An interrupted submit cannot be matched to exactly one operation.
+        OperationForgotten: The journal names this request's operation and the API no longer
+            knows it (nothing submitted; the record is kept).
         PermissionDenied: Still denied after the permission window.
         ApiError: Other API errors (after retries).
     """
