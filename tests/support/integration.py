@@ -198,34 +198,33 @@ def claim_and_submit_import(
 SOURCE_URI = f"gs://{SOURCE_BUCKET}/incoming/**.dcm"
 
 
-def import_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
-    """Import inputs as the engine hands them to the provider (snake_case)."""
-    props: dict[str, Any] = {
-        "resource_name": "load",
+def _props(
+    resource_name: str, store: str, overrides: dict[str, Any], **inputs: Any
+) -> dict[str, Any]:
+    """Inputs as the engine hands them to the provider (snake_case): the tests' defaults,
+    ``inputs`` of the transfer's kind, then ``overrides``."""
+    return {
+        "resource_name": resource_name,
         "dicom_store": store,
-        "gcs_uri": SOURCE_URI,
+        **inputs,
         "api_version": "v1",
         "timeout_seconds": 30.0,
         "max_failures": 0,
         "permission_retry_seconds": 5.0,
+        **overrides,
     }
-    props.update(overrides)
-    return props
+
+
+def import_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
+    """Import inputs (the uploaded corpus under :data:`SOURCE_URI`)."""
+    return _props("load", store, overrides, gcs_uri=SOURCE_URI)
 
 
 def export_props(emu: Emulator, store: str, **overrides: Any) -> dict[str, Any]:
     """Export inputs (Cloud Storage destination unless overridden)."""
-    props: dict[str, Any] = {
-        "resource_name": "copy",
-        "dicom_store": store,
-        "gcs_destination": {"uri_prefix": f"gs://{EXPORT_BUCKET}/copy"},
-        "api_version": "v1",
-        "timeout_seconds": 30.0,
-        "max_failures": 0,
-        "permission_retry_seconds": 5.0,
-    }
-    props.update(overrides)
-    return props
+    return _props(
+        "copy", store, overrides, gcs_destination={"uri_prefix": f"gs://{EXPORT_BUCKET}/copy"}
+    )
 
 
 def stored_instances(emu: Emulator, store: str) -> set[Instance]:
