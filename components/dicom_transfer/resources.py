@@ -169,7 +169,8 @@ class DicomImport(Resource):
 
     Outputs:
         operation_name: Full name of the long-running operation (also the resource ID).
-        success_count: Instances imported (duplicates the store already had count here too).
+        success_count: Instances imported (a file identical to an instance the store already had
+            counts here too; one with other bytes under the same UIDs is a failure).
         failure_count: Files that could not be imported.
         create_time / end_time: RFC 3339 times of the operation.
         logs_url: Cloud Logging URL of the per-file errors.

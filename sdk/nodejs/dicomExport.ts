@@ -97,7 +97,7 @@ export class DicomExport extends pulumi.CustomResource {
      */
     declare public readonly permissionRetrySeconds: pulumi.Output<number | undefined>;
     /**
-     * Instances imported or exported (duplicates the store already had count too).
+     * Instances imported or exported (on import, a file identical to an instance the store already had counts too).
      */
     declare public /*out*/ readonly successCount: pulumi.Output<number>;
     /**

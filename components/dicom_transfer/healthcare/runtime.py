@@ -39,9 +39,9 @@ __all__ = ["TransferRuntime", "nothing_moved_warning"]
 def nothing_moved_warning(spec: TransferSpec, result: OperationResult) -> str:
     """The warning line for a finished transfer that processed no instance, saying why.
 
-    An import counts every file it reads (a duplicate instance is a success the store
-    ignores), so 0 means ``gcs_uri`` matched no object; an export counts every instance it
-    writes, so 0 means the filter matched nothing, or the store is empty.
+    An import counts every file it reads (a file identical to a stored instance is a
+    success the store ignores), so 0 means ``gcs_uri`` matched no object; an export counts
+    every instance it writes, so 0 means the filter matched nothing, or the store is empty.
 
     Args:
         spec: The request.

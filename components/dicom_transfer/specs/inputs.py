@@ -311,7 +311,8 @@ OUTPUTS: tuple[Output, ...] = (
     Output(
         "success_count",
         "integer",
-        "Instances imported or exported (duplicates the store already had count too).",
+        "Instances imported or exported (on import, a file identical to an instance the store "
+        "already had counts too).",
     ),
     Output("failure_count", "integer", "Files or instances that could not be transferred."),
     Output("create_time", "string", "RFC 3339 time the operation started."),

@@ -38,7 +38,7 @@ type DicomImport struct {
 	OperationName pulumi.StringOutput `pulumi:"operationName"`
 	// How long PERMISSION_DENIED is retried after fresh grants (0 disables).
 	PermissionRetrySeconds pulumi.Float64PtrOutput `pulumi:"permissionRetrySeconds"`
-	// Instances imported or exported (duplicates the store already had count too).
+	// Instances imported or exported (on import, a file identical to an instance the store already had counts too).
 	SuccessCount pulumi.IntOutput `pulumi:"successCount"`
 	// Deadline for submit + wait in seconds, enforced by the provider (a native resource's `customTimeouts.create` also bounds it: the shorter wins).
 	TimeoutSeconds pulumi.Float64PtrOutput `pulumi:"timeoutSeconds"`
@@ -281,7 +281,7 @@ func (o DicomImportOutput) PermissionRetrySeconds() pulumi.Float64PtrOutput {
 	return o.ApplyT(func(v *DicomImport) pulumi.Float64PtrOutput { return v.PermissionRetrySeconds }).(pulumi.Float64PtrOutput)
 }
 
-// Instances imported or exported (duplicates the store already had count too).
+// Instances imported or exported (on import, a file identical to an instance the store already had counts too).
 func (o DicomImportOutput) SuccessCount() pulumi.IntOutput {
 	return o.ApplyT(func(v *DicomImport) pulumi.IntOutput { return v.SuccessCount }).(pulumi.IntOutput)
 }

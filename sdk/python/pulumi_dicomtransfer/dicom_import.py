@@ -383,7 +383,7 @@ class DicomImport(pulumi.CustomResource):
     @pulumi.getter(name="successCount")
     def success_count(self) -> pulumi.Output[_builtins.int]:
         """
-        Instances imported or exported (duplicates the store already had count too).
+        Instances imported or exported (on import, a file identical to an instance the store already had counts too).
         """
         return pulumi.get(self, "success_count")
 
