@@ -350,8 +350,7 @@ class HealthcareState:
         """
         dataset = name.split("/dicomStores/", 1)[0]
         with self._lock:
-            if dataset not in self._datasets:
-                raise NotFound(f"dataset {dataset} not found")
+            self._dataset(dataset)
             if name in self._stores:
                 raise AlreadyExists(f"DICOM store {name} already exists")
             self._stores[name] = _StoreData(resource=dict(resource, name=name))
@@ -392,8 +391,7 @@ class HealthcareState:
         """
         prefix = parent + "/dicomStores/"
         with self._lock:
-            if parent not in self._datasets:
-                raise NotFound(f"dataset {parent} not found")
+            self._dataset(parent)
             return [
                 copy.deepcopy(s.resource)
                 for n, s in sorted(self._stores.items())
@@ -737,8 +735,7 @@ class HealthcareState:
         """
         prefix = dataset + "/operations/"
         with self._lock:
-            if dataset not in self._datasets:
-                raise NotFound(f"dataset {dataset} not found")
+            self._dataset(dataset)
             ops = [copy.deepcopy(o) for n, o in self._operations.items() if n.startswith(prefix)]
         ops.sort(key=lambda o: o.name)
         ops.sort(key=lambda o: o.create_time, reverse=True)

@@ -337,17 +337,28 @@ class IndexedStorage:
             NotModified: when ``if_generation_not_match`` is the live generation.
         """
         with self._lock:
-            meta = self._bucket(bucket).objects.get(name)
-            if meta is None or (generation is not None and meta.generation != generation):
-                raise ObjectNotFound(bucket, name)
-            check_preconditions(
-                meta,
+            _, meta = self._live_object(
+                bucket,
+                name,
+                generation=generation,
                 if_generation_match=if_generation_match,
                 if_generation_not_match=if_generation_not_match,
                 if_metageneration_match=if_metageneration_match,
                 reading=True,
             )
             return replace(meta, metadata=dict(meta.metadata))
+
+    def _live_object(
+        self, bucket: str, name: str, *, generation: int | None = None, **preconditions: Any
+    ) -> tuple[BucketState, ObjectMeta]:
+        """The bucket and the live object's metadata, its preconditions checked (with the lock
+        held; BucketNotFound, ObjectNotFound, PreconditionFailed, NotModified)."""
+        target = self._bucket(bucket)
+        meta = target.objects.get(name)
+        if meta is None or (generation is not None and meta.generation != generation):
+            raise ObjectNotFound(bucket, name)
+        check_preconditions(meta, **preconditions)
+        return target, meta
 
     def object_exists(self, bucket: str, name: str) -> bool:
         """Whether ``bucket/name`` exists (False also when the bucket does not)."""
@@ -455,12 +466,9 @@ class IndexedStorage:
         if unknown:
             raise InvalidArgument(f"Unknown object field(s): {', '.join(sorted(unknown))}.")
         with self._lock:
-            target = self._bucket(bucket)
-            meta = target.objects.get(name)
-            if meta is None:
-                raise ObjectNotFound(bucket, name)
-            check_preconditions(
-                meta,
+            target, meta = self._live_object(
+                bucket,
+                name,
                 if_generation_match=if_generation_match,
                 if_metageneration_match=if_metageneration_match,
             )
@@ -523,12 +531,9 @@ class IndexedStorage:
             PreconditionFailed: on failed preconditions.
         """
         with self._lock:
-            target = self._bucket(bucket)
-            meta = target.objects.get(name)
-            if meta is None:
-                raise ObjectNotFound(bucket, name)
-            check_preconditions(
-                meta,
+            target, meta = self._live_object(
+                bucket,
+                name,
                 if_generation_match=if_generation_match,
                 if_metageneration_match=if_metageneration_match,
             )
