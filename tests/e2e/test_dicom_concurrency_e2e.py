@@ -60,7 +60,13 @@ def test_sixteen_imports_take_about_as_long_as_one(
     many_s = _timed_up(many)
 
     assert single_s >= OPERATION_SECONDS
-    assert many_s <= 1.25 * single_s, f"16 imports: {many_s:.1f} s; 1 import: {single_s:.1f} s"
+    # Imports waiting in a second wave (a thread pool or PULUMI_PARALLEL too small) would add
+    # at least one more OPERATION_SECONDS; what is left is the machine's overhead for 16
+    # resources, which a shared 2-CPU machine stretches (a ratio bound of 1.25 failed there at
+    # 15.8 s vs 12.6 s). The overlap of the operations themselves is checked exactly below.
+    assert many_s < single_s + OPERATION_SECONDS, (
+        f"16 imports: {many_s:.1f} s; 1 import: {single_s:.1f} s (a second wave?)"
+    )
     outputs = many.imports()
     assert len({output["operation"] for output in outputs}) == IMPORTS
     assert emulator.import_posts() == 1 + IMPORTS
