@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -120,11 +121,20 @@ class Problem:
     Attributes:
         field: The snake_case property path (empty for a setting of the machine, such as an
             environment variable).
-        reason: The message: what was given, what is allowed, what to do.
+        reason: The message: what was given, what is allowed, what to do (it names
+            ``field``, nested path included).
     """
 
     field: str
     reason: str
+
+    @property
+    def input(self) -> str:
+        """The top-level input of ``field`` (``gcs_destination`` for
+        ``gcs_destination.mime_type``, ``filter_resource_paths`` for its ``[1]``): what a
+        check failure names, because the engine prints the failing value by looking this key
+        up in the inputs (a nested path would print as ``{<nil>}``, as if nothing were set)."""
+        return re.split(r"[.\[]", self.field, maxsplit=1)[0]
 
 
 @dataclass(frozen=True)

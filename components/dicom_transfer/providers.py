@@ -66,7 +66,7 @@ class _TransferProvider(ResourceProvider):
         """Validates every input; unknown (not yet computed) values pass through."""
         widen_worker_pool()  # the first call of a run; creates follow
         problems = self.lifecycle.check(news)
-        return CheckResult(news, [CheckFailure(p.field, p.reason) for p in problems])
+        return CheckResult(news, [CheckFailure(p.input, p.reason) for p in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Replaces on request changes; updates in place on waiting/connection changes."""

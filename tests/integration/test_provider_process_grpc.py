@@ -306,10 +306,10 @@ def test_check_names_each_bad_field(rpc_provider: ProviderProcess, store: str) -
     assert all(f.reason for f in import_failures)
     reasons = {f.property: f.reason for f in import_failures}
     assert "projects/p/../x" in reasons["dicom_store"]
-    assert {f.property for f in export_failures} == {
-        "gcs_destination.mime_type",
-        "filter_resource_paths[1]",
-    }
+    assert {f.property for f in export_failures} == {"gcs_destination", "filter_resource_paths"}
+    reasons = {f.property: f.reason for f in export_failures}
+    assert reasons["gcs_destination"].startswith("gcs_destination.mime_type: ")
+    assert reasons["filter_resource_paths"].startswith("filter_resource_paths[1]: ")
 
 
 def test_check_accepts_good_and_unknown_inputs(rpc_provider: ProviderProcess, store: str) -> None:

@@ -26,6 +26,7 @@ from pulumi.provider.experimental.provider import (
 )
 from support.lifecycle_cases import (
     CHECK_CASES,
+    DEFAULTS,
     DIFF_CASES,
     IMPORT,
     CheckCase,
@@ -63,6 +64,17 @@ def test_native_check_reasons_name_the_camel_case_property() -> None:
     [failure] = response.failures or []
     assert failure.property == "gcsUri"
     assert failure.reason.startswith("gcsUri: got 'http://not-gcs/x'; expected gs://")
+
+
+def test_a_nested_problem_names_its_input_and_the_path_in_its_reason() -> None:
+    props = {**DEFAULTS["export"], "gcs_destination": {"uri_prefix": "s3://x"}}
+    [dynamic] = DYNAMIC["export"]().check({}, {**props, "resource_name": "t"}).failures
+    assert dynamic.property == "gcs_destination"
+    assert dynamic.reason.startswith("gcs_destination.uri_prefix: got 's3://x'")
+    request = CheckRequest(urn("export"), {}, from_props(props), b"")
+    [native] = run_async(DicomTransferProvider().check(request)).failures or []
+    assert native.property == "gcsDestination"
+    assert native.reason.startswith("gcsDestination.uriPrefix: got 's3://x'")
 
 
 @pytest.mark.parametrize("case", DIFF_CASES, ids=lambda case: case.id)

@@ -330,5 +330,6 @@ def _summary(kind: TransferKind, name: str, outs: Mapping[str, Any]) -> str:
 
 
 def check_failures(problems: list[Problem]) -> list[CheckFailure]:
-    """Check failures naming the camelCase property of each problem."""
-    return [CheckFailure(camel_text(p.field), camel_text(p.reason)) for p in problems]
+    """Check failures naming the camelCase top-level property of each problem
+    (:attr:`~dicom_transfer.lifecycle.Problem.input`; the reason names the nested path)."""
+    return [CheckFailure(camel_text(p.input), camel_text(p.reason)) for p in problems]
