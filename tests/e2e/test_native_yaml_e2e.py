@@ -73,6 +73,22 @@ def test_preview_with_a_bad_gcs_uri_fails_naming_the_property_without_an_api_cal
     assert example.emulator.requests() == []
 
 
+def test_preview_with_a_bad_nested_property_names_its_input_and_prints_its_value(
+    example: NativeStack,
+) -> None:
+    # The engine prints the failing value by looking the failure's property up in the inputs:
+    # the provider names the top-level input (a nested path printed "{<nil>}").
+    example.configure(exportPrefix="s3://not-gcs/png")
+    preview = example.cli.run("preview", check=False)
+    output = preview.stdout + preview.stderr
+    assert preview.returncode != 0
+    assert "property gcsDestination value" in output, output
+    assert "s3://not-gcs/png" in output.split("property gcsDestination value", 1)[1], output
+    assert "gcsDestination.uriPrefix: got 's3://not-gcs/png'" in output, output
+    assert "{<nil>}" not in output and "Traceback" not in output
+    assert example.emulator.requests() == []
+
+
 def test_a_retired_endpoint_variable_fails_preview_naming_its_replacement(
     example: NativeStack,
 ) -> None:
