@@ -298,12 +298,15 @@ class JournalConflict(DicomTransferError):
         self.fingerprint = fingerprint
         self.path = path
         self.detail = detail
-        super().__init__(
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
             f"an earlier run of this request left a journal record without its operation's "
             f"name (a submit interrupted before its answer, or a record that cannot be read), "
-            f"and {detail}. To avoid starting a duplicate operation nothing was "
+            f"and {self.detail}. To avoid starting a duplicate operation nothing was "
             f"submitted. Check the dataset's operations (gcloud healthcare operations list), "
-            f"then delete the journal entry {path} to submit again"
+            f"then delete the journal entry {self.path} to submit again"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -331,17 +334,16 @@ class OperationForgotten(JournalConflict):
         self.operation_name = operation_name
         self.submitted_at = submitted_at
         detail = f"{operation_name} (submitted {submitted_at}) is no longer known to the API"
-        DicomTransferError.__init__(
-            self,
-            f"this request was submitted at {submitted_at} as {operation_name}, which the API "
-            "no longer knows (operations are forgotten some time after they finish; or the "
-            "endpoint was reset or changed). It may already have moved data, so nothing was "
+        super().__init__(fingerprint, path, detail)
+
+    def _message(self) -> str:
+        return (
+            f"this request was submitted at {self.submitted_at} as {self.operation_name}, which "
+            "the API no longer knows (operations are forgotten some time after they finish; or "
+            "the endpoint was reset or changed). It may already have moved data, so nothing was "
             "submitted. To run the transfer again, change `triggers`; if you know it never ran, "
-            f"delete the journal entry {path}",
+            f"delete the journal entry {self.path}"
         )
-        self.fingerprint = fingerprint
-        self.path = path
-        self.detail = detail
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
